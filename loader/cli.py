@@ -1,0 +1,123 @@
+"""The ``dynamodb-cdc`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from . import __version__
+from .connection import URL_ENV, ConnectionConfigError, EngineLockedError, open_client, parse_url
+
+log = logging.getLogger("dynamodb_cdc")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"DYNAMODB_CDC_{name}", default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dynamodb-cdc",
+        description="Land Amazon DynamoDB exports and change streams in ClickHouse, unparsed.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--clickhouse-url",
+        default=None,
+        help=f"chdb:///path/to/dir (embedded, default chdb://.chdb) or http(s)://user:password@host:port/db; "
+        f"env {URL_ENV}",
+    )
+    common.add_argument(
+        "--raw-database",
+        default=_env("RAW_DATABASE", "dynamodb_raw"),
+        help="database of the raw landing tables (default dynamodb_raw; env DYNAMODB_CDC_RAW_DATABASE)",
+    )
+    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    load = sub.add_parser(
+        "load-export",
+        parents=[common],
+        help="load DynamoDB S3 exports (full) into the raw tables",
+        description="Load every export under an S3 prefix (oldest first), or one export folder. "
+        "Loaded data files are skipped; an interrupted file resumes where it stopped.",
+    )
+    load.add_argument("uri", help="s3://bucket/prefix of the exports, or of one export folder")
+    load.add_argument("--batch-rows", type=int, default=int(_env("BATCH_ROWS", "100000")), help="lines per insert")
+    load.add_argument("--tmp-dir", default=_env("TMP_DIR"), help="where verified data files are staged")
+    bar = load.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="always draw a bar")
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="plain log lines only")
+    load.set_defaults(func=cmd_load_export)
+    return parser
+
+
+def cmd_load_export(args) -> int:
+    from .load_export import LoadOptions, load_exports
+    from .s3export import s3_client
+    from .store import Store
+
+    target = parse_url(args.clickhouse_url)
+    client = open_client(target)
+    try:
+        log.info("ClickHouse: %s, raw database %s", target.describe(), args.raw_database)
+        store = Store(client, args.raw_database)
+        result = load_exports(
+            s3_client(),
+            store,
+            args.uri,
+            LoadOptions(batch_rows=args.batch_rows, tmp_dir=args.tmp_dir, progress=args.progress),
+        )
+    finally:
+        client.close()
+    for export in result.exports:
+        log.info(
+            "%s (%s): %d files loaded, %d already loaded, %d failed; %s lines landed, %s quarantined",
+            export.export_arn, export.table_name, export.files_loaded, export.files_skipped, export.files_failed,
+            f"{export.lines_landed:,}", f"{export.lines_quarantined:,}",
+        )
+    errors = result.errors + [e for export in result.exports for e in export.errors]
+    for error in errors:
+        log.error("%s", error)
+    if errors:
+        log.error("%d error(s); the files that passed verification were loaded. Fix the cause and rerun.", len(errors))
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("botocore", "boto3", "urllib3", "clickhouse_connect"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except EngineLockedError as ex:
+        log.error("%s", ex)
+        return EXIT_FAILED
+    except (ConnectionConfigError, ValueError) as ex:
+        log.error("%s", ex)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        log.error("Interrupted; rerun the same command to resume where it stopped.")
+        return 130
+    except Exception as ex:  # an AWS or ClickHouse error: one line, with its type, no traceback
+        name = type(ex).__name__
+        code = getattr(ex, "response", {}).get("Error", {}).get("Code") if hasattr(ex, "response") else None
+        log.error("%s%s: %s", name, f" ({code})" if code else "", ex)
+        if os.environ.get("DYNAMODB_CDC_DEBUG"):
+            raise
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""One way to reach ClickHouse, embedded (chDB) or a server, from a single URL.
+
+``chdb:///abs/dir`` or ``chdb://relative/dir`` opens the in-process engine on a
+data directory; ``http(s)://user:password@host:port/database`` reaches a
+server.  Everything above this module uses the clickhouse-connect client it
+returns and does not know which of the two it talks to.
+
+The embedded engine allows one process per data directory.  ``open_client``
+checks the directory's lock first, so a second process gets
+``EngineLockedError`` with a one-line message instead of chDB's stack trace.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+DEFAULT_URL = "chdb://.chdb"
+URL_ENV = "DYNAMODB_CDC_CLICKHOUSE_URL"
+
+
+class ConnectionConfigError(ValueError):
+    """The ClickHouse URL cannot be used."""
+
+
+class EngineLockedError(RuntimeError):
+    """Another process owns the chDB data directory."""
+
+    def __init__(self, path: str, holder: str | None):
+        who = f"process {holder}" if holder else "another process"
+        super().__init__(
+            f"The embedded ClickHouse data directory {path} is in use by {who}. "
+            "chDB allows one process per directory: wait for that command to finish "
+            "(run the loader and dbt one after the other), or use a ClickHouse server "
+            "(--clickhouse-url http://user:password@host:8123/)."
+        )
+        self.path = path
+        self.holder = holder
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed ClickHouse URL."""
+
+    kind: str  # "chdb" or "http" / "https"
+    path: str | None = None  # chdb data directory (absolute)
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    password: str | None = None
+    database: str | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.kind == "chdb"
+
+    def describe(self) -> str:
+        """The target without its password, for logs and messages."""
+        if self.embedded:
+            return f"chdb://{self.path}"
+        user = f"{self.username}@" if self.username else ""
+        return f"{self.kind}://{user}{self.host}:{self.port}/{self.database or ''}"
+
+
+def parse_url(url: str | None = None, *, cwd: str | None = None) -> Target:
+    """Parse a ClickHouse URL; ``None`` falls back to the environment, then ``.chdb/``."""
+    url = url or os.environ.get(URL_ENV) or DEFAULT_URL
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "chdb":
+        # chdb:///abs/path has an empty netloc; chdb://rel/path puts the first
+        # segment in the netloc.  Both name a directory.
+        raw = unquote((parts.netloc or "") + (parts.path or ""))
+        if not raw or raw in ("memory", ":memory:"):
+            raise ConnectionConfigError(
+                "chdb:// needs a data directory, e.g. chdb:///var/lib/dynamodb-cdc or chdb://.chdb"
+            )
+        path = Path(raw)
+        if not path.is_absolute():
+            path = Path(cwd or os.getcwd()) / path
+        return Target(kind="chdb", path=os.path.realpath(path))
+    if scheme in ("http", "https"):
+        if not parts.hostname:
+            raise ConnectionConfigError(f"No host in ClickHouse URL {_redact(url)}")
+        database = unquote(parts.path.strip("/")) or None
+        return Target(
+            kind=scheme,
+            host=parts.hostname,
+            port=parts.port or (8443 if scheme == "https" else 8123),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            database=database,
+        )
+    raise ConnectionConfigError(
+        f"Unsupported ClickHouse URL {_redact(url)}: use chdb:///path/to/dir or "
+        "http(s)://user:password@host:port/database"
+    )
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def chdb_lock_holder(path: str) -> str | None:
+    """Return a description of the process holding ``path``, or None if it is free.
+
+    chDB, like clickhouse-server, keeps an exclusive ``flock`` on ``<dir>/status``
+    (which holds the owner's PID) for as long as the engine is open.
+    """
+    status = Path(path) / "status"
+    if not status.exists():
+        return None
+    try:
+        fd = os.open(status, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as ex:
+            if ex.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            return _describe_holder(status)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _describe_holder(status: Path) -> str:
+    try:
+        first = status.read_text(errors="replace").splitlines()[0]
+    except (OSError, IndexError):
+        return "unknown"
+    pid = first.split(":", 1)[-1].strip()
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        cmd = cmd.strip()
+    except OSError:
+        cmd = ""
+    return f"{pid} ({cmd[:120]})" if cmd else pid
+
+
+def open_client(target: Target | str | None = None, *, database: str | None = None, settings=None):
+    """Open a clickhouse-connect client for ``target`` (a Target, a URL, or None for the default)."""
+    import clickhouse_connect
+    from clickhouse_connect.driver.exceptions import ProgrammingError
+
+    if not isinstance(target, Target):
+        target = parse_url(target)
+    settings = dict(settings or {})
+    if target.embedded:
+        return open_chdb_client(target.path, database=database, settings=settings)
+    return clickhouse_connect.get_client(
+        interface=target.kind,
+        host=target.host,
+        port=target.port,
+        username=target.username or "default",
+        password=target.password or "",
+        database=database or target.database or "__default__",
+        settings=settings,
+        client_name="dynamodb-cdc",
+    )
+
+
+def open_chdb_client(path: str, *, database: str | None = None, settings=None):
+    """Open the embedded engine on ``path``; raise EngineLockedError if another process has it."""
+    import clickhouse_connect
+    from clickhouse_connect.driver.exceptions import ProgrammingError
+
+    path = os.path.realpath(path)
+    holder = chdb_lock_holder(path)
+    if holder is not None and not _held_by_this_process(holder):
+        raise EngineLockedError(path, holder)
+    os.makedirs(path, exist_ok=True)
+    try:
+        return clickhouse_connect.get_client(
+            interface="chdb", path=path, database=database, settings=dict(settings or {})
+        )
+    except ProgrammingError as ex:
+        holder = chdb_lock_holder(path)
+        if holder is not None:
+            raise EngineLockedError(path, holder) from None
+        raise
+
+
+def _held_by_this_process(holder: str) -> bool:
+    # Several clients in one process share the engine (dbt opens one per thread).
+    return holder.split(" ", 1)[0] == str(os.getpid())

@@ -1,0 +1,171 @@
+"""``dynamodb-cdc load-export``: land DynamoDB S3 exports in ClickHouse, unparsed.
+
+Per data file: download, verify (MD5, gzip, line count) into a temporary
+file, then insert its lines in batches.  The ledger (``export_files``) records
+the last committed line after every batch, so a rerun skips loaded files and
+resumes an interrupted file exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from .manifest import DataFile, ExportSummary, ManifestError
+from .progress import Progress
+from .s3export import DataFileError, S3Uri, fetch_data_file, find_summaries, iter_lines, read_export
+from .store import FAILED, LOADED, LOADING, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadOptions:
+    batch_rows: int = 100_000
+    batch_bytes: int = 32 << 20
+    tmp_dir: str | None = None
+    progress: bool | None = None  # None: a bar when stderr is a terminal
+
+
+@dataclass
+class ExportResult:
+    export_arn: str
+    table_name: str
+    files_loaded: int = 0
+    files_skipped: int = 0
+    files_failed: int = 0
+    lines_landed: int = 0
+    lines_quarantined: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoadResult:
+    exports: list[ExportResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # errors outside any one data file
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and all(not e.errors for e in self.exports)
+
+
+def load_exports(s3, store: Store, uri: str, options: LoadOptions | None = None) -> LoadResult:
+    """Load every export under ``uri`` (oldest first); returns what happened, never raises for bad files."""
+    options = options or LoadOptions()
+    location = S3Uri.parse(uri)
+    result = LoadResult()
+    summary_keys = find_summaries(s3, location)
+    if not summary_keys:
+        result.errors.append(f"No DynamoDB export found at {location} (looked for manifest-summary.json)")
+        return result
+    exports: list[tuple[ExportSummary, list[DataFile], str]] = []
+    for key in summary_keys:
+        try:
+            summary, files = read_export(s3, location.bucket, key)
+        except ManifestError as ex:
+            result.errors.append(str(ex))
+            continue
+        exports.append((summary, files, f"s3://{location.bucket}/{key}"))
+    exports.sort(key=lambda e: e[0].sort_key())
+    store.ensure_schema()
+    for summary, files, summary_uri in exports:
+        result.exports.append(_load_one(s3, store, location.bucket, summary, files, summary_uri, options))
+    return result
+
+
+def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], summary_uri, options) -> ExportResult:
+    out = ExportResult(summary.export_arn, summary.table_name)
+    states = store.file_states(summary.export_arn)
+    todo = [f for f in files if states.get(f.key) is None or states[f.key].status != LOADED]
+    for f in files:
+        if f not in todo:
+            out.files_skipped += 1
+            out.lines_landed += states[f.key].lines_landed
+            out.lines_quarantined += states[f.key].lines_quarantined
+    if not todo:
+        log.info("%s (%s): all %d data files already loaded", summary.export_arn, summary.table_name, len(files))
+        return out
+    log.info(
+        "%s (%s, %s as of %s): %d of %d data files to load",
+        summary.export_arn, summary.table_name, summary.export_type,
+        summary.point_in_time.isoformat(), len(todo), len(files),
+    )
+    store.record_export(summary, s3_uri=summary_uri, data_files=len(files), status=LOADING)
+    progress = Progress(len(todo), enabled=options.progress)
+    try:
+        for data_file in todo:
+            state = states.get(data_file.key)
+            try:
+                landed, quarantined, note = _load_file(s3, store, bucket, summary, data_file, state, options, progress)
+            except DataFileError as ex:
+                message = str(ex)
+                committed = state.lines_committed if state else 0
+                store.record_file(summary, data_file, status=FAILED, lines_committed=committed, error=message)
+                out.files_failed += 1
+                out.errors.append(message)
+                progress.file_done(f"FAILED {message}")
+                continue
+            out.files_loaded += 1
+            out.lines_landed += landed
+            out.lines_quarantined += quarantined
+            progress.file_done(note)
+    finally:
+        progress.close()
+    status = FAILED if out.errors else LOADED
+    store.record_export(
+        summary, s3_uri=summary_uri, data_files=len(files), status=status, error="; ".join(out.errors)[:10_000]
+    )
+    return out
+
+
+def _load_file(s3, store: Store, bucket, summary, data_file: DataFile, state, options, progress):
+    where = f"s3://{bucket}/{data_file.key}"
+    committed = state.lines_committed if state else 0
+    if committed:
+        log.info("%s: resuming after line %d", where, committed)
+    # Rows past the last committed line may exist if the previous run stopped mid-batch.
+    store.discard_after(summary.export_arn, data_file.key, committed)
+    verified = fetch_data_file(s3, bucket, data_file, tmp_dir=options.tmp_dir, on_bytes=progress.add_bytes)
+    try:
+        store.record_file(
+            summary, data_file, status=LOADING, lines_committed=committed, compressed_bytes=verified.compressed_bytes
+        )
+        batch: list[tuple[int, bytes]] = []
+        size = 0
+        for number, line in iter_lines(verified.data, start_after=committed):
+            batch.append((number, line))
+            size += len(line)
+            if len(batch) >= options.batch_rows or size >= options.batch_bytes:
+                committed = _commit(store, summary, data_file, batch, verified, progress)
+                batch, size = [], 0
+        if batch:
+            committed = _commit(store, summary, data_file, batch, verified, progress)
+    finally:
+        verified.close()
+    landed, quarantined, examples = store.file_counts(summary.export_arn, data_file.key)
+    if landed + quarantined != verified.lines:
+        # Cannot happen unless rows were changed behind the loader's back; never call that loaded.
+        raise DataFileError(
+            f"{where}: {verified.lines} lines read but {landed} landed and {quarantined} quarantined; "
+            "rerun to reload the file"
+        )
+    store.record_file(
+        summary, data_file, status=LOADED, lines_committed=verified.lines, lines_landed=landed,
+        lines_quarantined=quarantined, compressed_bytes=verified.compressed_bytes,
+    )
+    note = f"{where}: {landed:,} lines landed"
+    if quarantined:
+        reasons = ", ".join(f"line {n}: {err}" for n, err in examples)
+        note += f", {quarantined:,} quarantined ({reasons}{', ...' if quarantined > len(examples) else ''})"
+        log.warning("%s: %d lines set aside in quarantine (%s)", where, quarantined, reasons)
+    return landed, quarantined, note
+
+
+def _commit(store: Store, summary, data_file, batch, verified, progress) -> int:
+    store.insert_lines(summary, data_file.key, batch)
+    last = batch[-1][0]
+    store.record_file(
+        summary, data_file, status=LOADING, lines_committed=last, compressed_bytes=verified.compressed_bytes
+    )
+    progress.add_rows(len(batch))
+    return last

@@ -1,0 +1,189 @@
+"""Pure parsing of DynamoDB export manifests (no AWS, no ClickHouse).
+
+Formats: ``manifest-summary.json`` (one JSON object) and ``manifest-files.json``
+(JSON Lines, one data file per line).  See shared/reference/dynamodb-formats.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+FULL_EXPORT = "FULL_EXPORT"
+INCREMENTAL_EXPORT = "INCREMENTAL_EXPORT"
+
+
+class ManifestError(ValueError):
+    """A manifest cannot be read; the message names the object (and line)."""
+
+
+class ExportRefused(ManifestError):
+    """A readable export that this loader will not load (e.g. ION format)."""
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    export_arn: str
+    table_arn: str
+    table_name: str
+    export_type: str
+    export_time: datetime | None
+    export_from_time: datetime | None
+    export_to_time: datetime | None
+    output_format: str
+    output_view: str | None
+    s3_bucket: str
+    s3_prefix: str | None
+    manifest_files_key: str
+    item_count: int | None
+    summary_key: str
+
+    @property
+    def point_in_time(self) -> datetime:
+        """The time the export's state is as of: exportTime, or the end of an incremental window."""
+        when = self.export_time or self.export_to_time
+        assert when is not None  # parse_summary guarantees one of them
+        return when
+
+    def sort_key(self) -> tuple:
+        """Oldest first: full exports by exportTime, incremental windows by their start."""
+        start = self.export_from_time or self.point_in_time
+        return (start, self.point_in_time, self.export_arn)
+
+
+@dataclass(frozen=True)
+class DataFile:
+    key: str
+    item_count: int
+    md5: str  # base64 MD5 of the stored .json.gz object
+    etag: str | None
+    manifest_line: int
+
+
+def parse_time(value: str | None, *, field: str, where: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ManifestError(f"{where}: {field} must be an ISO-8601 string, got {value!r}")
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ManifestError(f"{where}: {field} is not an ISO-8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def table_name_from_arn(table_arn: str) -> str:
+    """``arn:aws:dynamodb:region:acct:table/NAME[/...]`` -> ``NAME``."""
+    _, sep, rest = table_arn.partition(":table/")
+    if not sep or not rest:
+        raise ManifestError(f"tableArn {table_arn!r} is not a DynamoDB table ARN")
+    return rest.split("/", 1)[0]
+
+
+def parse_summary(content: bytes, *, key: str) -> ExportSummary:
+    """Parse ``manifest-summary.json``; ``key`` names it in error messages."""
+    try:
+        doc = json.loads(content)
+    except (UnicodeDecodeError, json.JSONDecodeError) as ex:
+        raise ManifestError(f"{key}: not valid JSON ({ex})") from None
+    if not isinstance(doc, dict):
+        raise ManifestError(f"{key}: expected a JSON object")
+
+    def req(name: str) -> str:
+        value = doc.get(name)
+        if not isinstance(value, str) or not value:
+            raise ManifestError(f"{key}: required field {name!r} is missing or empty")
+        return value
+
+    export_arn = req("exportArn")
+    table_arn = req("tableArn")
+    output_format = doc.get("outputFormat") or "DYNAMODB_JSON"
+    if output_format != "DYNAMODB_JSON":
+        raise ExportRefused(
+            f"{key}: export {export_arn} is in {output_format} format; only DYNAMODB_JSON "
+            "exports are supported. Export the table again with ExportFormat=DYNAMODB_JSON."
+        )
+    export_type = doc.get("exportType") or FULL_EXPORT  # absent in older full exports
+    if export_type not in (FULL_EXPORT, INCREMENTAL_EXPORT):
+        raise ManifestError(f"{key}: unknown exportType {export_type!r}")
+    export_time = parse_time(doc.get("exportTime"), field="exportTime", where=key)
+    from_time = parse_time(doc.get("exportFromTime"), field="exportFromTime", where=key)
+    to_time = parse_time(doc.get("exportToTime"), field="exportToTime", where=key)
+    if export_type == FULL_EXPORT and export_time is None:
+        raise ManifestError(f"{key}: full export without exportTime")
+    if export_type == INCREMENTAL_EXPORT and (from_time is None or to_time is None):
+        raise ManifestError(f"{key}: incremental export without exportFromTime/exportToTime")
+    item_count = doc.get("itemCount")
+    return ExportSummary(
+        export_arn=export_arn,
+        table_arn=table_arn,
+        table_name=table_name_from_arn(table_arn),
+        export_type=export_type,
+        export_time=export_time,
+        export_from_time=from_time,
+        export_to_time=to_time,
+        output_format=output_format,
+        output_view=doc.get("outputView"),
+        s3_bucket=req("s3Bucket"),
+        s3_prefix=doc.get("s3Prefix") or None,
+        manifest_files_key=req("manifestFilesS3Key"),
+        item_count=int(item_count) if item_count is not None else None,
+        summary_key=key,
+    )
+
+
+def parse_files_manifest(content: bytes, *, key: str) -> list[DataFile]:
+    """Parse ``manifest-files.json`` (JSON Lines); errors name the key and line."""
+    files: list[DataFile] = []
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as ex:
+        raise ManifestError(f"{key}: not UTF-8 ({ex})") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{key} line {number}"
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError as ex:
+            raise ManifestError(f"{where}: not valid JSON ({ex})") from None
+        if not isinstance(doc, dict):
+            raise ManifestError(f"{where}: expected a JSON object")
+        data_key = doc.get("dataFileS3Key")
+        md5 = doc.get("md5Checksum")
+        count = doc.get("itemCount")
+        if not isinstance(data_key, str) or not data_key:
+            raise ManifestError(f"{where}: dataFileS3Key is missing")
+        if not isinstance(md5, str) or not md5:
+            raise ManifestError(f"{where}: md5Checksum is missing")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ManifestError(f"{where}: itemCount must be a non-negative integer, got {count!r}")
+        if data_key.endswith(".ion.gz"):
+            raise ExportRefused(f"{where}: {data_key} is an ION data file; only DYNAMODB_JSON is supported")
+        files.append(DataFile(key=data_key, item_count=count, md5=md5, etag=doc.get("etag"), manifest_line=number))
+    return files
+
+
+def md5_base64(content: bytes) -> str:
+    return base64.b64encode(hashlib.md5(content).digest()).decode("ascii")
+
+
+def check_manifest_md5(content: bytes, expected: bytes, *, key: str) -> None:
+    """Compare a manifest with the base64 MD5 stored in its ``.md5``/``.checksum`` file."""
+    want = expected.decode("ascii", errors="replace").strip()
+    got = md5_base64(content)
+    if got != want:
+        raise ManifestError(f"{key}: MD5 {got} does not match its checksum file ({want}); the manifest is damaged")
+
+
+def export_folder_of(summary_key: str) -> str:
+    """The export folder (``.../AWSDynamoDB/<ExportId>/``) that holds a manifest-summary.json."""
+    return summary_key.rsplit("/", 1)[0] + "/" if "/" in summary_key else ""

@@ -1,0 +1,122 @@
+"""The raw landing tables, created idempotently in the raw database.
+
+All payloads stay unparsed strings; the dbt package parses them.  Names and
+columns are documented in README.md ("Raw tables") and models/sources.yml.
+"""
+
+from __future__ import annotations
+
+from .sql import ident
+
+# Why a data-file line is refused, computed by ClickHouse while routing the
+# insert ('' means the line is good).  One expression used by both routing views.
+LINE_ERROR_EXPR = """multiIf(
+    NOT isValidUTF8(line), 'line is not valid UTF-8',
+    NOT isValidJSON(line), 'line is not valid JSON',
+    JSONType(line) != 'Object', 'line is not a JSON object',
+    export_type = 'FULL_EXPORT' AND JSONType(line, 'Item') != 'Object',
+        'full-export line has no "Item" object',
+    export_type = 'INCREMENTAL_EXPORT'
+        AND JSONType(line, 'Keys') != 'Object' AND JSONType(line, 'Key') != 'Object',
+        'incremental-export line has no "Keys" object',
+    '')"""
+
+
+def ddl(db: str) -> list[str]:
+    d = ident(db)
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {d}",
+        # One row per line of every export data file.
+        f"""CREATE TABLE IF NOT EXISTS {d}.export_lines (
+    table_name LowCardinality(String) COMMENT 'DynamoDB table name, from tableArn',
+    table_arn String COMMENT 'DynamoDB table ARN',
+    export_arn String COMMENT 'Export ARN',
+    export_type LowCardinality(String) COMMENT 'FULL_EXPORT or INCREMENTAL_EXPORT',
+    export_time DateTime64(3, 'UTC') COMMENT 'exportTime (full) or exportToTime (incremental): the state is as of this time',
+    export_from_time Nullable(DateTime64(3, 'UTC')) COMMENT 'exportFromTime of an incremental export',
+    data_file_key String COMMENT 'S3 key of the data file',
+    line_number UInt64 COMMENT '1-based line number in the decompressed data file',
+    line String COMMENT 'The raw JSON line, unparsed',
+    _ingested_at DateTime64(6, 'UTC') DEFAULT now64(6) COMMENT 'When the loader inserted the line'
+) ENGINE = MergeTree
+ORDER BY (table_name, _ingested_at)
+COMMENT 'Raw lines of DynamoDB S3 exports, one row per line, unparsed'""",
+        # Per-export state.
+        f"""CREATE TABLE IF NOT EXISTS {d}.exports (
+    export_arn String,
+    table_name LowCardinality(String),
+    table_arn String,
+    export_type LowCardinality(String),
+    export_time DateTime64(3, 'UTC'),
+    export_from_time Nullable(DateTime64(3, 'UTC')),
+    export_to_time Nullable(DateTime64(3, 'UTC')),
+    output_view String,
+    s3_uri String COMMENT 's3://bucket/key of manifest-summary.json',
+    manifest_item_count Nullable(UInt64),
+    data_files UInt32,
+    status LowCardinality(String) COMMENT 'loading, loaded or failed',
+    error String,
+    updated_at DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY export_arn
+COMMENT 'One row per export seen by the loader (read with FINAL)'""",
+        # The ledger: one row per data file, the latest state wins.
+        f"""CREATE TABLE IF NOT EXISTS {d}.export_files (
+    export_arn String,
+    table_name LowCardinality(String),
+    data_file_key String,
+    md5 String COMMENT 'md5Checksum from manifest-files.json (base64)',
+    manifest_item_count UInt64,
+    lines_committed UInt64 COMMENT 'Lines of the file fully inserted so far (resume point)',
+    lines_landed UInt64 COMMENT 'Lines landed in export_lines',
+    lines_quarantined UInt64 COMMENT 'Lines set aside in quarantine',
+    compressed_bytes UInt64,
+    status LowCardinality(String) COMMENT 'loading, loaded or failed',
+    error String,
+    updated_at DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY (export_arn, data_file_key)
+COMMENT 'Ledger of export data files (read with FINAL)'""",
+        f"""CREATE TABLE IF NOT EXISTS {d}.quarantine (
+    source LowCardinality(String) COMMENT 'export, kinesis or dynamodb_streams',
+    table_name String,
+    origin String COMMENT 'Export ARN or stream ARN',
+    location String COMMENT 'Data file key or shard id',
+    line_number UInt64 COMMENT 'Line in the data file (exports)',
+    sequence_number String COMMENT 'Record sequence number (streams)',
+    payload String COMMENT 'The refused line or record, as received',
+    error String,
+    _ingested_at DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = MergeTree
+ORDER BY (source, origin, location, line_number)
+COMMENT 'Input the loader refused, with the reason; nothing is dropped silently'""",
+        # Inserts of export lines go here; two views route each line to
+        # export_lines or quarantine, so refused lines never reach the raw table.
+        f"""CREATE TABLE IF NOT EXISTS {d}._export_lines_in (
+    table_name String,
+    table_arn String,
+    export_arn String,
+    export_type String,
+    export_time DateTime64(3, 'UTC'),
+    export_from_time Nullable(DateTime64(3, 'UTC')),
+    data_file_key String,
+    line_number UInt64,
+    line String
+) ENGINE = Null""",
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {d}._export_lines_accept TO {d}.export_lines AS
+SELECT table_name, table_arn, export_arn, export_type, export_time, export_from_time,
+       data_file_key, line_number, line, now64(6) AS _ingested_at
+FROM {d}._export_lines_in
+WHERE {LINE_ERROR_EXPR} = ''""",
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {d}._export_lines_refuse TO {d}.quarantine AS
+SELECT 'export' AS source, table_name, export_arn AS origin, data_file_key AS location,
+       line_number, '' AS sequence_number, line AS payload,
+       {LINE_ERROR_EXPR} AS error, now64(6) AS _ingested_at
+FROM {d}._export_lines_in
+WHERE error != ''""",
+    ]
+
+
+def ensure(client, db: str) -> None:
+    for statement in ddl(db):
+        client.command(statement)
