@@ -88,6 +88,13 @@ def table_name_from_arn(table_arn: str) -> str:
     return rest.split("/", 1)[0]
 
 
+def _table_name(table_arn: str, key: str) -> str:
+    try:
+        return table_name_from_arn(table_arn)
+    except ManifestError as ex:
+        raise ManifestError(f"{key}: {ex}") from None
+
+
 def parse_summary(content: bytes, *, key: str) -> ExportSummary:
     """Parse ``manifest-summary.json``; ``key`` names it in error messages."""
     try:
@@ -125,7 +132,7 @@ def parse_summary(content: bytes, *, key: str) -> ExportSummary:
     return ExportSummary(
         export_arn=export_arn,
         table_arn=table_arn,
-        table_name=table_name_from_arn(table_arn),
+        table_name=_table_name(table_arn, key),
         export_type=export_type,
         export_time=export_time,
         export_from_time=from_time,

@@ -1,0 +1,94 @@
+"""Shared fixtures: a real moto server on loopback and a real ClickHouse (chDB, or a server via CLICKHOUSE_URL)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT.parent / "shared" / "samples" / "aws"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    from dynamodb_cdc.testing.moto import moto_server
+
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def s3(moto_endpoint):
+    """A boto3 S3 client on moto with a fresh bucket (``s3.bucket``)."""
+    import boto3
+
+    client = boto3.client("s3")
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    client.bucket = bucket
+    return client
+
+
+class ClickHouse:
+    """Where a test's data lives: a fresh chDB directory, or a fresh database on CLICKHOUSE_URL."""
+
+    def __init__(self, tmp_path: Path):
+        server = os.environ.get("CLICKHOUSE_URL")
+        suffix = uuid.uuid4().hex[:8]
+        if server:
+            self.url = server
+            self.raw_db = f"dynamodb_raw_{suffix}"
+            self.schema = f"analytics_{suffix}"
+        else:
+            self.url = f"chdb://{tmp_path / 'chdb'}"
+            self.raw_db = "dynamodb_raw"
+            self.schema = "analytics"
+        self.embedded = self.url.startswith("chdb:")
+
+    @contextmanager
+    def client(self):
+        """Open a client for the duration of a block (chDB allows one process at a time)."""
+        from dynamodb_cdc.connection import open_client
+
+        c = open_client(self.url)
+        try:
+            yield c
+        finally:
+            c.close()
+
+    def rows(self, sql: str, **params):
+        with self.client() as c:
+            return c.query(sql, parameters=params or None).result_rows
+
+    def scalar(self, sql: str, **params):
+        return self.rows(sql, **params)[0][0]
+
+    def cli(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+        """Run ``dynamodb-cdc`` as a user would, against this ClickHouse."""
+        command, *rest = args
+        cmd = [str(BIN / "dynamodb-cdc"), command, *rest, "--clickhouse-url", self.url,
+               "--raw-database", self.raw_db]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{cmd} exited {result.returncode}:\n{result.stderr}")
+        return result
+
+    def drop(self):
+        if not self.embedded:
+            with self.client() as c:
+                c.command(f"DROP DATABASE IF EXISTS `{self.raw_db}`")
+                c.command(f"DROP DATABASE IF EXISTS `{self.schema}`")
+
+
+@pytest.fixture
+def clickhouse(tmp_path):
+    ch = ClickHouse(tmp_path)
+    yield ch
+    ch.drop()

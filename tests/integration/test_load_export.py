@@ -1,0 +1,285 @@
+"""load-export against a real moto S3 server and a real ClickHouse (chDB, or CLICKHOUSE_URL)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import SAMPLES
+from dynamodb_cdc.manifest import md5_base64
+from dynamodb_cdc.testing.exports import write_full_export
+
+ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/users"
+T0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+
+
+def items(n: int, start: int = 0) -> list[dict]:
+    return [{"id": {"S": f"u{i:04d}"}, "age": {"N": str(i)}, "name": {"S": f"name é {i}"}} for i in range(start, start + n)]
+
+
+def line_of(item: dict) -> bytes:
+    return json.dumps({"Item": item}, separators=(",", ":")).encode()
+
+
+def landed(ch, table="export_lines"):
+    return ch.rows(f"SELECT data_file_key, line_number, line FROM {ch.raw_db}.{table} ORDER BY data_file_key, line_number")
+
+
+def ledger(ch):
+    return {
+        r[0]: r[1:]
+        for r in ch.rows(
+            f"SELECT data_file_key, status, lines_landed, lines_quarantined, manifest_item_count, error "
+            f"FROM {ch.raw_db}.export_files FINAL"
+        )
+    }
+
+
+def replace_data_file(s3, bucket, key, body, *, fix_manifest_md5: bool, manifest_key: str):
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    if fix_manifest_md5:
+        manifest = s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read().decode()
+        lines = []
+        for line in manifest.splitlines():
+            doc = json.loads(line)
+            if doc["dataFileS3Key"] == key:
+                doc["md5Checksum"] = md5_base64(body)
+            lines.append(json.dumps(doc))
+        new = ("\n".join(lines) + "\n").encode()
+        s3.put_object(Bucket=bucket, Key=manifest_key, Body=new)
+        s3.put_object(Bucket=bucket, Key=manifest_key[:-5] + ".md5", Body=md5_base64(new).encode())
+
+
+def test_full_export_lands_every_line_exactly(s3, clickhouse):
+    data = items(25)
+    w = write_full_export(s3, s3.bucket, ARN, data, prefix="exports/users", export_time=T0, files=3)
+    result = clickhouse.cli("load-export", f"s3://{s3.bucket}/exports/users", check=True)
+    assert "3 files loaded" in result.stderr
+
+    rows = clickhouse.rows(
+        f"SELECT table_name, table_arn, export_arn, export_type, export_time, data_file_key, line_number, line "
+        f"FROM {clickhouse.raw_db}.export_lines"
+    )
+    assert len(rows) == 25
+    assert {r[7] for r in rows} == {line_of(i).decode() for i in data}  # raw lines, byte for byte
+    assert {(r[0], r[1], r[2], r[3]) for r in rows} == {("users", ARN, w.export_arn, "FULL_EXPORT")}
+    assert {r[4].replace(tzinfo=timezone.utc) for r in rows} == {T0}
+    assert {r[5] for r in rows} == set(w.data_keys)
+    for key in w.data_keys:  # line numbers 1..n per file, no gaps
+        numbers = sorted(r[6] for r in rows if r[5] == key)
+        assert numbers == list(range(1, len(numbers) + 1))
+
+    book = ledger(clickhouse)
+    assert set(book) == set(w.data_keys)
+    assert all(v[0] == "loaded" and v[1] == v[3] and v[2] == 0 for v in book.values())
+    assert sum(v[1] for v in book.values()) == 25
+    assert clickhouse.rows(f"SELECT status, data_files FROM {clickhouse.raw_db}.exports FINAL") == [("loaded", 3)]
+
+
+def test_rerun_is_a_no_op(s3, clickhouse):
+    write_full_export(s3, s3.bucket, ARN, items(10), prefix="p", export_time=T0, files=2)
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/p", check=True)
+    before = clickhouse.rows(f"SELECT line_number, line, _ingested_at FROM {clickhouse.raw_db}.export_lines ORDER BY ALL")
+    again = clickhouse.cli("load-export", f"s3://{s3.bucket}/p", check=True)
+    assert "all 2 data files already loaded" in again.stderr
+    after = clickhouse.rows(f"SELECT line_number, line, _ingested_at FROM {clickhouse.raw_db}.export_lines ORDER BY ALL")
+    assert after == before and len(after) == 10
+
+
+class Crash(BaseException):
+    pass
+
+
+def test_interrupted_run_resumes_without_loss_or_doubles(s3, clickhouse):
+    """The process dies after a batch is inserted but before the ledger records it."""
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.s3export import s3_client
+    from dynamodb_cdc.store import Store
+
+    data = items(95)
+    w = write_full_export(s3, s3.bucket, ARN, data, prefix="p", export_time=T0, files=2)
+
+    class CrashingStore(Store):
+        inserts = 0
+
+        def insert_lines(self, *args, **kwargs):
+            super().insert_lines(*args, **kwargs)
+            CrashingStore.inserts += 1
+            if CrashingStore.inserts == 4:  # rows are in ClickHouse, the checkpoint is not
+                raise Crash()
+
+    with clickhouse.client() as client:
+        with pytest.raises(Crash):
+            load_exports(s3_client(), CrashingStore(client, clickhouse.raw_db), f"s3://{s3.bucket}/p",
+                         LoadOptions(batch_rows=10, progress=False))
+    partial = clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines")
+    assert 0 < partial < 95
+    book = ledger(clickhouse)
+    assert any(v[0] == "loading" for v in book.values())
+
+    resumed = clickhouse.cli("load-export", f"s3://{s3.bucket}/p", "--batch-rows", "10", check=True)
+    assert "resuming after line" in resumed.stderr
+    rows = landed(clickhouse)
+    assert len(rows) == 95
+    assert len({(r[0], r[1]) for r in rows}) == 95  # nothing doubled
+    assert {r[2] for r in rows} == {line_of(i).decode() for i in data}  # nothing lost
+    assert all(v[0] == "loaded" for v in ledger(clickhouse).values())
+    assert set(ledger(clickhouse)) == set(w.data_keys)
+
+
+def test_bad_files_fail_clearly_and_the_good_ones_land(s3, clickhouse):
+    w = write_full_export(s3, s3.bucket, ARN, items(40), prefix="p", export_time=T0, files=4)
+    manifest = w.folder + "manifest-files.json"
+    wrong_md5, truncated, not_gzip, missing = w.data_keys
+    # 1. content replaced: its MD5 no longer matches the manifest
+    s3.put_object(Bucket=s3.bucket, Key=wrong_md5, Body=gzip.compress(line_of(items(1, 900)[0]) + b"\n"))
+    # 2. a gzip cut short, with a manifest MD5 that matches the cut bytes
+    body = s3.get_object(Bucket=s3.bucket, Key=truncated)["Body"].read()
+    replace_data_file(s3, s3.bucket, truncated, body[: len(body) // 2], fix_manifest_md5=True, manifest_key=manifest)
+    # 3. not gzip at all
+    replace_data_file(s3, s3.bucket, not_gzip, b"this is not gzip\n", fix_manifest_md5=True, manifest_key=manifest)
+    # 4. listed in the manifest, absent from S3
+    s3.delete_object(Bucket=s3.bucket, Key=missing)
+
+    result = clickhouse.cli("load-export", f"s3://{s3.bucket}/p")
+    assert result.returncode == 1
+    err = result.stderr
+    assert f"{wrong_md5}: MD5" in err and "does not match md5Checksum" in err
+    assert f"{truncated} is a truncated gzip file" in err
+    assert f"{not_gzip} is not a valid gzip file" in err
+    assert f"{missing} is listed in the manifest but does not exist" in err
+    assert "Traceback" not in err
+    book = ledger(clickhouse)
+    assert {k: v[0] for k, v in book.items()} == {k: "failed" for k in w.data_keys}
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines") == 0
+    assert clickhouse.rows(f"SELECT status FROM {clickhouse.raw_db}.exports FINAL") == [("failed",)]
+
+
+def test_one_bad_file_does_not_stop_the_others(s3, clickhouse):
+    w = write_full_export(s3, s3.bucket, ARN, items(30), prefix="p", export_time=T0, files=3)
+    original = s3.get_object(Bucket=s3.bucket, Key=w.data_keys[1])["Body"].read()
+    s3.delete_object(Bucket=s3.bucket, Key=w.data_keys[1])
+    result = clickhouse.cli("load-export", f"s3://{s3.bucket}/p")
+    assert result.returncode == 1
+    book = ledger(clickhouse)
+    assert [book[k][0] for k in w.data_keys] == ["loaded", "failed", "loaded"]
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines") == 20
+    # Put the file back: the rerun loads only that file, and the export is complete.
+    s3.put_object(Bucket=s3.bucket, Key=w.data_keys[1], Body=original)
+    rerun = clickhouse.cli("load-export", f"s3://{s3.bucket}/p", check=True)
+    assert "1 of 3 data files to load" in rerun.stderr
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines") == 30
+    assert clickhouse.scalar(f"SELECT count(DISTINCT line) FROM {clickhouse.raw_db}.export_lines") == 30
+    assert clickhouse.rows(f"SELECT status FROM {clickhouse.raw_db}.exports FINAL") == [("loaded",)]
+
+
+def test_item_count_mismatch_fails_the_file(s3, clickhouse):
+    w = write_full_export(s3, s3.bucket, ARN, items(5), prefix="p", export_time=T0)
+    manifest = w.folder + "manifest-files.json"
+    doc = json.loads(s3.get_object(Bucket=s3.bucket, Key=manifest)["Body"].read())
+    doc["itemCount"] = 6
+    new = (json.dumps(doc) + "\n").encode()
+    s3.put_object(Bucket=s3.bucket, Key=manifest, Body=new)
+    s3.put_object(Bucket=s3.bucket, Key=manifest[:-5] + ".md5", Body=md5_base64(new).encode())
+    result = clickhouse.cli("load-export", f"s3://{s3.bucket}/p")
+    assert result.returncode == 1
+    assert "has 5 lines but the manifest says itemCount 6" in result.stderr
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines") == 0
+
+
+def test_damaged_manifest_is_refused(s3, clickhouse):
+    w = write_full_export(s3, s3.bucket, ARN, items(5), prefix="p", export_time=T0)
+    s3.put_object(Bucket=s3.bucket, Key=w.folder + "manifest-files.md5", Body=b"AAAAAAAAAAAAAAAAAAAAAA==")
+    result = clickhouse.cli("load-export", f"s3://{s3.bucket}/p")
+    assert result.returncode == 1
+    assert "manifest-files.json: MD5" in result.stderr and "damaged" in result.stderr
+
+
+def test_invalid_lines_are_quarantined_and_the_lines_around_them_land(s3, clickhouse):
+    good = items(4)
+    lines = [
+        line_of(good[0]),
+        b'{"Item":{"id":{"S":"broken"}',  # truncated JSON
+        line_of(good[1]),
+        b'{"NotAnItem":{}}',
+        b"",  # a blank line is not an item either
+        b'{"Item":{"id":{"S":"\xff\xfe"}}}',  # invalid UTF-8
+        line_of(good[2]),
+        line_of(good[3]),
+    ]
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=T0, lines=lines)
+    result = clickhouse.cli("load-export", f"s3://{s3.bucket}/p", check=True)
+    assert "4 lines set aside in quarantine" in result.stderr and "line 2: line is not valid JSON" in result.stderr
+    assert [r[1] for r in landed(clickhouse)] == [1, 3, 7, 8]
+    assert {r[2] for r in landed(clickhouse)} == {line_of(i).decode() for i in good}
+    q = clickhouse.rows(
+        f"SELECT source, table_name, origin, location, line_number, error FROM {clickhouse.raw_db}.quarantine "
+        f"ORDER BY line_number"
+    )
+    assert [(r[4], r[5]) for r in q] == [
+        (2, "line is not valid JSON"),
+        (4, 'full-export line has no "Item" object'),
+        (5, "line is not valid JSON"),
+        (6, "line is not valid UTF-8"),
+    ]
+    assert {(r[0], r[1], r[2], r[3]) for r in q} == {("export", "users", w.export_arn, w.data_keys[0])}
+    assert ledger(clickhouse)[w.data_keys[0]][:3] == ("loaded", 4, 4)
+
+
+def test_empty_export_and_null_prefix(s3, clickhouse):
+    # An empty table still has data files, each gunzipping to zero bytes; s3Prefix is null.
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix=None, export_time=T0, files=2)
+    assert w.folder.startswith("AWSDynamoDB/")
+    summary = json.loads(s3.get_object(Bucket=s3.bucket, Key=w.folder + "manifest-summary.json")["Body"].read())
+    assert summary["s3Prefix"] is None
+    for key in w.data_keys:
+        assert gzip.decompress(s3.get_object(Bucket=s3.bucket, Key=key)["Body"].read()) == b""
+    result = clickhouse.cli("load-export", f"s3://{s3.bucket}", check=True)  # the bucket root
+    assert "2 files loaded" in result.stderr
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines") == 0
+    assert {v[:2] for v in ledger(clickhouse).values()} == {("loaded", 0)}
+
+
+def test_one_export_folder_and_several_exports_oldest_first(s3, clickhouse):
+    old = write_full_export(s3, s3.bucket, ARN, items(3), prefix="p", export_time=T0)
+    new = write_full_export(s3, s3.bucket, ARN, items(4), prefix="p", export_time=T0.replace(year=2027))
+    # One export folder: only that export.
+    clickhouse.cli("load-export", new.uri, check=True)
+    assert clickhouse.rows(f"SELECT DISTINCT export_arn FROM {clickhouse.raw_db}.export_lines") == [(new.export_arn,)]
+    # The prefix: every export; the one already loaded is skipped.
+    result = clickhouse.cli("load-export", f"s3://{s3.bucket}/p/AWSDynamoDB/", check=True)
+    assert result.stderr.index(old.export_arn) < result.stderr.index(new.export_arn)
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines") == 7
+
+
+def test_ion_export_is_refused(s3, clickhouse):
+    w = write_full_export(s3, s3.bucket, ARN, items(2), prefix="p", export_time=T0)
+    key = w.folder + "manifest-summary.json"
+    doc = json.loads(s3.get_object(Bucket=s3.bucket, Key=key)["Body"].read())
+    doc["outputFormat"] = "ION"
+    body = json.dumps(doc).encode()
+    s3.put_object(Bucket=s3.bucket, Key=key, Body=body)
+    s3.put_object(Bucket=s3.bucket, Key=w.folder + "manifest-summary.md5", Body=md5_base64(body).encode())
+    result = clickhouse.cli("load-export", f"s3://{s3.bucket}/p")
+    assert result.returncode == 1
+    assert "ION format; only DYNAMODB_JSON exports are supported" in result.stderr
+
+
+def test_real_aws_manifests_are_read_and_a_missing_data_file_is_reported(s3, clickhouse):
+    """The captured manifests of a real export, uploaded byte for byte with their real .md5 values."""
+    folder = "AWSDynamoDB/01668227450456-b6733290/"
+    s3.put_object(Bucket=s3.bucket, Key=folder + "manifest-summary.json",
+                  Body=(SAMPLES / "full-export-manifest-summary.json").read_bytes())
+    s3.put_object(Bucket=s3.bucket, Key=folder + "manifest-summary.md5", Body=b"iLBzJYa4HPixvLRk02MXZw==")
+    s3.put_object(Bucket=s3.bucket, Key=folder + "manifest-files.json",
+                  Body=(SAMPLES / "full-export-manifest-files.json").read_bytes())
+    s3.put_object(Bucket=s3.bucket, Key=folder + "manifest-files.md5", Body=b"eF9XArdBefG4NFSVs2U2ow==")
+    result = clickhouse.cli("load-export", f"s3://{s3.bucket}/")
+    assert result.returncode == 1
+    assert "livros_por_ler" in result.stderr
+    assert "enpvklgbwq7gta42yshirxd6ea.json.gz is listed in the manifest but does not exist" in result.stderr
+    assert clickhouse.rows(f"SELECT table_name, status FROM {clickhouse.raw_db}.exports FINAL") == [
+        ("livros_por_ler", "failed")]
