@@ -35,8 +35,8 @@ class EngineLockedError(RuntimeError):
         super().__init__(
             f"The embedded ClickHouse data directory {path} is in use by {who}. "
             "chDB allows one process per directory: wait for that command to finish "
-            "(run the loader and dbt one after the other), or use a ClickHouse server "
-            "(--clickhouse-url http://user:password@host:8123/)."
+            "(run the loader and dbt one after the other), or use a ClickHouse server instead "
+            "of the embedded engine."
         )
         self.path = path
         self.holder = holder
@@ -143,7 +143,7 @@ def _describe_holder(status: Path) -> str:
     pid = first.split(":", 1)[-1].strip()
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        cmd = cmd.strip()
+        cmd = " ".join(cmd.split())  # one line, whatever the command line holds
     except OSError:
         cmd = ""
     return f"{pid} ({cmd[:120]})" if cmd else pid
@@ -152,7 +152,6 @@ def _describe_holder(status: Path) -> str:
 def open_client(target: Target | str | None = None, *, database: str | None = None, settings=None):
     """Open a clickhouse-connect client for ``target`` (a Target, a URL, or None for the default)."""
     import clickhouse_connect
-    from clickhouse_connect.driver.exceptions import ProgrammingError
 
     if not isinstance(target, Target):
         target = parse_url(target)

@@ -1,0 +1,66 @@
+"""Profile credentials for ``type: chdb``: dbt-clickhouse's, plus the data directory."""
+
+import os
+from dataclasses import dataclass, field
+
+from dbt.adapters.clickhouse.credentials import ClickHouseCredentials
+from dbt_common.exceptions import DbtRuntimeError
+
+# dbt-clickhouse options that only describe how to reach a server over the
+# network.  The chDB client ignores them, so `dbt debug` does not show them.
+_NETWORK_ONLY_KEYS = frozenset(
+    {
+        'driver',
+        'host',
+        'port',
+        'user',
+        'secure',
+        'verify',
+        'client_cert',
+        'client_cert_key',
+        'connect_timeout',
+        'send_receive_timeout',
+        'sync_request_timeout',
+        'compress_block_size',
+        'compression',
+        'tcp_keepalive',
+        'server_host_name',
+    }
+)
+
+
+@dataclass
+class ChdbCredentials(ClickHouseCredentials):
+    """ClickHouse credentials whose target is a chDB data directory.
+
+    ``path`` is required (keyword-only because every inherited field has a
+    default).  A relative path is resolved against the directory dbt is run
+    from, once, when the profile is loaded.  ``schema`` is the default
+    database, exactly as in dbt-clickhouse.
+    """
+
+    path: str = field(kw_only=True)
+
+    @property
+    def type(self):
+        return 'chdb'
+
+    @property
+    def unique_field(self):
+        return self.path
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.path or not str(self.path).strip():
+            raise DbtRuntimeError(
+                'The chdb profile needs `path`: the chDB data directory, e.g. `path: .chdb`'
+            )
+        path = os.path.expanduser(str(self.path).strip())
+        if not os.path.isabs(path):
+            path = os.path.join(os.getcwd(), path)
+        self.path = os.path.normpath(path)
+
+    def _connection_keys(self):
+        return ('path',) + tuple(
+            key for key in super()._connection_keys() if key not in _NETWORK_ONLY_KEYS
+        )
