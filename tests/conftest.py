@@ -92,3 +92,47 @@ def clickhouse(tmp_path):
     ch = ClickHouse(tmp_path)
     yield ch
     ch.drop()
+
+
+def write_profile(ch: ClickHouse, directory: Path, profile: str) -> Path:
+    """profiles.yml for `profile` aimed at the same ClickHouse as the loader (target `test`)."""
+    from dynamodb_cdc.connection import parse_url
+
+    directory.mkdir(parents=True, exist_ok=True)
+    t = parse_url(ch.url)
+    if t.embedded:
+        output = f"      type: chdb\n      path: {t.path}\n"
+    else:
+        output = (
+            f"      type: clickhouse\n      driver: http\n      host: {t.host}\n      port: {t.port}\n"
+            f"      user: {t.username or 'default'}\n      password: '{t.password or ''}'\n"
+            f"      secure: {str(t.kind == 'https').lower()}\n"
+        )
+    (directory / "profiles.yml").write_text(
+        f"{profile}:\n  target: test\n  outputs:\n    test:\n{output}      schema: {ch.schema}\n      threads: 1\n"
+    )
+    return directory
+
+
+class Dbt:
+    """Runs the dbt CLI on a project, as a user would, against the test's ClickHouse."""
+
+    def __init__(self, ch: ClickHouse, project: Path, work: Path, profile: str):
+        self.ch = ch
+        self.project = project
+        self.profiles = write_profile(ch, work / "profiles", profile)
+        self.env = {**os.environ, "DBT_TARGET_PATH": str(work / "target"), "DBT_LOG_PATH": str(work / "logs"),
+                    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+        self.target = work / "target"
+
+    def __call__(self, *args: str, vars: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        import json
+
+        all_vars = {"dynamodb_cdc_raw_database": self.ch.raw_db, **(vars or {})}
+        cmd = [str(BIN / "dbt"), *args, "--project-dir", str(self.project), "--profiles-dir", str(self.profiles),
+               "--vars", json.dumps(all_vars)]
+        # From the project directory, as users run it (packages.yml `local: ../` is relative to it).
+        result = subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=600, cwd=self.project)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}")
+        return result

@@ -1,0 +1,39 @@
+# `make demo` and `make test` set everything up on a fresh machine: they create
+# .venv and install the pinned versions in constraints.txt.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+ADAPTER_FILES := $(shell find adapter -type f -not -path '*/build/*' -not -path '*.egg-info*' -not -name '*.pyc')
+
+.PHONY: help venv demo test test-unit test-integration bench clean
+
+help:
+	@echo "make demo   run the end-to-end demo (moto S3 -> loader -> dbt on embedded ClickHouse)"
+	@echo "make test   run the test suite"
+	@echo "make clean  remove .venv and build output"
+
+$(STAMP): pyproject.toml constraints.txt $(ADAPTER_FILES)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[embedded,dbt,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt --force-reinstall --no-deps ./adapter
+	@rm -rf adapter/build adapter/*.egg-info
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python demo/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration
+
+clean:
+	rm -rf $(VENV) adapter/build adapter/*.egg-info *.egg-info .pytest_cache .demo target dbt_packages logs

@@ -1,0 +1,89 @@
+{#-
+  Reads and checks one table declaration from var('dynamodb_cdc_tables').
+  Returns a dict:
+    name        DynamoDB table name
+    key         list of key column dicts (partition key, then sort key)
+    columns     list of all column dicts in declared order (keys included)
+  Each column dict: name, path (list of attribute names), type (as declared),
+  column_type (the type of the changes-model column: keys as declared, other
+  columns Nullable), binary ('base64' or 'bytes'), is_key.
+-#}
+{% macro _table_spec(table_name) %}
+  {%- set tables = var('dynamodb_cdc_tables', {}) -%}
+  {%- if table_name not in tables -%}
+    {{ exceptions.raise_compiler_error(
+        "DynamoDB table '" ~ table_name ~ "' is not declared. Add it under vars: dynamodb_cdc_tables: in dbt_project.yml "
+        ~ "(key: [...], columns: [{name: ..., type: ...}]). Declared tables: " ~ (tables.keys() | list | join(', ') or 'none')) }}
+  {%- endif -%}
+  {%- set decl = tables[table_name] -%}
+  {%- set where = "dynamodb_cdc_tables." ~ table_name -%}
+  {%- if decl is not mapping or 'columns' not in decl or 'key' not in decl -%}
+    {{ exceptions.raise_compiler_error(where ~ " needs 'key' (list of key attribute names) and 'columns' (list of {name, type})") }}
+  {%- endif -%}
+  {%- set key_names = [decl['key']] if decl['key'] is string else decl['key'] -%}
+  {%- if key_names | length < 1 or key_names | length > 2 -%}
+    {{ exceptions.raise_compiler_error(where ~ ".key must name the partition key and optionally the sort key") }}
+  {%- endif -%}
+  {%- set columns = [] -%}
+  {%- set seen = [] -%}
+  {%- for c in decl['columns'] -%}
+    {%- if c is not mapping or not c.get('name') or not c.get('type') -%}
+      {{ exceptions.raise_compiler_error(where ~ ".columns[" ~ loop.index0 ~ "] needs a name and a type, got " ~ c) }}
+    {%- endif -%}
+    {%- if c['name'] in seen -%}
+      {{ exceptions.raise_compiler_error(where ~ ": column '" ~ c['name'] ~ "' is declared twice") }}
+    {%- endif -%}
+    {%- if '"' in c['name'] or '\\' in c['name'] -%}
+      {{ exceptions.raise_compiler_error(where ~ ": column name " ~ c['name'] ~ " contains a double quote or a backslash, "
+          ~ "which dbt-clickhouse cannot quote in its INSERT column lists. Name the column differently and keep the "
+          ~ "DynamoDB name in `attribute:` (attribute names may contain any character).") }}
+    {%- endif -%}
+    {%- do seen.append(c['name']) -%}
+    {%- set path = c.get('path', c.get('attribute', c['name'])) -%}
+    {%- set path = [path] if path is string else path -%}
+    {%- set is_key = c['name'] in key_names -%}
+    {%- set binary = c.get('binary', 'base64') -%}
+    {%- if binary not in ['base64', 'bytes'] -%}
+      {{ exceptions.raise_compiler_error(where ~ ": column '" ~ c['name'] ~ "' has binary: " ~ binary ~ "; use base64 or bytes") }}
+    {%- endif -%}
+    {%- do columns.append({
+        'name': c['name'], 'path': path, 'type': c['type'], 'binary': binary, 'is_key': is_key,
+        'column_type': dynamodb_cdc._key_type(c['type']) if is_key else dynamodb_cdc._nullable_type(c['type'])}) -%}
+  {%- endfor -%}
+  {%- for k in key_names -%}
+    {%- if k not in seen -%}
+      {{ exceptions.raise_compiler_error(where ~ ".key names '" ~ k ~ "', which is not among its columns; declare it with its type") }}
+    {%- endif -%}
+  {%- endfor -%}
+  {%- set key = [] -%}
+  {%- for k in key_names -%}
+    {%- for c in columns if c['name'] == k -%}{%- do key.append(c) -%}{%- endfor -%}
+  {%- endfor -%}
+  {{ return({'name': table_name, 'key': key, 'columns': columns,
+             'ttl_deletes': decl.get('ttl_deletes', 'delete')}) }}
+{% endmacro %}
+
+{#- The column type of a non-key column: Nullable unless the type cannot be. -#}
+{% macro _nullable_type(t) %}
+  {%- set s = t | trim -%}
+  {%- if s.startswith('Nullable(') or s.startswith('LowCardinality(Nullable(') or s.startswith('Array(')
+        or s.startswith('Map(') or s.startswith('Tuple(') or s.startswith('JSON') -%}
+    {{ return(s) }}
+  {%- elif s.startswith('LowCardinality(') -%}
+    {{ return('LowCardinality(Nullable(' ~ s[15:-1] ~ '))') }}
+  {%- else -%}
+    {{ return('Nullable(' ~ s ~ ')') }}
+  {%- endif -%}
+{% endmacro %}
+
+{#- The column type of a key column: never Nullable (it is in ORDER BY). -#}
+{% macro _key_type(t) %}
+  {%- set s = t | trim -%}
+  {%- if s.startswith('Nullable(') -%}
+    {{ return(s[9:-1]) }}
+  {%- elif s.startswith('LowCardinality(Nullable(') -%}
+    {{ return('LowCardinality(' ~ s[24:-2] ~ ')') }}
+  {%- else -%}
+    {{ return(s) }}
+  {%- endif -%}
+{% endmacro %}

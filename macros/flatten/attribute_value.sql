@@ -1,0 +1,260 @@
+{#-
+  The type map: how a DynamoDB JSON AttributeValue (one object with one type
+  tag, e.g. {"N":"12.50"}) becomes a value of a declared ClickHouse type.
+  This is the package's only type map; every model converts through it.
+
+  attribute_value(av_expr, ch_type, binary='base64') returns a SQL expression
+  of type Nullable(<ch_type>) (LowCardinality(Nullable(String)) for
+  LowCardinality(String); other LowCardinality(T) give Nullable(T)).  A value is EXACT or NULL: nothing is rounded,
+  truncated, wrapped around or sent through a float unless the declared type
+  is a float.  conversion_failed() is 1 when NULL came out of a value that was
+  there (any type tag but NULL).
+
+  | declared type (optionally in Nullable(...) / LowCardinality(...)) | tag  | value                                            |
+  |-------------------------------------------------------------------|------|--------------------------------------------------|
+  | String                                                            | S    | the string                                       |
+  |                                                                   | N    | the number text exactly as written ("1.50")      |
+  |                                                                   | BOOL | 'true' / 'false'                                 |
+  |                                                                   | B    | binary='base64': the base64 text as stored;      |
+  |                                                                   |      | binary='bytes': the decoded bytes (NULL if the   |
+  |                                                                   |      | text is not valid base64)                        |
+  | Int8 Int16 Int32 Int64 Int128 Int256                              | N    | the exact integer; NULL when the number has a    |
+  | UInt8 UInt16 UInt32 UInt64 UInt128 UInt256                        |      | non-zero fractional part, is outside the type's  |
+  |                                                                   |      | range, or is not a number.  "12.0", "1E+2",      |
+  |                                                                   |      | "1.5E+1", "007", "+5", "-0" are integers.        |
+  | Decimal(P, S), Decimal(P) (S = 0), Decimal32(S) (P = 9),          | N    | the exact value; NULL when it has more than S    |
+  | Decimal64(S) (P = 18), Decimal128(S) (P = 38),                    |      | fractional digits (trailing zeros do not count)  |
+  | Decimal256(S) (P = 76)                                            |      | or more than P - S integer digits                |
+  | Float32, Float64                                                  | N    | the nearest float (declaring a float accepts     |
+  |                                                                   |      | rounding, also of tiny values to 0); NULL when   |
+  |                                                                   |      | not a number or beyond the float's range (inf)   |
+  | Bool                                                              | BOOL | true / false                                     |
+  | any of the above                                                  | NULL | NULL (not a conversion failure)                  |
+  | any of the above                                                  | none | NULL (attribute missing; not a failure)          |
+  | any of the above                                                  | any  | other tags (e.g. S for Int64, N for Bool, M, L,  |
+  |                                                                   | other| SS, NS, BS): NULL and a conversion failure       |
+
+  Any other declared type (Date, DateTime64, UUID, FixedString, Array, Map,
+  ...) is a compile error: not supported yet.
+
+  Numbers.  An N is "a number" when it matches
+      [+-] digits [. digits] [(e|E) [+-] 1-6 digits]     (at least one digit)
+  The integer and Decimal conversions first rewrite it in an exact normal
+  form, (valid, negative, significant digits, point), the value being
+  0.<digits> x 10^point, with leading and trailing zeros removed ('' means
+  zero, which is never negative).  The type check is then made on digit
+  counts, and the number is handed to ClickHouse as plain decimal text that
+  fits the type (no exponent, no extra digits), which ClickHouse parses
+  exactly.  For integers the result is also printed back and compared with
+  that text, because ClickHouse's own string-to-(U)Int256 parse wraps around
+  past 2^255 / 2^256.
+-#}
+
+
+{% macro attribute_value(av_expr, ch_type, binary='base64') %}
+  {{ return(adapter.dispatch('attribute_value', 'dynamodb_cdc')(av_expr, ch_type, binary)) }}
+{% endmacro %}
+
+{% macro default__attribute_value(av_expr, ch_type, binary='base64') %}
+  {{ exceptions.raise_compiler_error(
+      "dynamodb_cdc.attribute_value supports only ClickHouse (profile type clickhouse or chdb); "
+      ~ "this target is '" ~ target.type ~ "'.") }}
+{% endmacro %}
+
+{% macro clickhouse__attribute_value(av_expr, ch_type, binary='base64') %}
+  {%- set t = dynamodb_cdc._type_info(ch_type) -%}
+  {%- set binary = dynamodb_cdc._binary_mode(binary) -%}
+  {%- set av = av_expr -%}
+  {#- The text of an N (a JSON string; '' for anything else, which is not a number). -#}
+  {%- set n = "if(" ~ dynamodb_cdc._has_tag(av, 'N', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'N'), '')" -%}
+  {%- if t.kind == 'string' -%}
+    {%- set b = "JSONExtractString(" ~ av ~ ", 'B')" -%}
+    {%- if binary == 'bytes' -%}
+      {%- set b = "if(" ~ b ~ " = '' OR tryBase64Decode(" ~ b ~ ") != '', tryBase64Decode(" ~ b ~ "), NULL)" -%}
+    {%- endif -%}
+    {%- set value = "multiIf("
+        ~ dynamodb_cdc._has_tag(av, 'S', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'S'), "
+        ~ dynamodb_cdc._has_tag(av, 'N', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'N'), "
+        ~ dynamodb_cdc._has_tag(av, 'BOOL', 'Bool') ~ ", if(JSONExtractBool(" ~ av ~ ", 'BOOL'), 'true', 'false'), "
+        ~ dynamodb_cdc._has_tag(av, 'B', 'String') ~ ", " ~ b ~ ", NULL)" -%}
+  {%- elif t.kind == 'integer' -%}
+    {%- set value = dynamodb_cdc._exact_integer(n, t.base, t.digits) -%}
+  {%- elif t.kind == 'decimal' -%}
+    {%- set value = dynamodb_cdc._exact_decimal(n, t.precision, t.scale) -%}
+  {%- elif t.kind == 'float' -%}
+    {%- set value = "arrayMap(f -> if(isFinite(f), f, NULL), [if(match(" ~ n ~ ", "
+        ~ dynamodb_cdc.string_literal(dynamodb_cdc._number_regex()) ~ "), to" ~ t.base ~ "OrNull(" ~ n ~ "), NULL)])[1]" -%}
+  {%- elif t.kind == 'bool' -%}
+    {%- set value = "if(" ~ dynamodb_cdc._has_tag(av, 'BOOL', 'Bool') ~ ", JSONExtractBool(" ~ av ~ ", 'BOOL'), NULL)" -%}
+  {%- endif -%}
+  {{ return("CAST(" ~ value ~ ", " ~ dynamodb_cdc.string_literal(t.result_type) ~ ")") }}
+{% endmacro %}
+
+
+{#-
+  conversion_failed(av_expr, ch_type, binary='base64'): UInt8 SQL expression,
+  1 when the AttributeValue `av_expr` is there with a type tag other than
+  NULL but attribute_value(av_expr, ch_type, binary) is NULL: a value lost in
+  conversion (an N out of range or with too many digits, a tag that does not
+  map to the declared type, invalid base64 with binary='bytes', ...).
+  0 for a missing attribute ('' or JSON null) and for {"NULL": true}.
+-#}
+{% macro conversion_failed(av_expr, ch_type, binary='base64') %}
+  {{ return(adapter.dispatch('conversion_failed', 'dynamodb_cdc')(av_expr, ch_type, binary)) }}
+{% endmacro %}
+
+{% macro default__conversion_failed(av_expr, ch_type, binary='base64') %}
+  {{ exceptions.raise_compiler_error(
+      "dynamodb_cdc.conversion_failed supports only ClickHouse (profile type clickhouse or chdb); "
+      ~ "this target is '" ~ target.type ~ "'.") }}
+{% endmacro %}
+
+{% macro clickhouse__conversion_failed(av_expr, ch_type, binary='base64') %}
+  {{ return("toUInt8(" ~ av_expr ~ " NOT IN ('', 'null') AND NOT JSONHas(" ~ av_expr ~ ", 'NULL') AND ("
+            ~ dynamodb_cdc.attribute_value(av_expr, ch_type, binary) ~ ") IS NULL)") }}
+{% endmacro %}
+
+
+{#- ---------------------------------------------------------------- private -#}
+
+{#- 1 when the AttributeValue has type tag `tag` holding a JSON value of `json_type`. -#}
+{% macro _has_tag(av, tag, json_type) %}
+  {{ return("JSONType(" ~ av ~ ", " ~ dynamodb_cdc.string_literal(tag) ~ ") = " ~ dynamodb_cdc.string_literal(json_type)) }}
+{% endmacro %}
+
+
+{#- What a number (the text of an N) must look like.  At most 6 exponent digits. -#}
+{% macro _number_regex() %}
+  {{ return('^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]{1,6})?$') }}
+{% endmacro %}
+
+
+{#-
+  The exact normal form of a number text `n` (String expression), as a SQL
+  tuple (valid UInt8, negative UInt8, digits String, point Int64):
+  value = (-1 if negative) * 0.<digits> * 10^point, digits without leading
+  or trailing zeros, '' for zero (then negative is 0).  valid = 0 when `n` is
+  not a number (see _number_regex); the other fields are then meaningless.
+  e.g. '-0012.50E+1' -> (1, 1, '125', 3);  '0.0010' -> (1, 0, '1', -2).
+-#}
+{% macro _number_parts(n) %}
+  {%- set d = "concat(g[2], g[3])" -%}
+  {{ return("arrayMap(g -> (notEmpty(g) AND " ~ d ~ " != '', g[1] = '-' AND trimBoth(" ~ d ~ ", '0') != '', trimBoth(" ~ d ~ ", '0'), "
+            ~ "toInt64(length(g[2])) + toInt64OrZero(g[4]) - toInt64(length(" ~ d ~ ") - length(trimLeft(" ~ d ~ ", '0')))), "
+            ~ "[extractGroups(" ~ n ~ ", '^([+-]?)([0-9]*)(?:[.]([0-9]*))?(?:[eE]([+-]?[0-9]{1,6}))?$')])[1]") }}
+{% endmacro %}
+
+
+{#- `count` zeros, with the count clamped to 0..limit (so a huge exponent never builds a huge string). -#}
+{% macro _zeros(count, limit) %}
+  {{ return("repeat('0', toUInt64(greatest(0, least(" ~ count ~ ", " ~ limit ~ "))))") }}
+{% endmacro %}
+
+
+{#-
+  Exact integer of type `base` (e.g. 'Int64') from the number text `n`, or NULL.
+  `digits`: the number of decimal digits of the type's largest value.
+  The number must have no fractional digits and at most `digits` integer
+  digits; it is written as plain integer text ('-' and digits, '0' for zero),
+  parsed, and kept only if the parsed value prints back as the same text
+  (out-of-range values come back NULL or wrapped around, so they fail).
+-#}
+{% macro _exact_integer(n, base, digits) %}
+  {%- set text = "arrayMap(p -> if(p.1 AND (p.3 = '' OR (p.4 >= length(p.3) AND p.4 <= " ~ digits ~ ")), "
+      ~ "if(p.3 = '', '0', concat(if(p.2, '-', ''), p.3, " ~ dynamodb_cdc._zeros("p.4 - length(p.3)", digits) ~ ")), NULL), ["
+      ~ dynamodb_cdc._number_parts(n) ~ "])[1]" -%}
+  {%- set cast = "accurateCastOrNull(i, " ~ dynamodb_cdc.string_literal(base) ~ ")" -%}
+  {{ return("arrayMap(i -> if(toString(" ~ cast ~ ") = i, " ~ cast ~ ", NULL), [" ~ text ~ "])[1]") }}
+{% endmacro %}
+
+
+{#-
+  Exact Decimal(precision, scale) from the number text `n`, or NULL.
+  The number must have at most `scale` fractional digits and at most
+  precision - scale integer digits; it is then written as plain decimal text
+  ('-', integer digits, '.', fractional digits), which fits the type, and
+  parsed.
+-#}
+{% macro _exact_decimal(n, precision, scale) %}
+  {%- set limit = precision + scale + 1 -%}
+  {%- set text = "arrayMap(p -> if(p.1 AND (p.3 = '' OR (p.4 <= " ~ (precision - scale) ~ " AND toInt64(length(p.3)) - p.4 <= " ~ scale ~ ")), "
+      ~ "if(p.3 = '', '0', concat(if(p.2, '-', ''), multiIf("
+      ~ "p.4 <= 0, concat('0.', " ~ dynamodb_cdc._zeros("-p.4", limit) ~ ", p.3), "
+      ~ "p.4 >= length(p.3), concat(p.3, " ~ dynamodb_cdc._zeros("p.4 - length(p.3)", limit) ~ "), "
+      ~ "concat(substring(p.3, 1, p.4), '.', substring(p.3, p.4 + 1))))), NULL), ["
+      ~ dynamodb_cdc._number_parts(n) ~ "])[1]" -%}
+  {{ return("accurateCastOrNull(" ~ text ~ ", " ~ dynamodb_cdc.string_literal('Decimal(' ~ precision ~ ', ' ~ scale ~ ')') ~ ")") }}
+{% endmacro %}
+
+
+{% macro _binary_mode(binary) %}
+  {%- set mode = 'base64' if binary is none else binary -%}
+  {%- if mode not in ['base64', 'bytes'] -%}
+    {{ exceptions.raise_compiler_error(
+        "dynamodb_cdc: binary must be 'base64' (keep B values as their base64 text) or 'bytes' "
+        ~ "(decode them); got '" ~ binary ~ "'") }}
+  {%- endif -%}
+  {{ return(mode) }}
+{% endmacro %}
+
+
+{#-
+  The declared ClickHouse type `ch_type`, parsed.  Returns a dict:
+    kind         'string', 'integer', 'decimal', 'float' or 'bool'
+    base         the type without Nullable / LowCardinality, e.g. 'Int64', 'Decimal(18, 2)'
+    result_type  the type of attribute_value(): Nullable(base), or
+                 LowCardinality(Nullable(String)) when declared LowCardinality(String)
+    digits       (integer) decimal digits of the type's largest value
+    precision, scale  (decimal)
+  Raises a compiler error for any type the type map does not support.
+-#}
+{% macro _type_info(ch_type) %}
+  {%- set re = modules.re -%}
+  {%- set declared = (ch_type ~ '') if ch_type is not none else '' -%}
+  {%- set t = re.sub('\\s+', '', declared) -%}
+  {%- set low_cardinality = t.startswith('LowCardinality(') and t.endswith(')') -%}
+  {%- if low_cardinality -%}{%- set t = t[15:-1] -%}{%- endif -%}
+  {%- if t.startswith('Nullable(') and t.endswith(')') -%}{%- set t = t[9:-1] -%}{%- endif -%}
+  {%- set integer_digits = {'Int8': 3, 'UInt8': 3, 'Int16': 5, 'UInt16': 5, 'Int32': 10, 'UInt32': 10,
+                            'Int64': 19, 'UInt64': 20, 'Int128': 39, 'UInt128': 39, 'Int256': 77, 'UInt256': 78} -%}
+  {%- set decimal_precision = {'32': 9, '64': 18, '128': 38, '256': 76} -%}
+  {%- set info = {} -%}
+  {%- set m_decimal = re.fullmatch('Decimal\\(([0-9]+)(?:,([0-9]+))?\\)', t) -%}
+  {%- set m_decimal_n = re.fullmatch('Decimal(32|64|128|256)\\(([0-9]+)\\)', t) -%}
+  {%- if t == 'String' -%}
+    {%- do info.update({'kind': 'string', 'base': 'String'}) -%}
+  {%- elif t in integer_digits -%}
+    {%- do info.update({'kind': 'integer', 'base': t, 'digits': integer_digits[t]}) -%}
+  {%- elif m_decimal or m_decimal_n -%}
+    {%- if m_decimal -%}
+      {%- set precision = m_decimal.group(1) | int -%}
+      {%- set scale = (m_decimal.group(2) or '0') | int -%}
+    {%- else -%}
+      {%- set precision = decimal_precision[m_decimal_n.group(1)] -%}
+      {%- set scale = m_decimal_n.group(2) | int -%}
+    {%- endif -%}
+    {%- if precision < 1 or precision > 76 or scale > precision -%}
+      {{ exceptions.raise_compiler_error(
+          "dynamodb_cdc: column type '" ~ declared ~ "' is not a valid Decimal: precision must be 1 to 76 "
+          ~ "and scale 0 to precision") }}
+    {%- endif -%}
+    {%- do info.update({'kind': 'decimal', 'base': 'Decimal(' ~ precision ~ ', ' ~ scale ~ ')',
+                        'precision': precision, 'scale': scale}) -%}
+  {%- elif t in ['Float32', 'Float64'] -%}
+    {%- do info.update({'kind': 'float', 'base': t}) -%}
+  {%- elif t in ['Bool', 'Boolean'] -%}
+    {%- do info.update({'kind': 'bool', 'base': 'Bool'}) -%}
+  {%- else -%}
+    {{ exceptions.raise_compiler_error(
+        "dynamodb_cdc: column type '" ~ declared ~ "' is not supported yet (a later version adds more types). "
+        ~ "Supported: String, Int8..Int256, UInt8..UInt256, Decimal(P, S), Decimal32(S)..Decimal256(S), "
+        ~ "Float32, Float64 and Bool, each optionally in Nullable(...) or LowCardinality(...).") }}
+  {%- endif -%}
+  {#- LowCardinality is kept for strings only: ClickHouse refuses LowCardinality numbers by default. -#}
+  {%- if low_cardinality and info.kind == 'string' -%}
+    {%- do info.update({'result_type': 'LowCardinality(Nullable(' ~ info.base ~ '))'}) -%}
+  {%- else -%}
+    {%- do info.update({'result_type': 'Nullable(' ~ info.base ~ ')'}) -%}
+  {%- endif -%}
+  {{ return(info) }}
+{% endmacro %}
