@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from .manifest import DataFile, ExportSummary, ManifestError
 from .progress import Progress
 from .s3export import DataFileError, S3Uri, fetch_data_file, find_summaries, iter_lines, read_export
-from .store import FAILED, LOADED, LOADING, Store
+from .store import FAILED, LOADED, LOADING, FileState, Store
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,27 @@ class LoadResult:
         return not self.errors and all(not e.errors for e in self.exports)
 
 
+@dataclass(frozen=True)
+class FilePlan:
+    """What to do with one data file, decided from its ledger row alone."""
+
+    load: bool
+    resume_after: int = 0  # lines already committed by an earlier, interrupted run
+
+
+def plan_file(state: FileState | None) -> FilePlan:
+    """A loaded file is skipped; any other resumes after its last committed line.
+
+    A failed file committed nothing past its checkpoint (verification happens
+    before landing), so it restarts from the same point as an interrupted one.
+    """
+    if state is None:
+        return FilePlan(load=True)
+    if state.status == LOADED:
+        return FilePlan(load=False)
+    return FilePlan(load=True, resume_after=max(state.lines_committed, 0))
+
+
 def load_exports(s3, store: Store, uri: str, options: LoadOptions | None = None) -> LoadResult:
     """Load every export under ``uri`` (oldest first); returns what happened, never raises for bad files."""
     options = options or LoadOptions()
@@ -76,9 +97,10 @@ def load_exports(s3, store: Store, uri: str, options: LoadOptions | None = None)
 def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], summary_uri, options) -> ExportResult:
     out = ExportResult(summary.export_arn, summary.table_name)
     states = store.file_states(summary.export_arn)
-    todo = [f for f in files if states.get(f.key) is None or states[f.key].status != LOADED]
+    plans = {f.key: plan_file(states.get(f.key)) for f in files}
+    todo = [f for f in files if plans[f.key].load]
     for f in files:
-        if f not in todo:
+        if not plans[f.key].load:
             out.files_skipped += 1
             out.lines_landed += states[f.key].lines_landed
             out.lines_quarantined += states[f.key].lines_quarantined
@@ -94,13 +116,14 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
     progress = Progress(len(todo), enabled=options.progress)
     try:
         for data_file in todo:
-            state = states.get(data_file.key)
+            resume_after = plans[data_file.key].resume_after
             try:
-                landed, quarantined, note = _load_file(s3, store, bucket, summary, data_file, state, options, progress)
+                landed, quarantined, note = _load_file(
+                    s3, store, bucket, summary, data_file, resume_after, options, progress
+                )
             except DataFileError as ex:
                 message = str(ex)
-                committed = state.lines_committed if state else 0
-                store.record_file(summary, data_file, status=FAILED, lines_committed=committed, error=message)
+                store.record_file(summary, data_file, status=FAILED, lines_committed=resume_after, error=message)
                 out.files_failed += 1
                 out.errors.append(message)
                 progress.file_done(f"FAILED {message}")
@@ -118,9 +141,8 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
     return out
 
 
-def _load_file(s3, store: Store, bucket, summary, data_file: DataFile, state, options, progress):
+def _load_file(s3, store: Store, bucket, summary, data_file: DataFile, committed: int, options, progress):
     where = f"s3://{bucket}/{data_file.key}"
-    committed = state.lines_committed if state else 0
     if committed:
         log.info("%s: resuming after line %d", where, committed)
     # Rows past the last committed line may exist if the previous run stopped mid-batch.
