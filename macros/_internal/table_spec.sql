@@ -63,14 +63,18 @@
              'ttl_deletes': decl.get('ttl_deletes', 'delete')}) }}
 {% endmacro %}
 
-{#- The column type of a non-key column: Nullable unless the type cannot be. -#}
+{#- The column type of a non-key column: Nullable unless the type cannot be.
+    LowCardinality stays only around strings (ClickHouse refuses it around
+    numbers by default), matching what attribute_value returns. -#}
 {% macro _nullable_type(t) %}
   {%- set s = t | trim -%}
   {%- if s.startswith('Nullable(') or s.startswith('LowCardinality(Nullable(') or s.startswith('Array(')
         or s.startswith('Map(') or s.startswith('Tuple(') or s.startswith('JSON') -%}
     {{ return(s) }}
-  {%- elif s.startswith('LowCardinality(') -%}
+  {%- elif s.startswith('LowCardinality(') and s[15:-1] | trim in ['String', 'FixedString'] -%}
     {{ return('LowCardinality(Nullable(' ~ s[15:-1] ~ '))') }}
+  {%- elif s.startswith('LowCardinality(') -%}
+    {{ return('Nullable(' ~ s[15:-1] ~ ')') }}
   {%- else -%}
     {{ return('Nullable(' ~ s ~ ')') }}
   {%- endif -%}

@@ -5,10 +5,11 @@
 
   attribute_value(av_expr, ch_type, binary='base64') returns a SQL expression
   of type Nullable(<ch_type>) (LowCardinality(Nullable(String)) for
-  LowCardinality(String); other LowCardinality(T) give Nullable(T)).  A value is EXACT or NULL: nothing is rounded,
-  truncated, wrapped around or sent through a float unless the declared type
-  is a float.  conversion_failed() is 1 when NULL came out of a value that was
-  there (any type tag but NULL).
+  LowCardinality(String); other LowCardinality(T) give Nullable(T)).
+  A value is EXACT or NULL: nothing is rounded, truncated, clamped, wrapped
+  around or sent through a float unless the declared type is a float.
+  conversion_failed() is 1 when NULL came out of a value that was there
+  (any type tag but NULL).
 
   | declared type (optionally in Nullable(...) / LowCardinality(...)) | tag  | value                                            |
   |-------------------------------------------------------------------|------|--------------------------------------------------|
@@ -29,13 +30,21 @@
   |                                                                   |      | rounding, also of tiny values to 0); NULL when   |
   |                                                                   |      | not a number or beyond the float's range (inf)   |
   | Bool                                                              | BOOL | true / false                                     |
+  | UUID                                                              | S    | the UUID written 8-4-4-4-12 hex digits (any case)|
+  | Date, Date32                                                      | S    | a valid date written YYYY-MM-DD within the type's|
+  |                                                                   |      | range; NULL otherwise (never clamped or rolled)  |
+  | DateTime, DateTime('tz'), DateTime64(P), DateTime64(P, 'tz')      | S    | ISO 8601: YYYY-MM-DD or                          |
+  |                                                                   |      | YYYY-MM-DD(T| )hh:mm:ss[.fff][Z|+hh:mm|-hh:mm];  |
+  |                                                                   |      | no offset = UTC.  NULL when invalid, when the    |
+  |                                                                   |      | fraction has more than P digits (DateTime: P=0)  |
+  |                                                                   |      | or the instant is out of the type's range        |
   | any of the above                                                  | NULL | NULL (not a conversion failure)                  |
   | any of the above                                                  | none | NULL (attribute missing; not a failure)          |
-  | any of the above                                                  | any  | other tags (e.g. S for Int64, N for Bool, M, L,  |
-  |                                                                   | other| SS, NS, BS): NULL and a conversion failure       |
+  | any of the above                                                  | any  | other tags (e.g. S for Int64, N for Bool or Date,|
+  |                                                                   | other| M, L, SS, NS, BS): NULL and a conversion failure |
 
-  Any other declared type (Date, DateTime64, UUID, FixedString, Array, Map,
-  ...) is a compile error: not supported yet.
+  Any other declared type (FixedString, Array, Map, Tuple, JSON, IPv4, Enum,
+  DateTime from epoch numbers, ...) is a compile error: not supported yet.
 
   Numbers.  An N is "a number" when it matches
       [+-] digits [. digits] [(e|E) [+-] 1-6 digits]     (at least one digit)
@@ -86,6 +95,16 @@
         ~ dynamodb_cdc.string_literal(dynamodb_cdc._number_regex()) ~ "), to" ~ t.base ~ "OrNull(" ~ n ~ "), NULL)])[1]" -%}
   {%- elif t.kind == 'bool' -%}
     {%- set value = "if(" ~ dynamodb_cdc._has_tag(av, 'BOOL', 'Bool') ~ ", JSONExtractBool(" ~ av ~ ", 'BOOL'), NULL)" -%}
+  {%- else -%}
+    {#- UUID, Date, Date32, DateTime, DateTime64: from the text of an S. -#}
+    {%- set text = "if(" ~ dynamodb_cdc._has_tag(av, 'S', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'S'), '')" -%}
+    {%- if t.kind == 'uuid' -%}
+      {%- set value = "arrayMap(u -> if(toString(toUUIDOrNull(u)) = lower(u), toUUIDOrNull(u), NULL), [" ~ text ~ "])[1]" -%}
+    {%- elif t.kind == 'date' -%}
+      {%- set value = dynamodb_cdc._exact_date(text, t.base) -%}
+    {%- else -%}
+      {%- set value = dynamodb_cdc._exact_datetime(text, t) -%}
+    {%- endif -%}
   {%- endif -%}
   {{ return("CAST(" ~ value ~ ", " ~ dynamodb_cdc.string_literal(t.result_type) ~ ")") }}
 {% endmacro %}
@@ -187,6 +206,57 @@
 {% endmacro %}
 
 
+{#-
+  Exact Date or Date32 (`base`) from the text `s` of an S, or NULL: the text
+  must be a valid calendar date written YYYY-MM-DD within the type's range
+  (Date 1970-01-01..2149-06-06, Date32 1900-01-01..2299-12-31); it must
+  print back identically after parsing (ClickHouse clamps out-of-range dates
+  and rolls 2024-02-30 over to March).
+-#}
+{% macro _exact_date(s, base) %}
+  {%- set parse = "to" ~ base ~ "OrNull(d)" -%}
+  {{ return("arrayMap(d -> if(toString(" ~ parse ~ ") = d AND d BETWEEN "
+            ~ ("'1970-01-01' AND '2149-06-06'" if base == 'Date' else "'1900-01-01' AND '2299-12-31'")
+            ~ ", " ~ parse ~ ", NULL), [" ~ s ~ "])[1]") }}
+{% endmacro %}
+
+
+{#-
+  Exact DateTime / DateTime64(P[, tz]) from the ISO 8601 text `s` of an S, or NULL.
+  Accepted: YYYY-MM-DD, or YYYY-MM-DD(T| )hh:mm:ss[.fraction][Z|+hh:mm|-hh:mm|+hhmm|-hhmm].
+  Without an offset the time is UTC (whatever the column's time zone, which
+  only changes how the instant is displayed).  NULL when the date or time is
+  not valid (2024-02-30, 24:00:00, a leap second), when the fraction has more
+  than P digits (trailing zeros do not count), or when the instant is outside
+  the type's range (DateTime: 1970-01-01 00:00:00..2106-02-07 06:28:15 UTC;
+  DateTime64: 1900-01-01..2299-12-31, and for P = 9 up to 2262-04-11).
+  The instant is computed exactly as an integer number of 10^-P seconds
+  since the epoch (days of the date * 86400 + time - offset) and becomes the
+  value bit for bit (reinterpret), so nothing is parsed twice or rounded.
+-#}
+{% macro _exact_datetime(s, t) %}
+  {%- set p = t.precision -%}
+  {%- if t.kind == 'datetime64' -%}
+    {%- set lo = [-2208988800 * 10 ** p, -(2 ** 63)] | max -%}
+    {%- set hi = [(10413791999 + 1) * 10 ** p - 1, 2 ** 63 - 1] | min -%}
+    {%- set make = "reinterpret(toInt64(t.2), " ~ dynamodb_cdc.string_literal(t.base) ~ ")" -%}
+  {%- else -%}
+    {%- set lo = 0 -%}
+    {%- set hi = 2 ** 32 - 1 -%}
+    {%- set make = "reinterpret(toUInt32(t.2), " ~ dynamodb_cdc.string_literal(t.base) ~ ")" -%}
+  {%- endif -%}
+  {%- set offset = "if(g[6] IN ('', 'Z'), 0, if(startsWith(g[6], '-'), -1, 1) * (toInt64OrZero(substring(g[6], 2, 2)) * 3600 + toInt64OrZero(right(g[6], 2)) * 60))" -%}
+  {%- set valid = "notEmpty(g) AND toString(toDate32OrNull(g[1])) = g[1] AND g[1] BETWEEN '1900-01-01' AND '2299-12-31' "
+      ~ "AND toUInt8OrZero(g[2]) < 24 AND toUInt8OrZero(g[3]) < 60 AND toUInt8OrZero(g[4]) < 60 "
+      ~ "AND (g[6] IN ('', 'Z') OR (toUInt8OrZero(substring(g[6], 2, 2)) < 24 AND toUInt8OrZero(right(g[6], 2)) < 60)) "
+      ~ "AND length(trimRight(g[5], '0')) <= " ~ p -%}
+  {%- set ticks = "(toInt128(toInt32(toDate32OrZero(g[1]))) * 86400 + toInt64OrZero(g[2]) * 3600 + toInt64OrZero(g[3]) * 60 + toInt64OrZero(g[4]) - "
+      ~ offset ~ ") * " ~ (10 ** p) ~ (" + toInt128OrZero(rightPad(trimRight(g[5], '0'), " ~ p ~ ", '0'))" if p > 0 else "") -%}
+  {{ return("arrayMap(t -> if(t.1 AND t.2 BETWEEN " ~ lo ~ " AND " ~ hi ~ ", " ~ make ~ ", NULL), [arrayMap(g -> (" ~ valid ~ ", " ~ ticks ~ "), "
+            ~ "[extractGroups(" ~ s ~ ", '^([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.]([0-9]{1,18}))?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$')])[1]])[1]") }}
+{% endmacro %}
+
+
 {% macro _binary_mode(binary) %}
   {%- set mode = 'base64' if binary is none else binary -%}
   {%- if mode not in ['base64', 'bytes'] -%}
@@ -200,12 +270,13 @@
 
 {#-
   The declared ClickHouse type `ch_type`, parsed.  Returns a dict:
-    kind         'string', 'integer', 'decimal', 'float' or 'bool'
+    kind         'string', 'integer', 'decimal', 'float', 'bool', 'uuid', 'date',
+                 'datetime' or 'datetime64'
     base         the type without Nullable / LowCardinality, e.g. 'Int64', 'Decimal(18, 2)'
     result_type  the type of attribute_value(): Nullable(base), or
                  LowCardinality(Nullable(String)) when declared LowCardinality(String)
     digits       (integer) decimal digits of the type's largest value
-    precision, scale  (decimal)
+    precision, scale  (decimal; precision also for datetime/datetime64: digits of the fraction)
   Raises a compiler error for any type the type map does not support.
 -#}
 {% macro _type_info(ch_type) %}
@@ -221,6 +292,8 @@
   {%- set info = {} -%}
   {%- set m_decimal = re.fullmatch('Decimal\\(([0-9]+)(?:,([0-9]+))?\\)', t) -%}
   {%- set m_decimal_n = re.fullmatch('Decimal(32|64|128|256)\\(([0-9]+)\\)', t) -%}
+  {%- set m_datetime64 = re.fullmatch("DateTime64\\(([0-9])(?:,'([A-Za-z0-9_/+-]+)')?\\)", t) -%}
+  {%- set m_datetime = re.fullmatch("DateTime(?:\\('([A-Za-z0-9_/+-]+)'\\))?", t) -%}
   {%- if t == 'String' -%}
     {%- do info.update({'kind': 'string', 'base': 'String'}) -%}
   {%- elif t in integer_digits -%}
@@ -244,11 +317,26 @@
     {%- do info.update({'kind': 'float', 'base': t}) -%}
   {%- elif t in ['Bool', 'Boolean'] -%}
     {%- do info.update({'kind': 'bool', 'base': 'Bool'}) -%}
+  {%- elif t in ['UUID'] -%}
+    {%- do info.update({'kind': 'uuid', 'base': 'UUID'}) -%}
+  {%- elif t in ['Date', 'Date32'] -%}
+    {%- do info.update({'kind': 'date', 'base': t}) -%}
+  {%- elif m_datetime64 or m_datetime -%}
+    {%- set tz = (m_datetime64 or m_datetime).group(2 if m_datetime64 else 1) -%}
+    {%- set tz_arg = (', ' ~ dynamodb_cdc.string_literal(tz)) if tz is not none else '' -%}
+    {%- if m_datetime64 -%}
+      {%- set precision = m_datetime64.group(1) | int -%}
+      {%- do info.update({'kind': 'datetime64', 'base': 'DateTime64(' ~ precision ~ tz_arg ~ ')', 'precision': precision}) -%}
+    {%- else -%}
+      {%- do info.update({'kind': 'datetime', 'base': 'DateTime' ~ (('(' ~ tz_arg[2:] ~ ')') if tz is not none else ''),
+                          'precision': 0}) -%}
+    {%- endif -%}
   {%- else -%}
     {{ exceptions.raise_compiler_error(
         "dynamodb_cdc: column type '" ~ declared ~ "' is not supported yet (a later version adds more types). "
         ~ "Supported: String, Int8..Int256, UInt8..UInt256, Decimal(P, S), Decimal32(S)..Decimal256(S), "
-        ~ "Float32, Float64 and Bool, each optionally in Nullable(...) or LowCardinality(...).") }}
+        ~ "Float32, Float64, Bool, UUID, Date, Date32, DateTime[('tz')] and DateTime64(P[, 'tz']), "
+        ~ "each optionally in Nullable(...) or LowCardinality(...).") }}
   {%- endif -%}
   {#- LowCardinality is kept for strings only: ClickHouse refuses LowCardinality numbers by default. -#}
   {%- if low_cardinality and info.kind == 'string' -%}

@@ -285,7 +285,7 @@ def test_locked_directory_fails_with_one_line_message(built):
     assert len(lines) == 1, output
     line = lines[0].strip()
     assert line.startswith(f"The embedded ClickHouse data directory {data_dir} is in use by process {holder.pid} ")
-    assert line.endswith("or use a ClickHouse server (--clickhouse-url http://user:password@host:8123/).")
+    assert line.endswith("or use a ClickHouse server instead of the embedded engine.")
     assert "PASS=" not in output
 
     # Nothing was changed, and once the holder is gone the directory is usable again.

@@ -1,0 +1,1 @@
+`we\`ird\\ name's`
