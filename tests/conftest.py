@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT.parent / "shared" / "samples" / "aws"
+# Real AWS captures (see tests/fixtures/aws/README.md for their origin), copied byte for byte.
+SAMPLES = ROOT / "tests" / "fixtures" / "aws"
 BIN = Path(sys.executable).parent
 
 
