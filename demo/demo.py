@@ -119,7 +119,9 @@ def main() -> int:
     client = open_client(url)
     try:
         for model in ("users_current", "orders_current"):
-            result = client.query(f"SELECT * EXCEPT (_source_ref, _ingested_at) FROM analytics.{model} ORDER BY 1, 2")
+            result = client.query(
+                f"SELECT * EXCEPT (_version, _ttl_deleted, _source_ref, _ingested_at) FROM analytics.{model} ORDER BY 1, 2"
+            )
             print(f"\nanalytics.{model}:")
             print("  " + " | ".join(result.column_names))
             for row in result.result_rows:

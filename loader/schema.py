@@ -19,6 +19,27 @@ LINE_ERROR_EXPR = """multiIf(
     export_type = 'INCREMENTAL_EXPORT'
         AND JSONType(line, 'Keys') != 'Object' AND JSONType(line, 'Key') != 'Object',
         'incremental-export line has no "Keys" object',
+    export_type = 'INCREMENTAL_EXPORT'
+        AND toUInt64OrNull(multiIf(
+            JSONType(line, 'Metadata', 'WriteTimestampMicros') = 'Object',
+                JSONExtractString(line, 'Metadata', 'WriteTimestampMicros', 'N'),
+            JSONType(line, 'Metadata', 'WriteTimestampMicros') = 'String',
+                JSONExtractString(line, 'Metadata', 'WriteTimestampMicros'),
+            JSONType(line, 'Metadata', 'WriteTimestampMicros') IN ('Int64', 'UInt64'),
+                JSONExtractRaw(line, 'Metadata', 'WriteTimestampMicros'),
+            '')) IS NULL,
+        'incremental-export line has no usable Metadata.WriteTimestampMicros',
+    '')"""
+
+
+# Why a stream record is refused ('' means good).  Used by both routing views.
+RECORD_ERROR_EXPR = """multiIf(
+    NOT isValidUTF8(data), 'record is not valid UTF-8',
+    NOT isValidJSON(data), 'record is not valid JSON',
+    JSONType(data) != 'Object', 'record is not a JSON object',
+    JSONExtractString(data, 'eventName') NOT IN ('INSERT', 'MODIFY', 'REMOVE'),
+        'not a DynamoDB change record (eventName is not INSERT, MODIFY or REMOVE)',
+    JSONType(data, 'dynamodb', 'Keys') != 'Object', 'change record has no dynamodb.Keys object',
     '')"""
 
 
@@ -113,6 +134,56 @@ SELECT 'export' AS source, table_name, export_arn AS origin, data_file_key AS lo
        line_number, '' AS sequence_number, line AS payload,
        {LINE_ERROR_EXPR} AS error, now64(6) AS _ingested_at
 FROM {d}._export_lines_in
+WHERE error != ''""",
+        # Stream consumers (Kinesis Data Streams for DynamoDB, DynamoDB Streams).
+        f"""CREATE TABLE IF NOT EXISTS {d}.stream_records (
+    source LowCardinality(String) COMMENT 'kinesis or dynamodb_streams',
+    stream_arn String,
+    shard_id String,
+    sequence_number String COMMENT 'as received (decimal string)',
+    arrival_time DateTime64(3, 'UTC') COMMENT 'Kinesis ApproximateArrivalTimestamp; DynamoDB Streams: when the loader read the record',
+    partition_key String COMMENT 'Kinesis partition key; empty for DynamoDB Streams',
+    table_name LowCardinality(String) COMMENT 'DynamoDB table: tableName in a Kinesis record, from the stream ARN for DynamoDB Streams',
+    data String COMMENT 'the change record JSON, unparsed',
+    _ingested_at DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = MergeTree
+ORDER BY (table_name, _ingested_at)
+COMMENT 'Raw DynamoDB change records from Kinesis Data Streams and DynamoDB Streams, unparsed'""",
+        f"""CREATE TABLE IF NOT EXISTS {d}.stream_checkpoints (
+    source LowCardinality(String),
+    stream_arn String,
+    shard_id String,
+    parent_shard_id String,
+    adjacent_parent_shard_id String,
+    sequence_number String COMMENT 'last sequence number whose record is in stream_records',
+    finished UInt8 COMMENT '1 once a closed shard was read to its end',
+    records UInt64 COMMENT 'records landed from this shard in this run',
+    updated_at DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY (source, stream_arn, shard_id)
+COMMENT 'Per-shard checkpoints of the stream consumers (read with FINAL)'""",
+        f"""CREATE TABLE IF NOT EXISTS {d}._stream_records_in (
+    source String,
+    stream_arn String,
+    shard_id String,
+    sequence_number String,
+    arrival_time DateTime64(3, 'UTC'),
+    partition_key String,
+    table_name String COMMENT 'empty for Kinesis: taken from the record by the routing views',
+    data String
+) ENGINE = Null""",
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {d}._stream_records_accept TO {d}.stream_records AS
+SELECT source, stream_arn, shard_id, sequence_number, arrival_time, partition_key,
+       if(table_name != '', table_name, JSONExtractString(data, 'tableName')) AS table_name,
+       data, now64(6) AS _ingested_at
+FROM {d}._stream_records_in
+WHERE {RECORD_ERROR_EXPR} = ''""",
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {d}._stream_records_refuse TO {d}.quarantine AS
+SELECT source,
+       if(table_name != '', table_name, if(isValidJSON(data), JSONExtractString(data, 'tableName'), '')) AS table_name,
+       stream_arn AS origin, shard_id AS location, 0 AS line_number, sequence_number,
+       data AS payload, {RECORD_ERROR_EXPR} AS error, now64(6) AS _ingested_at
+FROM {d}._stream_records_in
 WHERE error != ''""",
     ]
 

@@ -59,8 +59,11 @@
   {%- for k in key_names -%}
     {%- for c in columns if c['name'] == k -%}{%- do key.append(c) -%}{%- endfor -%}
   {%- endfor -%}
-  {{ return({'name': table_name, 'key': key, 'columns': columns,
-             'ttl_deletes': decl.get('ttl_deletes', 'delete')}) }}
+  {%- set ttl_deletes = decl.get('ttl_deletes', 'delete') -%}
+  {%- if ttl_deletes not in ['delete', 'keep'] -%}
+    {{ exceptions.raise_compiler_error(where ~ ".ttl_deletes is '" ~ ttl_deletes ~ "'; use delete (default) or keep") }}
+  {%- endif -%}
+  {{ return({'name': table_name, 'key': key, 'columns': columns, 'ttl_deletes': ttl_deletes}) }}
 {% endmacro %}
 
 {#- The column type of a non-key column: Nullable unless the type cannot be.

@@ -11,7 +11,7 @@
 
   A full export is a snapshot: once all its data files are loaded, every key
   known before its export time that the snapshot does not contain gets a
-  delete row at the snapshot's version (_source = 'full_export_absent').
+  delete row at the snapshot's version (_event = 'SNAPSHOT_ABSENT').
 -#}
 {% macro changes_model(table_name) %}
   {{ return(adapter.dispatch('changes_model', 'dynamodb_cdc')(table_name)) }}
@@ -54,7 +54,8 @@ WHERE _key_ok
 {#-
   True when some full export of the table can add delete rows in this run:
   one completed since `since`, or one newer than the oldest change read now
-  (a late, older export of keys that a later snapshot no longer has).
+  (a late change, or a late older export, of a key that a later snapshot no
+  longer has).
 -#}
 {% macro _snapshots_matter(spec, since) %}
   {%- set sql -%}
@@ -62,18 +63,118 @@ SELECT count() FROM {{ source('dynamodb_cdc_raw', 'exports') }} FINAL
 WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
   AND export_type = 'FULL_EXPORT' AND status = 'loaded'
   AND (updated_at > {{ since }}
-       OR export_time > ifNull((SELECT minOrNull(export_time) FROM {{ source('dynamodb_cdc_raw', 'export_lines') }}
-                                WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
-                                  AND _ingested_at > {{ since }}), toDateTime64('2299-12-31 00:00:00', 3, 'UTC')))
+       OR {{ dynamodb_cdc._version_expr("toUInt64(toUnixTimestamp64Micro(export_time))", "0", "toUInt256(0)") }}
+          > ifNull((SELECT minOrNull({{ dynamodb_cdc._version_expr('_time_us', '_rank', '_seq') }})
+                    FROM ({{ dynamodb_cdc._events(spec, since) }})), toUInt256(0) - 1))
   {%- endset -%}
   {{ return(run_query(sql).columns[0].values()[0] | int > 0) }}
 {% endmacro %}
 
 
 {#-
-  SELECT of the change rows of a table, typed, with _key_ok = 0 for rows whose
-  key cannot be converted to the declared key type (the changes model drops
-  those; test no_conversion_errors reports them).
+  _version: one UInt256 that orders every change of an item the same way on
+  every run, whatever the arrival order:
+      time_us << 200  |  source rank << 196  |  sequence number
+  time_us is the change time in microseconds, taken at the END of the source's
+  precision (a Kinesis millisecond t counts as t*1000 + 999, a DynamoDB Streams
+  second s as s*1000000 + 999999), so that a stream change never loses a tie to
+  a snapshot taken in the same millisecond or second; the rank orders sources at
+  equal times (full export 0 < incremental export 1 < streams 2); the sequence
+  number orders the changes of one stream shard within the same time.
+-#}
+{% macro _version_expr(time_us, rank, seq) %}
+  {{- return("(bitShiftLeft(toUInt256(" ~ time_us ~ "), 200) + bitShiftLeft(toUInt256(" ~ rank ~ "), 196) + (" ~ seq ~ "))") -}}
+{% endmacro %}
+
+
+{#-
+  Every change event of a table read from the raw tables, not yet typed:
+  _keys and _item (AttributeValue maps as JSON text), _is_deleted,
+  _ttl_deleted, _time_us, _rank, _seq, _changed_at, _event, _source,
+  _source_ref, _ingested_at and _usable (0 when the event cannot be applied:
+  no usable time, no keys, or an INSERT/MODIFY without its new image).
+-#}
+{% macro _events(spec, since=none) %}
+  {%- set table = dynamodb_cdc.string_literal(spec.name) -%}
+  {%- set keep_ttl = spec.ttl_deletes == 'keep' -%}
+  {%- set wts = "'Metadata', 'WriteTimestampMicros'" -%}
+SELECT
+    _keys, _item, _is_deleted, _ttl_deleted, assumeNotNull(_time_n) AS _time_us, _rank, _seq,
+    fromUnixTimestamp64Micro(toInt64(assumeNotNull(_changed_n)), 'UTC') AS _changed_at,
+    _event, _source, _source_ref, _ingested_at,
+    toUInt8(_time_n IS NOT NULL AND _keys != '' AND (_is_deleted OR _item != '')) AS _usable
+FROM (
+    SELECT
+        if(export_type = 'FULL_EXPORT', JSONExtractRaw(line, 'Item'),
+           if(JSONHas(line, 'Keys'), JSONExtractRaw(line, 'Keys'), JSONExtractRaw(line, 'Key'))) AS _keys,
+        if(export_type = 'FULL_EXPORT', JSONExtractRaw(line, 'Item'), JSONExtractRaw(line, 'NewImage')) AS _item,
+        toUInt8(export_type != 'FULL_EXPORT' AND NOT JSONHas(line, 'NewImage')) AS _is_deleted,
+        toUInt8(0) AS _ttl_deleted,
+        if(export_type = 'FULL_EXPORT', toUInt64(toUnixTimestamp64Micro(export_time)),
+           multiIf(JSONType(line, {{ wts }}) = 'Object', toUInt64OrNull(JSONExtractString(line, {{ wts }}, 'N')),
+                   JSONType(line, {{ wts }}) = 'String', toUInt64OrNull(JSONExtractString(line, {{ wts }})),
+                   JSONType(line, {{ wts }}) IN ('Int64', 'UInt64'), toNullable(JSONExtractUInt(line, {{ wts }})),
+                   NULL)) AS _time_n,
+        _time_n AS _changed_n,
+        toUInt8(export_type != 'FULL_EXPORT') AS _rank,
+        toUInt256(0) AS _seq,
+        CAST(multiIf(export_type = 'FULL_EXPORT', 'SNAPSHOT', _is_deleted, 'REMOVE',
+                     JSONHas(line, 'OldImage'), 'MODIFY', 'UPSERT'), 'LowCardinality(String)') AS _event,
+        CAST(if(export_type = 'FULL_EXPORT', 'full_export', 'incremental_export'), 'LowCardinality(String)') AS _source,
+        concat(data_file_key, '#', toString(line_number)) AS _source_ref,
+        _ingested_at
+    FROM {{ source('dynamodb_cdc_raw', 'export_lines') }}
+    WHERE table_name = {{ table }}
+      {%- if since is not none %}
+      AND _ingested_at > {{ since }}
+      {%- endif %}
+
+    UNION ALL
+
+    SELECT _keys, _item, _is_deleted, _ttl AS _ttl_deleted, _time_n, _changed_n, _rank, _seq,
+           _event, _source, _source_ref, _ingested_at
+    FROM (
+        SELECT
+            JSONExtractRaw(data, 'dynamodb', 'Keys') AS _keys,
+            toUInt8(JSONExtractString(data, 'eventName') = 'REMOVE'
+                    AND JSONExtractString(data, 'userIdentity', 'type') = 'Service'
+                    AND JSONExtractString(data, 'userIdentity', 'principalId') = 'dynamodb.amazonaws.com') AS _ttl,
+            {%- if keep_ttl %}
+            if(_ttl, JSONExtractRaw(data, 'dynamodb', 'OldImage'), JSONExtractRaw(data, 'dynamodb', 'NewImage')) AS _item,
+            toUInt8(JSONExtractString(data, 'eventName') = 'REMOVE' AND NOT _ttl) AS _is_deleted,
+            {%- else %}
+            JSONExtractRaw(data, 'dynamodb', 'NewImage') AS _item,
+            toUInt8(JSONExtractString(data, 'eventName') = 'REMOVE') AS _is_deleted,
+            {%- endif %}
+            JSONExtractRaw(data, 'dynamodb', 'ApproximateCreationDateTime') AS _t_raw,
+            JSONExtractString(data, 'dynamodb', 'ApproximateCreationDateTimePrecision') AS _precision,
+            {#- Kinesis: microseconds when the precision says so, else by digit count (13 = ms, 16 = us). -#}
+            toUInt8(_precision = 'MICROSECOND' OR (_precision = '' AND length(_t_raw) >= 16)) AS _in_us,
+            multiIf(source = 'dynamodb_streams', toUInt64OrNull(toString(floor(toFloat64OrNull(_t_raw)))) * 1000000,
+                    _in_us, toUInt64OrNull(_t_raw),
+                    toUInt64OrNull(_t_raw) * 1000) AS _changed_n,
+            multiIf(source = 'dynamodb_streams', _changed_n + 999999, _in_us, _changed_n, _changed_n + 999) AS _time_n,
+            toUInt8(2) AS _rank,
+            toUInt256OrZero(sequence_number) AS _seq,
+            CAST(JSONExtractString(data, 'eventName'), 'LowCardinality(String)') AS _event,
+            CAST(source, 'LowCardinality(String)') AS _source,
+            concat(shard_id, '#', sequence_number) AS _source_ref,
+            _ingested_at
+        FROM {{ source('dynamodb_cdc_raw', 'stream_records') }}
+        WHERE table_name = {{ table }}
+          {%- if since is not none %}
+          AND _ingested_at > {{ since }}
+          {%- endif %}
+    )
+)
+{% endmacro %}
+
+
+{#-
+  SELECT of the change rows of a table, typed, with _key_ok = 0 for rows that
+  cannot be applied (a key that does not convert to its declared type, or an
+  unusable event): the changes model drops those; test no_conversion_errors
+  reports them.
     since      SQL expression: read raw rows ingested after it (none: all)
     snapshots  add delete rows for keys that a completed full export does not
                contain although they existed before it: for snapshots completed
@@ -85,56 +186,50 @@ WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
   {%- set cols = spec.columns -%}
   {%- set keys = [] -%}
   {%- for k in spec.key -%}{%- do keys.append(dynamodb_cdc.quote_identifier(k.name)) -%}{%- endfor -%}
-WITH raw AS (
-    SELECT
-        export_time,
-        data_file_key,
-        line_number,
-        _ingested_at,
-        JSONExtractRaw(line, 'Item') AS _item
-    FROM {{ source('dynamodb_cdc_raw', 'export_lines') }}
-    WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
-      AND export_type = 'FULL_EXPORT'
-      {%- if since is not none %}
-      AND _ingested_at > {{ since }}
-      {%- endif %}
+WITH events AS (
+{{ dynamodb_cdc._events(spec, since) }}
 ),
 attributes AS (
     SELECT
         *,
         {%- for c in cols %}
-        {{ dynamodb_cdc.attribute_path('_item', c.path) }} AS _av_{{ loop.index }}{{ ',' if not loop.last }}
+        {{ dynamodb_cdc.attribute_path('_keys' if c.is_key else '_item', c.path) }} AS _av_{{ loop.index }}{{ ',' if not loop.last }}
         {%- endfor %}
-    FROM raw
+    FROM events
 ),
 changes AS (
     SELECT
         {%- for c in cols %}
         {{ dynamodb_cdc._typed_column(c, '_av_' ~ loop.index) }} AS {{ dynamodb_cdc.quote_identifier(c.name) }},
         {%- endfor %}
-        toUInt64(toUnixTimestamp64Micro(export_time)) AS _version,
-        toUInt8(0) AS _is_deleted,
-        CAST('full_export', 'LowCardinality(String)') AS _source,
-        concat(data_file_key, '#', toString(line_number)) AS _source_ref,
+        {{ dynamodb_cdc._version_expr('_time_us', '_rank', '_seq') }} AS _version,
+        _is_deleted,
+        _ttl_deleted,
+        _changed_at,
+        _event,
+        _source,
+        _source_ref,
         arrayFilter(x -> x != '', [
             {%- for c in cols %}
             if({{ dynamodb_cdc.conversion_failed('_av_' ~ loop.index, c.type, c.binary) }}, {{ dynamodb_cdc.string_literal(c.name) }}, ''){{ ',' if not loop.last }}
             {%- endfor %}
         ]) AS _conversion_errors,
         _ingested_at,
-        {{ dynamodb_cdc._key_ok(spec, cols) }} AS _key_ok
+        toUInt8(_usable AND {{ dynamodb_cdc._key_ok(spec, cols) }}) AS _key_ok
     FROM attributes
 )
 {%- if snapshots %},
 snapshots AS (
     SELECT * FROM (
-        SELECT export_arn, toUInt64(toUnixTimestamp64Micro(export_time)) AS snapshot_version, updated_at,
+        SELECT export_arn,
+               {{ dynamodb_cdc._version_expr("toUInt64(toUnixTimestamp64Micro(export_time))", "0", "toUInt256(0)") }} AS snapshot_version,
+               updated_at,
                {{ 'toUInt8(1)' if since is none else 'toUInt8(updated_at > ' ~ since ~ ')' }} AS is_new
         FROM {{ source('dynamodb_cdc_raw', 'exports') }} FINAL
         WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
           AND export_type = 'FULL_EXPORT' AND status = 'loaded'
     )
-    WHERE is_new OR snapshot_version > ifNull((SELECT minOrNull(_version) FROM changes WHERE _key_ok), 18446744073709551615)
+    WHERE is_new OR snapshot_version > ifNull((SELECT minOrNull(_version) FROM changes WHERE _key_ok), toUInt256(0) - 1)
 ),
 snapshot_keys AS (
     SELECT DISTINCT
@@ -179,7 +274,10 @@ SELECT
     {%- endfor %}
     snapshot_version AS _version,
     toUInt8(1) AS _is_deleted,
-    CAST('full_export_absent', 'LowCardinality(String)') AS _source,
+    toUInt8(0) AS _ttl_deleted,
+    fromUnixTimestamp64Micro(toInt64(bitShiftRight(snapshot_version, 200)), 'UTC') AS _changed_at,
+    CAST('SNAPSHOT_ABSENT', 'LowCardinality(String)') AS _event,
+    CAST('full_export', 'LowCardinality(String)') AS _source,
     export_arn AS _source_ref,
     CAST([], 'Array(String)') AS _conversion_errors,
     updated_at AS _ingested_at,

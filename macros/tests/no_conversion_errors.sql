@@ -32,7 +32,7 @@ SELECT 'value not convertible to its declared type' AS problem,
 FROM {{ model }}
 WHERE notEmpty(_conversion_errors)
 UNION ALL
-SELECT 'key not convertible: row left out of the changes model' AS problem,
+SELECT 'change left out of the changes model: key not convertible, no usable change time, or no new image' AS problem,
        _source_ref AS source_ref,
        {{ dynamodb_cdc.string_literal(key_names | join(', ')) }} AS columns
 FROM (
