@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from .manifest import DataFile, ExportSummary, ManifestError
+from .manifest import DataFile, ExportSummary, ManifestError, check_windows
 from .progress import Progress
 from .s3export import DataFileError, S3Uri, fetch_data_file, find_summaries, iter_lines, read_export
 from .store import FAILED, LOADED, LOADING, FileState, Store
@@ -91,6 +91,11 @@ def load_exports(s3, store: Store, uri: str, options: LoadOptions | None = None)
     store.ensure_schema()
     for summary, files, summary_uri in exports:
         result.exports.append(_load_one(s3, store, location.bucket, summary, files, summary_uri, options))
+    for table in sorted({summary.table_name for summary, _, _ in exports}):
+        errors, warnings = check_windows(table, store.loaded_windows(table))
+        for warning in warnings:
+            log.warning("%s", warning)
+        result.errors.extend(errors)
     return result
 
 

@@ -194,3 +194,64 @@ def check_manifest_md5(content: bytes, expected: bytes, *, key: str) -> None:
 def export_folder_of(summary_key: str) -> str:
     """The export folder (``.../AWSDynamoDB/<ExportId>/``) that holds a manifest-summary.json."""
     return summary_key.rsplit("/", 1)[0] + "/" if "/" in summary_key else ""
+
+
+@dataclass(frozen=True)
+class ExportWindow:
+    """What coverage checks need to know of one export of a table."""
+
+    export_arn: str
+    export_type: str
+    export_time: datetime | None  # full exports
+    export_from_time: datetime | None  # incremental exports
+    export_to_time: datetime | None
+
+    @classmethod
+    def of(cls, s: ExportSummary) -> "ExportWindow":
+        return cls(s.export_arn, s.export_type, s.export_time, s.export_from_time, s.export_to_time)
+
+
+def check_windows(table: str, exports: list[ExportWindow]) -> tuple[list[str], list[str]]:
+    """Check that the incremental windows after the latest full export cover time without gaps.
+
+    Returns (errors, warnings).  A gap means changes were never exported, so the
+    copy is not exact until it is filled; a missing full export means items not
+    changed inside the windows are missing.  Overlaps are harmless (versions
+    order the changes) and only noted.
+    """
+    errors: list[str] = []
+    warnings: list[str] = []
+    fulls = sorted(e.export_time for e in exports if e.export_type == FULL_EXPORT and e.export_time)
+    windows = sorted(
+        (e for e in exports if e.export_type == INCREMENTAL_EXPORT and e.export_from_time and e.export_to_time),
+        key=lambda e: (e.export_from_time, e.export_to_time, e.export_arn),
+    )
+    if not windows:
+        return errors, warnings
+    if not fulls or fulls[0] > windows[0].export_from_time:
+        errors.append(
+            f"{table}: no full export at or before the first incremental window "
+            f"({windows[0].export_from_time.isoformat()}); items not changed since then are missing. "
+            "Load a full export taken at or before that time."
+        )
+    latest_full = max((t for t in fulls if t <= windows[-1].export_to_time), default=None)
+    covered = latest_full if latest_full is not None else windows[0].export_from_time
+    previous = None
+    for w in windows:
+        if w.export_to_time <= covered:
+            continue  # entirely before what matters now (superseded by a later full export or window)
+        if w.export_from_time > covered:
+            errors.append(
+                f"{table}: gap from {covered.isoformat()} to {w.export_from_time.isoformat()} before incremental "
+                f"export {w.export_arn}: changes in that interval were never exported. Request an incremental "
+                "export of exactly that window (ExportFromTime/ExportToTime) and load it."
+            )
+        elif previous is not None and w.export_from_time < previous.export_to_time:
+            warnings.append(
+                f"{table}: incremental exports {previous.export_arn} and {w.export_arn} overlap "
+                f"({w.export_from_time.isoformat()} < {previous.export_to_time.isoformat()}); harmless, "
+                "the changes are ordered by their write time"
+            )
+        covered = max(covered, w.export_to_time)
+        previous = w
+    return errors, warnings

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from . import schema
-from .manifest import DataFile, ExportSummary
+from .manifest import FULL_EXPORT, DataFile, ExportSummary, ExportWindow
 from .sql import ident, literal
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,20 @@ class Store:
                 "error", "updated_at",
             ],
         )
+
+    def loaded_windows(self, table_name: str) -> list[ExportWindow]:
+        """Every completely loaded export of a table, for window coverage checks."""
+        rows = self.client.query(
+            f"SELECT export_arn, export_type, export_time, export_from_time, export_to_time "
+            f"FROM {self.q}.exports FINAL WHERE table_name = {{t:String}} AND status = 'loaded'",
+            parameters={"t": table_name},
+        ).result_rows
+        return [
+            ExportWindow(
+                arn, kind, _utc(at) if kind == FULL_EXPORT else None, _utc(start), _utc(end)
+            )
+            for arn, kind, at, start, end in rows
+        ]
 
     # -- the ledger --------------------------------------------------------------
     def file_states(self, export_arn: str) -> dict[str, FileState]:
@@ -149,6 +163,10 @@ class Store:
 
     def _count(self, table: str, cond: str) -> int:
         return int(self.client.command(f"SELECT count() FROM {self.q}.{table} WHERE {cond}"))
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
 _last_now = datetime.min.replace(tzinfo=timezone.utc)

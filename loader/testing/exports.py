@@ -53,42 +53,88 @@ def write_full_export(
     ``lines`` replaces the generated data lines (to plant bad input).
     """
     export_time = export_time or datetime.now(timezone.utc).replace(microsecond=0)
-    eid = export_id(export_time)
+    if lines is None:
+        lines = [dumps_line({"Item": item}) for item in items]
+    return _write_export(
+        s3, bucket, table_arn, lines, prefix=prefix, started=export_time, files=files, shared_data=False,
+        summary={"version": "2020-06-30", "exportTime": iso(export_time), "exportType": "FULL_EXPORT"},
+    )
+
+
+def incremental_line(
+    keys: dict, new_image: dict | None, old_image: dict | None, write_micros: int, *, ts_form: str = "N",
+    key_field: str = "Keys",
+) -> bytes:
+    """One incremental-export line; ``ts_form`` writes WriteTimestampMicros as {"N": s}, a string or a number."""
+    ts = {"N": {"N": str(write_micros)}, "string": str(write_micros), "number": write_micros}[ts_form]
+    doc: dict = {"Metadata": {"WriteTimestampMicros": ts}, key_field: keys}
+    if new_image is not None:
+        doc["NewImage"] = new_image
+    if old_image is not None:
+        doc["OldImage"] = old_image
+    return dumps_line(doc)
+
+
+def write_incremental_export(
+    s3,
+    bucket: str,
+    table_arn: str,
+    lines: list[bytes],
+    *,
+    export_from: datetime,
+    export_to: datetime,
+    prefix: str | None = None,
+    view: str = "NEW_AND_OLD_IMAGES",
+    files: int = 1,
+) -> WrittenExport:
+    """Write an incremental export: manifests in its own folder, data files in the shared AWSDynamoDB/data/."""
+    return _write_export(
+        s3, bucket, table_arn, lines, prefix=prefix, started=export_to, files=files, shared_data=True,
+        summary={
+            "version": "2023-08-01",
+            "exportFromTime": iso(export_from),
+            "exportToTime": iso(export_to),
+            "outputView": view,
+            "exportType": "INCREMENTAL_EXPORT",
+        },
+    )
+
+
+def dumps_line(doc) -> bytes:
+    """Compact JSON, UTF-8 as AWS writes it (no \\u escapes)."""
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _write_export(s3, bucket, table_arn, lines, *, prefix, started, files, shared_data, summary) -> WrittenExport:
+    eid = export_id(started)
     base = f"{prefix.rstrip('/')}/" if prefix else ""
     folder = f"{base}AWSDynamoDB/{eid}/"
+    data_folder = f"{base}AWSDynamoDB/data/" if shared_data else f"{folder}data/"
     export_arn = f"{table_arn}/export/{eid}"
     s3.put_object(Bucket=bucket, Key=folder + "_started", Body=b"")
-    if lines is None:
-        lines = [json.dumps({"Item": item}, separators=(",", ":")).encode() for item in items]
     chunks = [lines[i::files] for i in range(files)]
     manifest_lines, data_keys = [], []
     for chunk in chunks:
-        key = f"{folder}data/{_random_name()}.json.gz"
+        key = f"{data_folder}{_random_name()}.json.gz"
         body = gzip.compress(b"".join(line + b"\n" for line in chunk), mtime=0)
         s3.put_object(Bucket=bucket, Key=key, Body=body)
         data_keys.append(key)
-        manifest_lines.append(
-            json.dumps(
-                {
-                    "itemCount": len(chunk),
-                    "md5Checksum": md5_base64(body),
-                    "etag": secrets.token_hex(16) + "-1",
-                    "dataFileS3Key": key,
-                },
-                separators=(",", ":"),
-            )
-        )
+        manifest_lines.append(json.dumps(
+            {"itemCount": len(chunk), "md5Checksum": md5_base64(body), "etag": secrets.token_hex(16) + "-1",
+             "dataFileS3Key": key},
+            separators=(",", ":"),
+        ))
     files_body = ("\n".join(manifest_lines) + "\n").encode()
     s3.put_object(Bucket=bucket, Key=folder + "manifest-files.json", Body=files_body)
     s3.put_object(Bucket=bucket, Key=folder + "manifest-files.md5", Body=md5_base64(files_body).encode())
-    summary = {
-        "version": "2020-06-30",
+    doc = {
+        "version": summary["version"],
         "exportArn": export_arn,
-        "startTime": iso(export_time),
-        "endTime": iso(export_time + timedelta(minutes=4)),
+        "startTime": iso(started),
+        "endTime": iso(started + timedelta(minutes=4)),
         "tableArn": table_arn,
         "tableId": "00000000-0000-4000-8000-000000000000",
-        "exportTime": iso(export_time),
+        **{k: v for k, v in summary.items() if k != "version"},
         "s3Bucket": bucket,
         "s3Prefix": prefix,
         "s3SseAlgorithm": "AES256",
@@ -97,9 +143,8 @@ def write_full_export(
         "billedSizeBytes": sum(len(x) for x in lines),
         "itemCount": len(lines),
         "outputFormat": "DYNAMODB_JSON",
-        "exportType": "FULL_EXPORT",
     }
-    summary_body = json.dumps(summary, separators=(",", ":")).encode()
+    summary_body = json.dumps(doc, separators=(",", ":")).encode()
     s3.put_object(Bucket=bucket, Key=folder + "manifest-summary.json", Body=summary_body)
     s3.put_object(Bucket=bucket, Key=folder + "manifest-summary.md5", Body=md5_base64(summary_body).encode())
     return WrittenExport(bucket, prefix, folder, export_arn, data_keys)

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import SAMPLES
 from dynamodb_cdc.manifest import md5_base64
-from dynamodb_cdc.testing.exports import write_full_export
+from dynamodb_cdc.testing.exports import dumps_line, write_full_export
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/users"
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
@@ -21,7 +21,7 @@ def items(n: int, start: int = 0) -> list[dict]:
 
 
 def line_of(item: dict) -> bytes:
-    return json.dumps({"Item": item}, separators=(",", ":")).encode()
+    return dumps_line({"Item": item})
 
 
 def landed(ch, table="export_lines"):
@@ -283,3 +283,47 @@ def test_real_aws_manifests_are_read_and_a_missing_data_file_is_reported(s3, cli
     assert "enpvklgbwq7gta42yshirxd6ea.json.gz is listed in the manifest but does not exist" in result.stderr
     assert clickhouse.rows(f"SELECT table_name, status FROM {clickhouse.raw_db}.exports FINAL") == [
         ("livros_por_ler", "failed")]
+
+
+def test_incremental_exports_land_in_window_order_from_the_shared_data_folder(s3, clickhouse):
+    from dynamodb_cdc.testing.exports import incremental_line, write_incremental_export
+
+    hour = T0.replace(minute=0, second=0, microsecond=0)
+    full = write_full_export(s3, s3.bucket, ARN, items(2), prefix="p", export_time=hour)
+    k = {"id": {"S": "u0000"}}
+    w2 = write_incremental_export(s3, s3.bucket, ARN, [
+        incremental_line(k, None, {"id": {"S": "u0000"}}, 3, ts_form="number", key_field="Key"),
+    ], export_from=hour.replace(hour=4), export_to=hour.replace(hour=5), prefix="p")
+    w1 = write_incremental_export(s3, s3.bucket, ARN, [
+        incremental_line(k, {"id": {"S": "u0000"}, "age": {"N": "7"}}, None, 1, ts_form="N"),
+        incremental_line({"id": {"S": "new"}}, {"id": {"S": "new"}}, None, 2, ts_form="string"),
+        b'{"Metadata":{},"Keys":{"id":{"S":"no-time"}},"NewImage":{"id":{"S":"no-time"}}}',
+    ], export_from=hour.replace(hour=3), export_to=hour.replace(hour=4), prefix="p", view="NEW_IMAGE")
+    assert all(key.startswith("p/AWSDynamoDB/data/") for key in w1.data_keys + w2.data_keys)
+
+    result = clickhouse.cli("load-export", f"s3://{s3.bucket}/p", check=True)
+    log = result.stderr
+    assert log.index(full.export_arn) < log.index(w1.export_arn) < log.index(w2.export_arn)  # window order
+    rows = clickhouse.rows(
+        f"SELECT export_arn, export_type, export_from_time, line_number FROM {clickhouse.raw_db}.export_lines "
+        f"WHERE export_type = 'INCREMENTAL_EXPORT' ORDER BY export_from_time, line_number"
+    )
+    assert [(r[0], r[3]) for r in rows] == [(w1.export_arn, 1), (w1.export_arn, 2), (w2.export_arn, 1)]
+    assert clickhouse.rows(f"SELECT location, line_number, error FROM {clickhouse.raw_db}.quarantine") == [
+        (w1.data_keys[0], 3, "incremental-export line has no usable Metadata.WriteTimestampMicros")]
+    assert "gap" not in log
+
+
+def test_window_gaps_and_a_missing_full_export_are_reported(s3, clickhouse):
+    from dynamodb_cdc.testing.exports import incremental_line, write_incremental_export
+
+    hour = T0.replace(minute=0, second=0, microsecond=0)
+    line = incremental_line({"id": {"S": "a"}}, {"id": {"S": "a"}}, None, 1)
+    write_incremental_export(s3, s3.bucket, ARN, [line], export_from=hour.replace(hour=1), export_to=hour.replace(hour=2), prefix="p")
+    write_incremental_export(s3, s3.bucket, ARN, [line], export_from=hour.replace(hour=3), export_to=hour.replace(hour=4), prefix="p")
+    result = clickhouse.cli("load-export", f"s3://{s3.bucket}/p")
+    assert result.returncode == 1
+    assert "users: no full export at or before the first incremental window" in result.stderr
+    assert "users: gap from 2026-01-02T02:00:00+00:00 to 2026-01-02T03:00:00+00:00" in result.stderr
+    # Everything that could land, landed.
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines") == 2

@@ -1,0 +1,57 @@
+"""Coverage of incremental export windows: gaps, overlaps, a missing full export."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from dynamodb_cdc.manifest import FULL_EXPORT, INCREMENTAL_EXPORT, ExportWindow, check_windows
+
+T = datetime(2026, 3, 1, tzinfo=timezone.utc)
+H = timedelta(hours=1)
+
+
+def full(at):
+    return ExportWindow(f"full@{at:%H}", FULL_EXPORT, at, None, None)
+
+
+def inc(start, end):
+    return ExportWindow(f"inc@{start:%H}-{end:%H}", INCREMENTAL_EXPORT, None, start, end)
+
+
+def test_a_continuous_chain_is_clean():
+    assert check_windows("t", [full(T), inc(T, T + H), inc(T + H, T + 2 * H)]) == ([], [])
+
+
+def test_only_full_exports_need_no_windows():
+    assert check_windows("t", [full(T), full(T + H)]) == ([], [])
+
+
+def test_gap_between_windows_is_an_error_naming_the_interval():
+    errors, warnings = check_windows("t", [full(T), inc(T, T + H), inc(T + 2 * H, T + 3 * H)])
+    assert len(errors) == 1 and not warnings
+    assert "gap from 2026-03-01T01:00:00+00:00 to 2026-03-01T02:00:00+00:00" in errors[0]
+
+
+def test_gap_after_the_full_export_is_an_error():
+    errors, _ = check_windows("t", [full(T), inc(T + H, T + 2 * H)])
+    assert "gap from 2026-03-01T00:00:00+00:00 to 2026-03-01T01:00:00+00:00" in errors[0]
+
+
+def test_overlap_is_only_a_warning():
+    errors, warnings = check_windows("t", [full(T), inc(T, T + 2 * H), inc(T + H, T + 3 * H)])
+    assert not errors and len(warnings) == 1 and "overlap" in warnings[0]
+
+
+def test_missing_full_export_is_reported():
+    errors, _ = check_windows("t", [inc(T, T + H)])
+    assert len(errors) == 1 and "no full export at or before" in errors[0]
+    errors, _ = check_windows("t", [full(T + H), inc(T, T + 2 * H)])
+    assert "no full export at or before" in errors[0]
+
+
+def test_windows_before_a_later_full_export_no_longer_matter():
+    # A gap before the latest full export is healed by it.
+    exports = [full(T), inc(T, T + H), full(T + 3 * H), inc(T + 3 * H, T + 4 * H)]
+    assert check_windows("t", exports) == ([], [])
+    # A window that starts before the latest full export and runs past it covers it.
+    assert check_windows("t", [full(T), full(T + 2 * H), inc(T + H, T + 3 * H)]) == ([], [])
