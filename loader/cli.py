@@ -9,6 +9,7 @@ import sys
 
 from . import __version__
 from .connection import URL_ENV, ConnectionConfigError, EngineLockedError, open_client, parse_url
+from .request_export import ExportRequestError as RequestError
 
 log = logging.getLogger("dynamodb_cdc")
 
@@ -54,6 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="always draw a bar")
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="plain log lines only")
     load.set_defaults(func=cmd_load_export)
+
+    req = sub.add_parser(
+        "request-export",
+        parents=[common],
+        help="request the next export of a table (full, or the next incremental window), wait, load it",
+        description="Requests a full export when none is loaded (or with --full), else the incremental "
+        "window that continues the loaded exports up to now (15 minutes to 24 hours). "
+        "Point-in-time recovery must be enabled on the table.",
+    )
+    req.add_argument("--table", required=True, help="DynamoDB table name or ARN")
+    req.add_argument("--s3-bucket", required=True, help="bucket the export is written to")
+    req.add_argument("--s3-prefix", default=None, help="prefix under the bucket (the same on every run)")
+    req.add_argument("--full", action="store_true", help="request a full export even if one is loaded")
+    req.add_argument("--wait", action="store_true", help="wait until the export completes")
+    req.add_argument("--load", action="store_true", help="wait, then load the export (implies --wait)")
+    req.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
+    req.add_argument("--poll-seconds", type=float, default=30.0, help="seconds between status checks (default 30)")
+    req.set_defaults(func=cmd_request_export)
     return parser
 
 
@@ -90,6 +109,46 @@ def cmd_load_export(args) -> int:
     return EXIT_OK
 
 
+def cmd_request_export(args) -> int:
+    import boto3
+
+    from . import request_export as rx
+    from .load_export import LoadOptions, load_exports
+    from .s3export import s3_client
+    from .store import Store
+
+    dynamodb = boto3.client("dynamodb")
+    table = dynamodb.describe_table(TableName=args.table)["Table"]
+    table_name, table_arn = table["TableName"], table["TableArn"]
+    target = parse_url(args.clickhouse_url)
+    client = open_client(target)
+    try:
+        store = Store(client, args.raw_database)
+        store.ensure_schema()
+        plan = rx.plan_export(store.loaded_windows(table_name), rx.now_utc(), full=args.full)
+        if plan is None:
+            log.info("%s: the next incremental window is not 15 minutes wide yet; nothing to request", table_name)
+            return EXIT_OK
+        what = plan.export_type if plan.export_from is None else (
+            f"{plan.export_type} {plan.export_from.isoformat()} .. {plan.export_to.isoformat()}")
+        arn = rx.request(dynamodb, table_arn, args.s3_bucket, args.s3_prefix, plan)
+        log.info("%s: requested %s (%s): %s", table_name, what, plan.reason, arn)
+        if not (args.wait or args.load):
+            return EXIT_OK
+        description = rx.wait(dynamodb, arn, timeout=args.timeout, poll=args.poll_seconds)
+        log.info("%s: export completed (%s items)", arn, description.get("ItemCount"))
+        if not args.load:
+            return EXIT_OK
+        result = load_exports(s3_client(), store, rx.load_uri(description, args.s3_bucket, args.s3_prefix),
+                              LoadOptions())
+    finally:
+        client.close()
+    errors = result.errors + [e for export in result.exports for e in export.errors]
+    for error in errors:
+        log.error("%s", error)
+    return EXIT_FAILED if errors else EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -101,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)
-    except EngineLockedError as ex:
+    except (EngineLockedError, RequestError) as ex:
         log.error("%s", ex)
         return EXIT_FAILED
     except (ConnectionConfigError, ValueError) as ex:
