@@ -4,7 +4,10 @@
 2. writes two DynamoDB full exports in AWS's exact layout (users, orders);
 3. lands them with `dynamodb-cdc load-export`;
 4. runs `dbt build` on chDB (the `embedded` target of profiles.example.yml);
-5. prints the current-state tables, then stops moto.
+5. prints the current-state tables;
+6. then the table changes: an incremental export of the next hour (an update, a
+   delete, an insert) is landed and `dbt run` applies it incrementally;
+7. prints `users` again, then stops moto.
 
 Everything lives in .demo/ (recreated on every run).
 """
@@ -15,7 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,11 +79,31 @@ def run(cmd: list[str], **kwargs) -> None:
     subprocess.run(cmd, check=True, cwd=WORK, **kwargs)
 
 
+def show(url: str, models) -> tuple:
+    from dynamodb_cdc.connection import open_client
+
+    client = open_client(url)
+    try:
+        for model in models:
+            result = client.query(
+                f"SELECT * EXCEPT (_version, _ttl_deleted, _source_ref, _ingested_at) FROM analytics.{model} ORDER BY 1, 2"
+            )
+            print(f"\nanalytics.{model}:")
+            print("  " + " | ".join(result.column_names))
+            for row in result.result_rows:
+                print("  " + " | ".join("NULL" if v is None else str(v) for v in row))
+        return client.query(
+            "SELECT (SELECT count() FROM dynamodb_raw.export_lines), (SELECT count() FROM dynamodb_raw.quarantine), "
+            "(SELECT count() FROM analytics.users_current), (SELECT count() FROM analytics.orders_current)"
+        ).result_rows[0]
+    finally:
+        client.close()
+
+
 def main() -> int:
     import boto3
 
-    from dynamodb_cdc.connection import open_client
-    from dynamodb_cdc.testing.exports import write_full_export
+    from dynamodb_cdc.testing.exports import incremental_line, write_full_export, write_incremental_export
     from dynamodb_cdc.testing.moto import moto_server
 
     shutil.rmtree(WORK, ignore_errors=True)
@@ -108,37 +131,51 @@ def main() -> int:
         step("loader again: a rerun is a no-op")
         run([str(BIN / "dynamodb-cdc"), "load-export", f"s3://{BUCKET}/exports/users", "--clickhouse-url", url])
 
-    step("dbt build on the embedded engine (chDB)")
-    run(
-        [str(BIN / "dbt"), "build", "--project-dir", str(ROOT), "--profiles-dir", str(WORK / "profiles"),
-         "--target", "embedded"],
-        env={**os.environ, "DBT_LOG_PATH": str(WORK / "logs"), "DBT_TARGET_PATH": str(WORK / "target")},
-    )
+        dbt = [str(BIN / "dbt"), "--project-dir", str(ROOT), "--profiles-dir", str(WORK / "profiles"),
+               "--target", "embedded"]
+        dbt_env = {**os.environ, "DBT_LOG_PATH": str(WORK / "logs"), "DBT_TARGET_PATH": str(WORK / "target")}
+        step("dbt build on the embedded engine (chDB)")
+        run([dbt[0], "build", *dbt[1:]], env=dbt_env)
 
-    step("results")
+        step("results")
+        counts = show(url, ("users_current", "orders_current"))
+        print(
+            f"\nraw lines {counts[0]}, quarantined {counts[1]}, users {counts[2]} (expected {len(USERS)}), "
+            f"orders {counts[3]} (expected {len(ORDERS)})"
+        )
+        if (counts[2], counts[3]) != (len(USERS), len(ORDERS)):
+            print("demo FAILED: current-state counts differ from the export", file=sys.stderr)
+            return 1
+
+        step("the table changes: an incremental export of the next hour (update u-002, delete u-003, insert u-006)")
+        micros = int(t.timestamp() * 1_000_000)
+        lines = [
+            incremental_line({"id": {"S": "u-002"}}, {**USERS[1], "age": {"N": "46"}}, USERS[1], micros + 60_000_000),
+            incremental_line({"id": {"S": "u-003"}}, None, USERS[2], micros + 120_000_000),
+            incremental_line({"id": {"S": "u-006"}}, {"id": {"S": "u-006"}, "first_name": {"S": "Margaret"},
+                                                     "age": {"N": "33"}}, None, micros + 180_000_000),
+        ]
+        w = write_incremental_export(
+            s3, BUCKET, f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/users", lines,
+            export_from=t, export_to=t + timedelta(hours=1), prefix="exports/users",
+        )
+        print(f"  {w.uri}  ({len(lines)} changes, data in exports/users/AWSDynamoDB/data/)")
+        run([str(BIN / "dynamodb-cdc"), "load-export", f"s3://{BUCKET}/exports/users", "--clickhouse-url", url])
+        step("dbt run: the changes model reads only the new rows")
+        run([dbt[0], "run", "--select", "users_changes", "users_current", *dbt[1:]], env=dbt_env)
+
+    step("users after the changes")
+    show(url, ("users_current",))
+    from dynamodb_cdc.connection import open_client
+
     client = open_client(url)
     try:
-        for model in ("users_current", "orders_current"):
-            result = client.query(
-                f"SELECT * EXCEPT (_version, _ttl_deleted, _source_ref, _ingested_at) FROM analytics.{model} ORDER BY 1, 2"
-            )
-            print(f"\nanalytics.{model}:")
-            print("  " + " | ".join(result.column_names))
-            for row in result.result_rows:
-                print("  " + " | ".join("NULL" if v is None else str(v) for v in row))
-        counts = client.query(
-            "SELECT (SELECT count() FROM dynamodb_raw.export_lines), "
-            "(SELECT count() FROM dynamodb_raw.quarantine), "
-            "(SELECT count() FROM analytics.users_current), (SELECT count() FROM analytics.orders_current)"
-        ).result_rows[0]
+        now = client.query("SELECT id, age FROM analytics.users_current ORDER BY id").result_rows
     finally:
         client.close()
-    print(
-        f"\nraw lines {counts[0]}, quarantined {counts[1]}, users {counts[2]} (expected {len(USERS)}), "
-        f"orders {counts[3]} (expected {len(ORDERS)})"
-    )
-    if (counts[2], counts[3]) != (len(USERS), len(ORDERS)):
-        print("demo FAILED: current-state counts differ from the export", file=sys.stderr)
+    expected = [("u-001", 36), ("u-002", 46), ("u-004", None), ("u-005", None), ("u-006", 33)]
+    if now != expected:
+        print(f"demo FAILED: users after the changes are {now}, expected {expected}", file=sys.stderr)
         return 1
     print("\ndemo OK. The embedded data is in .demo/chdb; inspect it with the same URL once nothing else has it open.")
     return 0

@@ -63,7 +63,12 @@
   {%- if ttl_deletes not in ['delete', 'keep'] -%}
     {{ exceptions.raise_compiler_error(where ~ ".ttl_deletes is '" ~ ttl_deletes ~ "'; use delete (default) or keep") }}
   {%- endif -%}
-  {{ return({'name': table_name, 'key': key, 'columns': columns, 'ttl_deletes': ttl_deletes}) }}
+  {%- set materialization = decl.get('materialization', 'incremental') -%}
+  {%- if materialization not in ['incremental', 'materialized_view'] -%}
+    {{ exceptions.raise_compiler_error(where ~ ".materialization is '" ~ materialization ~ "'; use incremental (default) or materialized_view") }}
+  {%- endif -%}
+  {{ return({'name': decl.get('dynamodb_table', table_name), 'declaration': table_name, 'key': key, 'columns': columns,
+             'ttl_deletes': ttl_deletes, 'materialization': materialization}) }}
 {% endmacro %}
 
 {#- The column type of a non-key column: Nullable unless the type cannot be.

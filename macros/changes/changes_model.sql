@@ -27,6 +27,32 @@
   {%- set spec = dynamodb_cdc._table_spec(table_name) -%}
   {%- set order_by = [] -%}
   {%- for k in spec.key -%}{%- do order_by.append(dynamodb_cdc.quote_identifier(k.name)) -%}{%- endfor -%}
+  {%- if spec.materialization == 'materialized_view' -%}
+  {#- One ClickHouse materialized view per raw table, both writing into this model's
+      table as rows are inserted (dbt-clickhouse's materialized_view, --name:begin/end
+      markers); the first dbt run back-fills what is already there. -#}
+  {{ config(
+      materialized='materialized_view',
+      engine='ReplacingMergeTree(_version, _is_deleted)',
+      order_by=order_by,
+      catchup=true,
+  ) }}
+--exports:begin
+SELECT * EXCEPT (_key_ok)
+FROM (
+{{ dynamodb_cdc._changes_select(spec, sources=['exports']) }}
+)
+WHERE _key_ok
+--exports:end
+UNION ALL
+--streams:begin
+SELECT * EXCEPT (_key_ok)
+FROM (
+{{ dynamodb_cdc._changes_select(spec, sources=['streams']) }}
+)
+WHERE _key_ok
+--streams:end
+  {%- else -%}
   {{ config(
       materialized='incremental',
       incremental_strategy='append',
@@ -42,12 +68,13 @@
     {%- set existing = this -%}
     {#- The snapshot pass reads the whole table: run it only when a snapshot can change something. -#}
     {%- set snapshots = execute and dynamodb_cdc._snapshots_matter(spec, since) -%}
-  {%- endif -%}
+  {%- endif %}
 SELECT * EXCEPT (_key_ok)
 FROM (
 {{ dynamodb_cdc._changes_select(spec, since=since, snapshots=snapshots, existing=existing) }}
 )
 WHERE _key_ok
+  {%- endif %}
 {% endmacro %}
 
 
@@ -94,7 +121,7 @@ WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
   _source_ref, _ingested_at and _usable (0 when the event cannot be applied:
   no usable time, no keys, or an INSERT/MODIFY without its new image).
 -#}
-{% macro _events(spec, since=none) %}
+{% macro _events(spec, since=none, sources=['exports', 'streams']) %}
   {%- set table = dynamodb_cdc.string_literal(spec.name) -%}
   {%- set keep_ttl = spec.ttl_deletes == 'keep' -%}
   {%- set wts = "'Metadata', 'WriteTimestampMicros'" -%}
@@ -104,6 +131,7 @@ SELECT
     _event, _source, _source_ref, _ingested_at,
     toUInt8(_time_n IS NOT NULL AND _keys != '' AND (_is_deleted OR _item != '')) AS _usable
 FROM (
+    {%- if 'exports' in sources %}
     SELECT
         if(export_type = 'FULL_EXPORT', JSONExtractRaw(line, 'Item'),
            if(JSONHas(line, 'Keys'), JSONExtractRaw(line, 'Keys'), JSONExtractRaw(line, 'Key'))) AS _keys,
@@ -128,8 +156,12 @@ FROM (
       {%- if since is not none %}
       AND _ingested_at > {{ since }}
       {%- endif %}
+    {%- endif %}
+    {%- if sources | length > 1 %}
 
     UNION ALL
+    {%- endif %}
+    {%- if 'streams' in sources %}
 
     SELECT _keys, _item, _is_deleted, _ttl AS _ttl_deleted, _time_n, _changed_n, _rank, _seq,
            _event, _source, _source_ref, _ingested_at
@@ -166,6 +198,7 @@ FROM (
           AND _ingested_at > {{ since }}
           {%- endif %}
     )
+    {%- endif %}
 )
 {% endmacro %}
 
@@ -182,12 +215,12 @@ FROM (
                the keys read in this run
     existing   the changes relation already built (incremental runs), for known keys
 -#}
-{% macro _changes_select(spec, since=none, snapshots=false, existing=none) %}
+{% macro _changes_select(spec, since=none, snapshots=false, existing=none, sources=['exports', 'streams']) %}
   {%- set cols = spec.columns -%}
   {%- set keys = [] -%}
   {%- for k in spec.key -%}{%- do keys.append(dynamodb_cdc.quote_identifier(k.name)) -%}{%- endfor -%}
 WITH events AS (
-{{ dynamodb_cdc._events(spec, since) }}
+{{ dynamodb_cdc._events(spec, since, sources) }}
 ),
 attributes AS (
     SELECT
