@@ -228,11 +228,13 @@ def check_windows(table: str, exports: list[ExportWindow]) -> tuple[list[str], l
     )
     if not windows:
         return errors, warnings
-    if not fulls or fulls[0] > windows[0].export_from_time:
+    if not fulls:
+        # A window that starts before a full export and runs past it is fine: the
+        # snapshot plus the window's later changes hold the table.
         errors.append(
-            f"{table}: no full export at or before the first incremental window "
-            f"({windows[0].export_from_time.isoformat()}); items not changed since then are missing. "
-            "Load a full export taken at or before that time."
+            f"{table}: no full export loaded before the incremental windows (the first starts at "
+            f"{windows[0].export_from_time.isoformat()}); items not changed since then are missing. "
+            "Load a full export taken at or before the start of the windows."
         )
     latest_full = max((t for t in fulls if t <= windows[-1].export_to_time), default=None)
     covered = latest_full if latest_full is not None else windows[0].export_from_time

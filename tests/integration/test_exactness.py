@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, ClickHouse, Dbt
@@ -176,6 +176,7 @@ def us(t: int) -> datetime:
 
 
 @settings(max_examples=int(os.environ.get("EXACTNESS_EXAMPLES", "6")), deadline=None, derandomize=True, print_blob=True,
+          phases=[Phase.explicit, Phase.reuse, Phase.generate] + ([] if os.environ.get("EXACTNESS_NO_SHRINK") else [Phase.shrink]),
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(h=histories())
 def test_current_view_equals_the_history_end_state(h, s3, tmp_path_factory):

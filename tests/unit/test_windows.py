@@ -44,9 +44,11 @@ def test_overlap_is_only_a_warning():
 
 def test_missing_full_export_is_reported():
     errors, _ = check_windows("t", [inc(T, T + H)])
-    assert len(errors) == 1 and "no full export at or before" in errors[0]
-    errors, _ = check_windows("t", [full(T + H), inc(T, T + 2 * H)])
-    assert "no full export at or before" in errors[0]
+    assert len(errors) == 1 and "no full export loaded before the incremental windows" in errors[0]
+
+
+def test_a_window_that_starts_before_the_full_export_and_runs_past_it_covers_it():
+    assert check_windows("t", [full(T + H), inc(T, T + 2 * H)]) == ([], [])
 
 
 def test_windows_before_a_later_full_export_no_longer_matter():
