@@ -73,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     req.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
     req.add_argument("--poll-seconds", type=float, default=30.0, help="seconds between status checks (default 30)")
     req.set_defaults(func=cmd_request_export)
+
+    status = sub.add_parser(
+        "status",
+        parents=[common],
+        help="what has landed, per DynamoDB table and source (exports, files, lines, shards, quarantine)",
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output for monitoring")
+    status.set_defaults(func=cmd_status)
     return parser
 
 
@@ -147,6 +155,20 @@ def cmd_request_export(args) -> int:
     for error in errors:
         log.error("%s", error)
     return EXIT_FAILED if errors else EXIT_OK
+
+
+def cmd_status(args) -> int:
+    from .status import collect, to_json, to_text
+    from .store import Store
+
+    client = open_client(parse_url(args.clickhouse_url))
+    try:
+        Store(client, args.raw_database).ensure_schema()
+        report = collect(client, args.raw_database)
+    finally:
+        client.close()
+    print(to_json(report) if args.json else to_text(report))
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
