@@ -235,6 +235,7 @@ changes AS (
         {%- for c in cols %}
         {{ dynamodb_cdc._typed_column(c, '_av_' ~ loop.index) }} AS {{ dynamodb_cdc.quote_identifier(c.name) }},
         {%- endfor %}
+        {{ dynamodb_cdc._other_attributes('_item', cols) }} AS _other_attributes,
         {{ dynamodb_cdc._version_expr('_time_us', '_rank', '_seq') }} AS _version,
         _is_deleted,
         _ttl_deleted,
@@ -305,6 +306,7 @@ SELECT
     CAST(NULL, {{ dynamodb_cdc.string_literal(c.column_type) }}) AS {{ dynamodb_cdc.quote_identifier(c.name) }},
     {%- endif %}
     {%- endfor %}
+    '{}' AS _other_attributes,
     snapshot_version AS _version,
     toUInt8(1) AS _is_deleted,
     toUInt8(0) AS _ttl_deleted,
@@ -318,6 +320,19 @@ SELECT
 FROM absent
 {%- endif %}
 {% endmacro %}
+
+
+{#-
+  The item's attributes that no column takes whole, as DynamoDB JSON text
+  ('{"attr": {"S": "..."}, ...}'), so nothing is lost when the table grows an
+  attribute.  An attribute read only through a nested path stays here whole.
+-#}
+{% macro _other_attributes(item_expr, cols) %}
+  {%- set taken = [] -%}
+  {%- for c in cols if c.path | length == 1 -%}{%- do taken.append(dynamodb_cdc.string_literal(c.path[0])) -%}{%- endfor -%}
+concat('{', arrayStringConcat(arrayMap(kv -> concat(toJSONString(kv.1), ':', kv.2),
+    arrayFilter(kv -> kv.1 NOT IN ({{ taken | join(', ') }}), JSONExtractKeysAndValuesRaw({{ item_expr }}))), ','), '}')
+{%- endmacro %}
 
 
 {#- A declared column, typed: keys are never NULL (rows whose key fails are dropped by _key_ok). -#}

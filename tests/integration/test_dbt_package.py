@@ -77,6 +77,9 @@ def test_full_refresh_then_incremental_runs_match_expected_seeds(s3, clickhouse,
         in ([(b"\x00\x01\x02", "AAEC")], [("\x00\x01\x02", "AAEC")])
     assert ch.rows(f"SELECT toTypeName(balance), toTypeName(customer_id), toTypeName(tenant) FROM {changes} LIMIT 1") == [
         ("Nullable(Decimal(38, 4))", "UInt64", "LowCardinality(String)")]
+    # Attributes no column takes whole are kept as DynamoDB JSON: here the map read through a path.
+    other = ch.scalar(f"SELECT _other_attributes FROM {ch.schema}.customers_current WHERE tenant = 'acme' AND customer_id = 1")
+    assert json.loads(other) == {"address": ACME1_V1["address"]}
 
     # Stage 2: a newer full export: acme/1 updated, acme/3 gone (a delete), initech/7 new.
     load(s3, ch, [ACME1_V2, ACME2, GLOBEX1, GLOBEX_MAX, INITECH7], T2)
