@@ -39,18 +39,13 @@ def collect(client, database: str) -> dict:
         f"SELECT table_name, status, count() FROM {q}.export_files FINAL GROUP BY ALL ORDER BY ALL"
     ).result_rows:
         table(name)["data_files"][status] = n
-    for name, n, last in client.query(
-        f"SELECT table_name, count(), max(_ingested_at) FROM {q}.export_lines GROUP BY table_name"
-    ).result_rows:
-        t = table(name)
-        t["lines_landed"] = n
-        t["last_landed_at"] = _max(t["last_landed_at"], last)
-    for name, n, last in client.query(
-        f"SELECT table_name, count(), max(_ingested_at) FROM {q}.stream_records GROUP BY table_name"
-    ).result_rows:
-        t = table(name)
-        t["stream_records"] = n
-        t["last_landed_at"] = _max(t["last_landed_at"], last)
+    for raw_table, field in (("export_lines", "lines_landed"), ("stream_records", "stream_records")):
+        for name, n, last in client.query(
+            f"SELECT table_name, count(), max(_ingested_at) FROM {q}.{raw_table} GROUP BY table_name"
+        ).result_rows:
+            t = table(name)
+            t[field] = n
+            t["last_landed_at"] = _max(t["last_landed_at"], last)
     shards = client.query(
         f"SELECT c.source, c.stream_arn, c.shard_id, c.sequence_number, c.finished, c.updated_at, "
         f"  (SELECT groupUniqArray(table_name) FROM {q}.stream_records r WHERE r.stream_arn = c.stream_arn) "
