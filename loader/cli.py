@@ -10,6 +10,7 @@ import sys
 from . import __version__
 from .connection import URL_ENV, ConnectionConfigError, EngineLockedError, open_client, parse_url
 from .request_export import ExportRequestError as RequestError
+from .streams import StreamError
 
 log = logging.getLogger("dynamodb_cdc")
 
@@ -81,6 +82,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="machine-readable output for monitoring")
     status.set_defaults(func=cmd_status)
+
+    streaming = argparse.ArgumentParser(add_help=False)
+    mode = streaming.add_mutually_exclusive_group()
+    mode.add_argument("--until-caught-up", dest="follow", action="store_false", default=False,
+                      help="read every shard to its current end, land, checkpoint, exit 0 (default; for schedulers)")
+    mode.add_argument("--follow", dest="follow", action="store_true",
+                      help="keep reading until SIGTERM/SIGINT, then land the pending batch, checkpoint, exit 0")
+    streaming.add_argument("--batch-rows", type=int, default=int(_env("BATCH_ROWS", "100000")),
+                           help="flush after this many records (default 100000)")
+    streaming.add_argument("--batch-bytes", type=int, default=int(_env("BATCH_BYTES", str(20 << 20))),
+                           help="... or this many bytes of record data (default 20 MiB)")
+    streaming.add_argument("--batch-seconds", type=float, default=float(_env("BATCH_SECONDS", "5")),
+                           help="... or when the oldest pending record is this old (default 5)")
+
+    kinesis = sub.add_parser(
+        "consume-kinesis",
+        parents=[common, streaming],
+        help="land a Kinesis Data Streams for DynamoDB stream in stream_records, with per-shard checkpoints",
+        description="Reads every shard (closed parents before their children), lands each record's data "
+        "unparsed, and checkpoints each shard after its records are inserted. A rerun resumes after the "
+        "checkpoints.",
+    )
+    target = kinesis.add_mutually_exclusive_group(required=True)
+    target.add_argument("--stream", help="Kinesis data stream name")
+    target.add_argument("--stream-arn", help="Kinesis data stream ARN")
+    kinesis.add_argument("--start-position", choices=["trim_horizon", "latest", "at_timestamp"],
+                         default="trim_horizon",
+                         help="where to start when the stream has no checkpoint yet (default trim_horizon)")
+    kinesis.add_argument("--start-timestamp", default=None, help="ISO 8601 time, with --start-position at_timestamp")
+    kinesis.set_defaults(func=cmd_consume_kinesis)
+
+    streams = sub.add_parser(
+        "consume-streams",
+        parents=[common, streaming],
+        help="land a table's DynamoDB stream in stream_records, with per-shard checkpoints",
+        description="Reads every shard of the stream (parents before children), lands each change record's "
+        "JSON as received, and checkpoints each shard after its records are inserted.",
+    )
+    target = streams.add_mutually_exclusive_group(required=True)
+    target.add_argument("--table", help="DynamoDB table name: reads its latest stream (LatestStreamArn)")
+    target.add_argument("--stream-arn", help="DynamoDB stream ARN (arn:...:table/NAME/stream/LABEL)")
+    streams.add_argument("--start-position", choices=["trim_horizon", "latest"], default="trim_horizon",
+                         help="where to start when the stream has no checkpoint yet (default trim_horizon)")
+    streams.set_defaults(func=cmd_consume_streams, start_timestamp=None)
     return parser
 
 
@@ -171,6 +216,53 @@ def cmd_status(args) -> int:
     return EXIT_OK
 
 
+def cmd_consume_kinesis(args) -> int:
+    from .kinesis import KinesisSource, kinesis_client, resolve_stream_arn
+
+    options = _consume_options(args)
+    client = kinesis_client()
+    arn = resolve_stream_arn(client, name=args.stream, arn=args.stream_arn)
+    return _consume(args, KinesisSource(client, arn), options)
+
+
+def cmd_consume_streams(args) -> int:
+    from .dynamodb_streams import DynamoDBStreamsSource, resolve_stream_arn, streams_clients
+
+    options = _consume_options(args)
+    dynamodb, client = streams_clients()
+    arn = args.stream_arn or resolve_stream_arn(dynamodb, args.table)
+    return _consume(args, DynamoDBStreamsSource(client, arn), options)
+
+
+def _consume_options(args):
+    from .streams import BatchLimits, ConsumeOptions, StartPosition
+
+    return ConsumeOptions(
+        start=StartPosition.parse(args.start_position, args.start_timestamp),
+        follow=args.follow,
+        limits=BatchLimits(args.batch_rows, args.batch_bytes, args.batch_seconds),
+    )
+
+
+def _consume(args, source, options) -> int:
+    import threading
+
+    from .store import Store
+    from .streams import consume, stop_on_signals
+
+    target = parse_url(args.clickhouse_url)
+    client = open_client(target)
+    try:
+        log.info("ClickHouse: %s, raw database %s", target.describe(), args.raw_database)
+        store = Store(client, args.raw_database)
+        store.ensure_schema()
+        with stop_on_signals(threading.Event()) as stop:
+            consume(source, store, options, stop=stop)
+    finally:
+        client.close()
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -182,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)
-    except (EngineLockedError, RequestError) as ex:
+    except (EngineLockedError, RequestError, StreamError) as ex:
         log.error("%s", ex)
         return EXIT_FAILED
     except (ConnectionConfigError, ValueError) as ex:

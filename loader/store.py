@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from . import schema
 from .manifest import FULL_EXPORT, DataFile, ExportSummary, ExportWindow
 from .sql import ident, literal
+from .streams import Checkpoint, Record
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,17 @@ LINE_COLUMNS = [
     "data_file_key",
     "line_number",
     "line",
+]
+
+STREAM_COLUMNS = [
+    "source",
+    "stream_arn",
+    "shard_id",
+    "sequence_number",
+    "arrival_time",
+    "partition_key",
+    "table_name",
+    "data",
 ]
 
 LOADING, LOADED, FAILED = "loading", "loaded", "failed"
@@ -160,6 +172,66 @@ class Store:
                 ).result_rows
             ]
         return landed, quarantined, examples
+
+    # -- stream consumers ----------------------------------------------------------
+    def stream_checkpoints(self, source: str, stream_arn: str) -> dict[str, Checkpoint]:
+        rows = self.client.query(
+            f"SELECT shard_id, sequence_number, finished, parent_shard_id, adjacent_parent_shard_id, records "
+            f"FROM {self.q}.stream_checkpoints FINAL WHERE source = {{s:String}} AND stream_arn = {{arn:String}}",
+            parameters={"s": source, "arn": stream_arn},
+        ).result_rows
+        return {r[0]: Checkpoint(r[0], r[1], bool(r[2]), r[3], r[4], int(r[5])) for r in rows}
+
+    def insert_stream_records(self, source: str, stream_arn: str, records: list[Record]) -> None:
+        """Insert one batch of change records; ClickHouse routes refused ones to quarantine."""
+        n = len(records)
+        columns = [
+            [source] * n,
+            [stream_arn] * n,
+            [r.shard_id for r in records],
+            [r.sequence_number for r in records],
+            [r.arrival_time for r in records],
+            [r.partition_key for r in records],
+            [r.table_name for r in records],
+            [r.data for r in records],
+        ]
+        self.client.insert(
+            f"{self.db}._stream_records_in", columns, column_names=STREAM_COLUMNS, column_oriented=True
+        )
+
+    def record_checkpoints(self, source: str, stream_arn: str, checkpoints: list[Checkpoint]) -> None:
+        """One row per shard; call only after the records it covers are inserted."""
+        now = _now()
+        self.client.insert(
+            f"{self.db}.stream_checkpoints",
+            [[
+                source, stream_arn, c.shard_id, c.parent_shard_id, c.adjacent_parent_shard_id, c.sequence_number,
+                int(c.finished), c.records, now,
+            ] for c in checkpoints],
+            column_names=[
+                "source", "stream_arn", "shard_id", "parent_shard_id", "adjacent_parent_shard_id", "sequence_number",
+                "finished", "records", "updated_at",
+            ],
+        )
+
+    def stream_quarantine(
+        self, source: str, stream_arn: str, spans: dict[str, tuple[str, str]]
+    ) -> tuple[int, list[tuple[str, str, str]]]:
+        """(records quarantined, first (shard, sequence number, reason)) among the given
+        per-shard sequence-number ranges (inclusive)."""
+        if not spans:
+            return 0, []
+        ranges = " OR ".join(
+            f"(location = {literal(shard)} AND toUInt256OrZero(sequence_number) "
+            f"BETWEEN {int(lo)} AND {int(hi)})"
+            for shard, (lo, hi) in sorted(spans.items())
+        )
+        cond = f"source = {literal(source)} AND origin = {literal(stream_arn)} AND ({ranges})"
+        count, examples = self.client.query(
+            f"SELECT uniqExact(location, sequence_number), groupArray(3)((location, sequence_number, error)) "
+            f"FROM {self.q}.quarantine WHERE {cond}"
+        ).result_rows[0]
+        return int(count), [tuple(e) for e in examples]
 
     def _count(self, table: str, cond: str) -> int:
         return int(self.client.command(f"SELECT count() FROM {self.q}.{table} WHERE {cond}"))

@@ -1,0 +1,582 @@
+"""The shard-reading core shared by ``consume-kinesis`` and ``consume-streams``.
+
+A source (``kinesis.KinesisSource``, ``dynamodb_streams.DynamoDBStreamsSource``)
+knows one AWS API: it lists shards, opens iterators and returns pages of
+records as received.  This module decides everything else, mostly in pure
+functions that the unit tests exercise without AWS:
+
+- which shards may be read (a child only once its parents are read to their
+  end, so an item's changes land in order across a reshard), in what order,
+  and where each one starts (``iterator_args``);
+- when a shard is finished (closed and read to its end) or caught up;
+- batching by rows, bytes and age, and backoff with full jitter for throttling
+  and network errors; every other AWS error stops the run at once with a
+  message naming the stream and shard.
+
+Checkpoints follow the rows they cover: a batch is inserted into ClickHouse
+first, then one checkpoint row per shard it touched.  A run that dies between
+the two re-reads that batch on the next run (duplicates in the raw table, which
+the dbt models collapse by key and version; never a gap).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterable, Protocol
+
+log = logging.getLogger(__name__)
+
+TRIM_HORIZON, LATEST, AT_TIMESTAMP = "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"
+AFTER_SEQUENCE_NUMBER = "AFTER_SEQUENCE_NUMBER"
+
+MAX_ATTEMPTS = 10  # per AWS call, for throttling and network errors
+MAX_EXPIRATIONS = 3  # expired iterators in a row on one shard before giving up
+BACKOFF_BASE = 0.1  # seconds; attempt n waits up to min(cap, base * 2**n)
+BACKOFF_CAP = 10.0
+
+
+class StreamError(RuntimeError):
+    """The stream cannot be read (missing, access denied, throttled for too long...); one line."""
+
+
+# -- what the sources return ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shard:
+    shard_id: str
+    parent_shard_id: str = ""
+    adjacent_parent_shard_id: str = ""
+    ending_sequence_number: str = ""  # set once the shard is closed (resharded)
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.ending_sequence_number)
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        return tuple(p for p in (self.parent_shard_id, self.adjacent_parent_shard_id) if p)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One change record as received; ``data`` is never parsed by the loader."""
+
+    shard_id: str
+    sequence_number: str
+    arrival_time: datetime
+    partition_key: str
+    table_name: str  # '' for Kinesis: ClickHouse takes tableName from the data
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[Record]
+    next_iterator: str | None  # None: a closed shard read to its end
+    at_tip: bool  # Kinesis: MillisBehindLatest == 0; DynamoDB Streams: an empty page
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    shard_id: str
+    sequence_number: str = ""  # last sequence number whose record is in ClickHouse; '' for none yet
+    finished: bool = False
+    parent_shard_id: str = ""
+    adjacent_parent_shard_id: str = ""
+    records: int = 0
+
+
+class Source(Protocol):
+    name: str  # 'kinesis' or 'dynamodb_streams' (the `source` column)
+    stream_arn: str
+    label: str  # for messages: "Kinesis stream <arn>"
+    sequence_field: str  # GetShardIterator's sequence-number argument
+    retriable_codes: frozenset[str]
+    expired_code: str
+    max_page_records: int
+    closed_empty_tip_ends: bool  # see shard_ended
+
+    def list_shards(self) -> list[Shard]: ...
+
+    def get_iterator(self, args: dict) -> str: ...
+
+    def get_records(self, shard_id: str, iterator: str, limit: int) -> Page: ...
+
+
+# -- pure decisions -------------------------------------------------------------
+
+
+def seq(value: str) -> int:
+    """A sequence number as an integer: they are decimal strings of up to ~56 digits, and
+    '9' < '10' only as numbers."""
+    if not value or not value.isdigit():
+        raise StreamError(f"unexpected sequence number {value!r} (expected decimal digits)")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class StartPosition:
+    kind: str = TRIM_HORIZON  # TRIM_HORIZON, LATEST or AT_TIMESTAMP
+    timestamp: datetime | None = None
+
+    @classmethod
+    def parse(cls, name: str, timestamp: str | None = None) -> StartPosition:
+        kind = name.upper()
+        if kind not in (TRIM_HORIZON, LATEST, AT_TIMESTAMP):
+            raise ValueError(f"unknown start position {name!r}: use trim_horizon, latest or at_timestamp")
+        if kind == AT_TIMESTAMP:
+            if not timestamp:
+                raise ValueError("--start-position at_timestamp needs --start-timestamp (ISO 8601, e.g. 2026-01-02T03:04:05Z)")
+            return cls(kind, parse_timestamp(timestamp))
+        if timestamp:
+            raise ValueError("--start-timestamp goes with --start-position at_timestamp")
+        return cls(kind)
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.timestamp.isoformat()}" if self.timestamp else self.kind
+
+
+def parse_timestamp(text: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--start-timestamp {text!r} is not an ISO 8601 time (e.g. 2026-01-02T03:04:05Z)") from None
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
+def start_position(checkpoint: Checkpoint | None, configured: StartPosition, *, first_contact: bool) -> StartPosition:
+    """Where a shard with nothing landed yet starts.
+
+    The configured position applies when the consumer first reads a stream (it
+    then writes a checkpoint row for every shard it saw).  A shard with no row
+    at all appeared later, from a reshard: all of it is newer than what was
+    read, so it starts at TRIM_HORIZON.  A shard first read at ``latest`` in an
+    earlier run that has landed nothing since also starts at TRIM_HORIZON, since
+    a second LATEST would skip what arrived between the runs.
+    """
+    if first_contact:
+        return configured
+    if checkpoint is None or configured.kind == LATEST:
+        return StartPosition(TRIM_HORIZON)
+    return configured
+
+
+def iterator_args(
+    shard: Shard, checkpoint: Checkpoint | None, start: StartPosition, *, sequence_field: str = "StartingSequenceNumber"
+) -> dict:
+    """GetShardIterator arguments (without the stream): after the checkpoint when there is one,
+    else ``start``.  ``sequence_field`` is StartingSequenceNumber (Kinesis) or SequenceNumber
+    (DynamoDB Streams)."""
+    args: dict = {"ShardId": shard.shard_id}
+    if checkpoint is not None and checkpoint.sequence_number:
+        args["ShardIteratorType"] = AFTER_SEQUENCE_NUMBER
+        args[sequence_field] = checkpoint.sequence_number
+        return args
+    args["ShardIteratorType"] = start.kind
+    if start.kind == AT_TIMESTAMP:
+        args["Timestamp"] = start.timestamp
+    return args
+
+
+def shard_order(shards: Iterable[Shard]) -> list[Shard]:
+    """Parents (and adjacent parents) before their children, otherwise by shard id."""
+    by_id = {s.shard_id: s for s in shards}
+    out: list[Shard] = []
+    placed: set[str] = set()
+
+    def place(shard: Shard, path: tuple[str, ...]) -> None:
+        if shard.shard_id in placed:
+            return
+        for p in shard.parents:
+            if p in by_id and p not in path:  # a cycle would be AWS's bug; do not loop on it
+                place(by_id[p], path + (shard.shard_id,))
+        placed.add(shard.shard_id)
+        out.append(shard)
+
+    for shard_id in sorted(by_id):
+        place(by_id[shard_id], ())
+    return out
+
+
+def readable(shard: Shard, listed: set[str], done: set[str]) -> bool:
+    """A shard may be read once each parent is read to its end.  A parent that is no longer
+    listed has expired (past the retention period) and cannot hold it back."""
+    return all(p in done or p not in listed for p in shard.parents)
+
+
+def shard_ended(shard: Shard, page: Page, last_read: int | None, *, closed_empty_tip_ends: bool = False) -> bool:
+    """A shard is read to its end when GetRecords returns no next iterator (AWS's signal), or
+    when it is closed and the record at its ending sequence number has been read.
+
+    ``closed_empty_tip_ends`` (Kinesis): a closed shard whose page is empty at the tip of the
+    stream has nothing more to give.  moto never returns a null iterator for closed shards.
+    """
+    if page.next_iterator is None:
+        return True
+    if not shard.closed:
+        return False
+    if last_read is not None and last_read >= seq(shard.ending_sequence_number):
+        return True
+    return closed_empty_tip_ends and not page.records and page.at_tip
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    rows: int = 100_000
+    bytes: int = 20 << 20
+    seconds: float = 5.0
+
+    def __post_init__(self):
+        if self.rows < 1 or self.bytes < 1 or self.seconds < 0:
+            raise ValueError("--batch-rows and --batch-bytes must be at least 1 and --batch-seconds at least 0")
+
+
+def should_flush(rows: int, size: int, age: float, limits: BatchLimits) -> bool:
+    """Flush when any limit is reached (rows, bytes, or the age of the oldest pending item)."""
+    return rows >= limits.rows or size >= limits.bytes or age >= limits.seconds
+
+
+def backoff_delay(attempt: int, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP,
+                  rand: Callable[[], float] = random.random) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**attempt))."""
+    return rand() * min(cap, base * (2 ** min(attempt, 30)))
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def error_code(ex: BaseException) -> str | None:
+    response = getattr(ex, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
+RETRY, EXPIRED, FATAL = "retry", "expired", "fatal"
+
+
+def classify(ex: BaseException, retriable_codes: frozenset[str], expired_code: str) -> str:
+    """RETRY for throttling and network errors, EXPIRED for an expired shard iterator, FATAL for
+    everything else (a missing stream, access denied, bad arguments...): never retry blindly."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    if isinstance(ex, ClientError):
+        code = error_code(ex)
+        if code == expired_code:
+            return EXPIRED
+        return RETRY if code in retriable_codes else FATAL
+    return RETRY if isinstance(ex, (ConnectionError, HTTPClientError)) else FATAL
+
+
+def fatal_message(ex: BaseException, what: str) -> str:
+    code = error_code(ex)
+    message = getattr(ex, "response", {}).get("Error", {}).get("Message", "") if code else str(ex)
+    hint = ""
+    if code == "ResourceNotFoundException":
+        hint = " (check the name, the region and AWS_ENDPOINT_URL)"
+    elif code and ("AccessDenied" in code or code in ("UnrecognizedClientException", "ExpiredTokenException")):
+        hint = " (check the credentials and the IAM policy)"
+    return f"{what}: {code or type(ex).__name__}: {message}{hint}".rstrip(": ")
+
+
+# -- the consumer ---------------------------------------------------------------
+
+
+@dataclass
+class ConsumeOptions:
+    start: StartPosition = field(default_factory=StartPosition)
+    follow: bool = False  # False: stop once every shard is caught up (--until-caught-up)
+    limits: BatchLimits = field(default_factory=BatchLimits)
+    poll_interval: float = 0.2  # between two GetRecords on one shard (Kinesis allows 5 per second)
+    idle_interval: float = 1.0  # --follow: after an empty page from an open shard
+    relist_interval: float = 60.0  # --follow: how often to look for new shards
+
+
+@dataclass
+class ConsumeResult:
+    records: int = 0
+    quarantined: int = 0
+    shards_read: int = 0
+    shards_finished: int = 0
+    waiting: list[str] = field(default_factory=list)  # shards left for a later run (parents not finished)
+
+
+@dataclass
+class _ShardState:
+    shard: Shard
+    checkpoint: Checkpoint | None
+    start_args: dict
+    iterator: str | None = None
+    last_read: int | None = None  # sequence number of the last record read (in the batch or landed)
+    last_read_text: str = ""
+    ended: bool = False  # read to its end; recorded as finished at the next flush
+    caught_up: bool = False
+    due_at: float = 0.0
+    landed: int = 0  # records landed from this shard in this run
+    dirty: bool = False  # a checkpoint row is owed at the next flush
+    expirations: int = 0  # expired iterators in a row
+
+    def __post_init__(self):
+        if self.checkpoint is not None and self.checkpoint.sequence_number:
+            self.last_read_text = self.checkpoint.sequence_number
+            self.last_read = seq(self.last_read_text)
+
+
+def consume(source: Source, store, options: ConsumeOptions | None = None, *, stop: threading.Event | None = None,
+            sleep: Callable[[float], None] | None = None) -> ConsumeResult:
+    """Read every shard of ``source`` into ``store`` until caught up (or, with ``options.follow``,
+    until ``stop`` is set), checkpointing after every insert."""
+    return _Consumer(source, store, options or ConsumeOptions(), stop or threading.Event(), sleep).run()
+
+
+class _Consumer:
+    def __init__(self, source: Source, store, options: ConsumeOptions, stop: threading.Event, sleep):
+        self.src = source
+        self.store = store
+        self.opt = options
+        self.stop = stop
+        self.sleep = sleep or stop.wait  # backoff waits end early on a stop signal
+        self.result = ConsumeResult()
+        self.states: dict[str, _ShardState] = {}
+        self.shards: list[Shard] = []
+        self.done: set[str] = set()  # finished in an earlier run, or ended in this one
+        self.first_contact: set[str] = set()
+        self.batch: list[Record] = []
+        self.batch_bytes = 0
+        self.batch_since: float | None = None  # when the oldest pending record or checkpoint arrived
+        self.relist = False
+        self.page_limit = max(1, min(source.max_page_records, options.limits.rows))
+
+    # -- main loop ---------------------------------------------------------------
+    def run(self) -> ConsumeResult:
+        src = self.src
+        checkpoints = self.store.stream_checkpoints(src.name, src.stream_arn)
+        self.done = {k for k, cp in checkpoints.items() if cp.finished}
+        self._list_shards()
+        if not checkpoints:
+            # First contact: the start position applies to the shards seen now; a row per shard makes
+            # that decision durable, so later runs read shards born after it from their beginning.
+            self.first_contact = {s.shard_id for s in self.shards}
+            checkpoints = {s.shard_id: Checkpoint(s.shard_id, parent_shard_id=s.parent_shard_id,
+                                                  adjacent_parent_shard_id=s.adjacent_parent_shard_id)
+                           for s in self.shards}
+            self.store.record_checkpoints(src.name, src.stream_arn, list(checkpoints.values()))
+        self.checkpoints = checkpoints
+        open_count = sum(not s.closed for s in self.shards)
+        log.info("%s: %s (%d open, %d finished earlier); %s; new shards start at %s",
+                 src.label, plural(len(self.shards), "shard"), open_count,
+                 len(self.done & {s.shard_id for s in self.shards}),
+                 "following until stopped" if self.opt.follow else "reading until caught up",
+                 self.opt.start.describe() if self.first_contact else "their checkpoint or TRIM_HORIZON")
+        next_relist = time.monotonic() + self.opt.relist_interval
+        started = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                now = time.monotonic()
+                if self.relist or (self.opt.follow and now >= next_relist):
+                    self._list_shards()
+                    self.relist = False
+                    next_relist = now + self.opt.relist_interval
+                active = self._active()
+                if not active and not self.opt.follow:
+                    break
+                due = [s for s in active if s.due_at <= now]
+                for state in due:
+                    self._poll(state)
+                    if self.batch_since is not None and self._flush_due():
+                        self._flush()
+                    if self.stop.is_set():
+                        break
+                if self.batch_since is not None and self._flush_due():
+                    self._flush()
+                if not due:
+                    wake = min([s.due_at for s in active] + ([next_relist] if self.opt.follow else []))
+                    if self.batch_since is not None:
+                        wake = min(wake, self.batch_since + self.opt.limits.seconds)
+                    self.stop.wait(max(0.0, wake - time.monotonic()))
+        except StreamError:
+            self._flush()  # what was read before the error is good: land it and checkpoint it
+            raise
+        self._flush()
+        if self.stop.is_set():
+            log.info("%s: stopped on request; pending records landed and checkpointed", src.label)
+        listed = {s.shard_id for s in self.shards}
+        self.result.waiting = sorted(s.shard_id for s in self.shards
+                                     if s.shard_id not in self.done and not readable(s, listed, self.done))
+        log.info("%s: %s landed from %s in %.1f s%s%s", src.label, plural(self.result.records, "record"),
+                 plural(self.result.shards_read, "shard"), time.monotonic() - started,
+                 f"; {plural(self.result.shards_finished, 'closed shard')} finished" if self.result.shards_finished else "",
+                 f"; {plural(len(self.result.waiting), 'shard')} wait for their parents" if self.result.waiting else "")
+        return self.result
+
+    def _active(self) -> list[_ShardState]:
+        listed = {s.shard_id for s in self.shards}
+        out = []
+        for shard in shard_order(self.shards):
+            if shard.shard_id in self.done or not readable(shard, listed, self.done):
+                continue
+            state = self._state(shard)
+            if self.opt.follow or not state.caught_up:
+                out.append(state)
+        return out
+
+    def _state(self, shard: Shard) -> _ShardState:
+        state = self.states.get(shard.shard_id)
+        if state is None:
+            cp = self.checkpoints.get(shard.shard_id)
+            start = start_position(cp, self.opt.start, first_contact=shard.shard_id in self.first_contact)
+            args = iterator_args(shard, cp, start, sequence_field=self.src.sequence_field)
+            state = self.states[shard.shard_id] = _ShardState(shard, cp, args)
+            self.result.shards_read += 1
+        else:
+            state.shard = shard  # a relisting may have closed it
+        return state
+
+    def _list_shards(self) -> None:
+        self.shards = self._call(self.src.list_shards, f"{self.src.label}: listing shards")
+
+    # -- reading -----------------------------------------------------------------
+    def _poll(self, state: _ShardState) -> None:
+        from botocore.exceptions import ClientError
+
+        shard = state.shard
+        where = f"{self.src.label}: shard {shard.shard_id}"
+        if state.iterator is None:
+            state.iterator = self._open(state, where)
+        try:
+            page = self._call(lambda: self.src.get_records(shard.shard_id, state.iterator, self.page_limit),
+                              f"{where}: GetRecords")
+        except ClientError:  # only an expired iterator gets here (see _call)
+            state.expirations += 1
+            if state.expirations > MAX_EXPIRATIONS:
+                raise StreamError(f"{where}: the shard iterator expired {state.expirations} times in a row, even "
+                                  "freshly opened; check the clock of this machine") from None
+            after = f"after sequence number {state.last_read_text}" if state.last_read_text else "from its start position"
+            log.info("%s: shard iterator expired; reopening %s", where, after)
+            state.iterator = None
+            return
+        state.expirations = 0
+        fresh = []
+        for record in page.records:
+            number = seq(record.sequence_number)
+            if state.last_read is not None and number <= state.last_read:
+                continue  # already read (a reopened iterator never goes back, but never land a record twice)
+            fresh.append(record)
+            state.last_read, state.last_read_text = number, record.sequence_number
+        if fresh:
+            if self.batch_since is None:
+                self.batch_since = time.monotonic()
+            self.batch.extend(fresh)
+            self.batch_bytes += sum(len(r.data) for r in fresh)
+            state.landed += len(fresh)
+            state.dirty = True
+        state.iterator = page.next_iterator
+        now = time.monotonic()
+        if shard_ended(shard, page, state.last_read, closed_empty_tip_ends=self.src.closed_empty_tip_ends):
+            state.ended = state.dirty = True
+            self.done.add(shard.shard_id)
+            self.relist = True  # its children may be new
+            if self.batch_since is None:
+                self.batch_since = now
+            log.info("%s: closed shard read to its end (%d records this run)", where, state.landed)
+            return
+        state.caught_up = page.at_tip
+        idle = self.opt.follow and not page.records
+        state.due_at = now + (self.opt.idle_interval if idle else self.opt.poll_interval)
+
+    def _open(self, state: _ShardState, where: str) -> str:
+        """A new iterator: the start arguments, or after the last record read once there is one."""
+        args = state.start_args
+        if state.last_read_text:
+            args = {"ShardId": state.shard.shard_id, "ShardIteratorType": AFTER_SEQUENCE_NUMBER,
+                    self.src.sequence_field: state.last_read_text}
+        return self._call(lambda: self.src.get_iterator(args), f"{where}: GetShardIterator")
+
+    def _call(self, fn, what: str):
+        """``fn()``, retrying throttling and network errors with full-jitter backoff.  An expired
+        iterator is re-raised (ClientError) for the caller; any other AWS error is a StreamError."""
+        from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+        waited = 0.0
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                return fn()
+            except (ClientError, ConnectionError, HTTPClientError) as ex:
+                kind = classify(ex, self.src.retriable_codes, self.src.expired_code)
+                if kind == EXPIRED:
+                    raise
+                if kind == FATAL:
+                    raise StreamError(fatal_message(ex, what)) from None
+                reason = error_code(ex) or type(ex).__name__
+            if attempt + 1 == MAX_ATTEMPTS:
+                break
+            delay = backoff_delay(attempt)
+            waited += delay
+            log.warning("%s: %s; retrying in %.2f s (attempt %d of %d)", what, reason, delay, attempt + 2, MAX_ATTEMPTS)
+            self.sleep(delay)
+            if self.stop.is_set():
+                raise StreamError(f"{what}: stopped while retrying after {reason}")
+        raise StreamError(f"{what}: still {reason} after {MAX_ATTEMPTS} attempts over {waited:.1f} s; "
+                          "the stream is throttled or unreachable: rerun later (checkpoints are intact)")
+
+    # -- landing -----------------------------------------------------------------
+    def _flush_due(self) -> bool:
+        age = time.monotonic() - self.batch_since if self.batch_since is not None else 0.0
+        return should_flush(len(self.batch), self.batch_bytes, age, self.opt.limits)
+
+    def _flush(self) -> None:
+        """Insert the batch, then checkpoint every shard it covers (never the other way round)."""
+        src = self.src
+        owed = [s for s in self.states.values() if s.dirty]
+        if not owed:
+            return
+        records = self.batch
+        if records:
+            self.store.insert_stream_records(src.name, src.stream_arn, records)
+        self.store.record_checkpoints(src.name, src.stream_arn, [
+            Checkpoint(s.shard.shard_id, s.last_read_text, s.ended, s.shard.parent_shard_id,
+                       s.shard.adjacent_parent_shard_id, s.landed)
+            for s in owed])
+        for s in owed:
+            s.dirty = False
+            if s.ended:
+                self.result.shards_finished += 1
+        self.result.records += len(records)
+        self.batch, self.batch_bytes, self.batch_since = [], 0, None
+        if not records:
+            return
+        log.info("%s: landed %s (%s bytes) from %s; checkpoints written", src.label, plural(len(records), "record"),
+                 f"{sum(len(r.data) for r in records):,}", plural(len({r.shard_id for r in records}), "shard"))
+        spans: dict[str, tuple[str, str]] = {}
+        for r in records:
+            lo, _ = spans.get(r.shard_id, (r.sequence_number, ""))
+            spans[r.shard_id] = (lo, r.sequence_number)
+        quarantined, examples = self.store.stream_quarantine(src.name, src.stream_arn, spans)
+        if quarantined:
+            self.result.quarantined += quarantined
+            reasons = "; ".join(f"{shard} #{number}: {error}" for shard, number, error in examples)
+            log.warning("%s: %s set aside in quarantine (%s%s)", src.label, plural(quarantined, "record"), reasons,
+                        "; ..." if quarantined > len(examples) else "")
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event):
+    """SIGTERM and SIGINT set ``stop``: the consumer lands what it has read, checkpoints, returns."""
+
+    def handler(signum, _frame):
+        log.info("%s received: landing the pending batch and stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -1,0 +1,281 @@
+"""consume-streams against real moto DynamoDB + DynamoDB Streams and a real ClickHouse.
+
+The table is written with real PutItem / UpdateItem / DeleteItem calls; moto keeps one open shard
+per table stream.  Throttling and trimmed data, which moto cannot produce, use botocore's Stubber.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import subprocess
+import time
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from conftest import BIN, ROOT, Dbt
+from dynamodb_cdc.testing.streams import wait_for_log
+
+
+@pytest.fixture
+def dynamodb(moto_endpoint):
+    import boto3
+
+    return boto3.client("dynamodb")
+
+
+def new_table(dynamodb, *, stream: bool = True) -> tuple[str, str | None]:
+    name = f"orders-{uuid.uuid4().hex[:8]}"
+    spec = {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}} if stream else {}
+    table = dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "customer", "KeyType": "HASH"}, {"AttributeName": "order", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "customer", "AttributeType": "S"},
+                              {"AttributeName": "order", "AttributeType": "N"}],
+        BillingMode="PAY_PER_REQUEST", **spec,
+    )["TableDescription"]
+    return name, table.get("LatestStreamArn")
+
+
+def wire(item: dict) -> dict:
+    """An item as it appears in the stream's JSON: binary values base64-encoded."""
+    out = {}
+    for name, value in item.items():
+        (tag, v), = value.items()
+        if tag == "B":
+            v = base64.b64encode(v).decode()
+        elif tag == "BS":
+            v = [base64.b64encode(b).decode() for b in v]
+        elif tag == "M":
+            v = wire(v)
+        out[name] = {tag: v}
+    return out
+
+
+class Table:
+    """Writes to a moto table and remembers, per key, the change records DynamoDB must emit."""
+
+    def __init__(self, client, name):
+        self.client, self.name = client, name
+        self.state: dict[tuple, dict] = {}
+        self.expected: list[dict] = []
+
+    def key_of(self, item):
+        return {"customer": item["customer"], "order": item["order"]}
+
+    def _k(self, key):
+        return key["customer"]["S"], key["order"]["N"]
+
+    def put(self, item):
+        key = self.key_of(item)
+        old = self.state.get(self._k(key))
+        self.client.put_item(TableName=self.name, Item=item)
+        self.state[self._k(key)] = item
+        self.expected.append({"eventName": "MODIFY" if old else "INSERT", "Keys": key, "NewImage": item, "OldImage": old})
+
+    def update(self, key, attribute, value):
+        old = self.state[self._k(key)]
+        self.client.update_item(TableName=self.name, Key=key, UpdateExpression="SET #a = :v",
+                                ExpressionAttributeNames={"#a": attribute}, ExpressionAttributeValues={":v": value})
+        new = {**old, attribute: value}
+        self.state[self._k(key)] = new
+        self.expected.append({"eventName": "MODIFY", "Keys": key, "NewImage": new, "OldImage": old})
+
+    def delete(self, key):
+        old = self.state.pop(self._k(key))
+        self.client.delete_item(TableName=self.name, Key=key)
+        self.expected.append({"eventName": "REMOVE", "Keys": key, "NewImage": None, "OldImage": old})
+
+
+def order(customer, n, **attrs):
+    return {"customer": {"S": customer}, "order": {"N": str(n)}, **attrs}
+
+
+def landed(ch):
+    return ch.rows(
+        f"SELECT source, stream_arn, shard_id, sequence_number, partition_key, table_name, data, arrival_time "
+        f"FROM {ch.raw_db}.stream_records ORDER BY shard_id, toUInt256(sequence_number)"
+    )
+
+
+def as_change(data: str) -> dict:
+    doc = json.loads(data)
+    d = doc["dynamodb"]
+    return {"eventName": doc["eventName"], "Keys": d["Keys"], "NewImage": d.get("NewImage"), "OldImage": d.get("OldImage")}
+
+
+def expected_change(e: dict) -> dict:
+    return {"eventName": e["eventName"], "Keys": wire(e["Keys"]),
+            "NewImage": wire(e["NewImage"]) if e["NewImage"] else None,
+            "OldImage": wire(e["OldImage"]) if e["OldImage"] else None}
+
+
+def test_table_writes_land_in_order_with_their_images(dynamodb, clickhouse):
+    name, stream_arn = new_table(dynamodb)
+    t = Table(dynamodb, name)
+    t.put(order("c1", 1, total={"N": "19.90"}, note={"S": "première commande ☃"}, raw={"B": b"\x00\xff\x10"}))
+    t.put(order("c1", 2, total={"N": "5"}, tags={"SS": ["gift", "rush"]}, shipping={"M": {"city": {"S": "Lyon"}}}))
+    t.put(order("c2", 1, total={"N": "123456789012345678901234567890.5"}, blobs={"BS": [b"\x01", b"\x02"]}))
+    t.update({"customer": {"S": "c1"}, "order": {"N": "1"}}, "total", {"N": "21.00"})
+    t.put(order("c1", 2, total={"N": "6"}, paid={"BOOL": True}))  # overwrite: MODIFY with the old image
+    t.delete({"customer": {"S": "c2"}, "order": {"N": "1"}})
+    t.update({"customer": {"S": "c1"}, "order": {"N": "2"}}, "note", {"NULL": True})
+
+    result = clickhouse.cli("consume-streams", "--table", name, check=True)
+    assert "7 records landed" in result.stderr
+    rows = landed(clickhouse)
+    assert len(rows) == len(t.expected) == 7
+    assert {(r[0], r[1], r[4], r[5]) for r in rows} == {("dynamodb_streams", stream_arn, "", name)}
+    # Per key, in sequence-number order, each change carries the keys and images of the write.
+    for key in {json.dumps(e["Keys"], sort_keys=True) for e in t.expected}:
+        want = [expected_change(e) for e in t.expected if json.dumps(e["Keys"], sort_keys=True) == key]
+        got = [as_change(r[6]) for r in rows if json.dumps(json.loads(r[6])["dynamodb"]["Keys"], sort_keys=True)
+               == json.dumps(wire(json.loads(key)), sort_keys=True)]
+        assert got == want
+    assert [as_change(r[6]) for r in rows] == [expected_change(e) for e in t.expected]  # one shard: global order too
+    first = json.loads(rows[0][6], parse_float=Decimal)
+    assert isinstance(first["dynamodb"]["ApproximateCreationDateTime"], (int, Decimal))  # epoch seconds, as on the wire
+    assert first["dynamodb"]["SequenceNumber"] == rows[0][3] and first["eventSource"] == "aws:dynamodb"
+    assert first["dynamodb"]["NewImage"]["raw"] == {"B": "AP8Q"}  # base64 as sent, not bytes
+
+    book = clickhouse.rows(f"SELECT shard_id, sequence_number, finished, records "
+                           f"FROM {clickhouse.raw_db}.stream_checkpoints FINAL")
+    assert book == [(rows[-1][2], rows[-1][3], 0, 7)]
+
+    # Nothing new: nothing lands.  New writes: only they land (by stream ARN this time).
+    assert "0 records landed" in clickhouse.cli("consume-streams", "--stream-arn", stream_arn, check=True).stderr
+    t.put(order("c3", 1, total={"N": "1"}))
+    t.delete({"customer": {"S": "c3"}, "order": {"N": "1"}})
+    clickhouse.cli("consume-streams", "--table", name, check=True)
+    after = landed(clickhouse)
+    assert after[:7] == rows and len(after) == 9
+    assert [as_change(r[6]) for r in after[7:]] == [expected_change(e) for e in t.expected[7:]]
+
+
+def test_latest_in_follow_mode_lands_only_new_writes_then_stops_on_sigterm(dynamodb, clickhouse, tmp_path):
+    name, _ = new_table(dynamodb)
+    t = Table(dynamodb, name)
+    t.put(order("c1", 1))  # already in the stream: `latest` skips it
+    log_path = tmp_path / "follow.log"
+    cmd = [str(BIN / "dynamodb-cdc"), "consume-streams", "--table", name, "--start-position", "latest", "--follow",
+           "--batch-seconds", "0.2", "--clickhouse-url", clickhouse.url, "--raw-database", clickhouse.raw_db]
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log_file)
+    try:
+        wait_for_log(log_path, "following until stopped", proc)
+        time.sleep(1)  # the LATEST iterator is opened right after that line
+        t.put(order("c1", 2))
+        t.update({"customer": {"S": "c1"}, "order": {"N": "2"}}, "total", {"N": "3"})
+        wait_for_log(log_path, "landed 2 records", proc)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "SIGINT received" in log_path.read_text()
+    rows = landed(clickhouse)
+    assert [as_change(r[6]) for r in rows] == [expected_change(e) for e in t.expected[1:]]
+    # The checkpoint holds: a rerun lands nothing, and never goes back to the skipped record.
+    assert "0 records landed" in clickhouse.cli("consume-streams", "--table", name, check=True).stderr
+
+
+def test_dbt_builds_the_current_state_from_what_the_consumer_landed(dynamodb, clickhouse, tmp_path):
+    """consume-streams -> dbt: the `props` declaration of integration_tests/ reads the landed records."""
+    try:
+        dynamodb.delete_table(TableName="props")  # the table name is the declaration's; start afresh
+    except dynamodb.exceptions.ResourceNotFoundException:
+        pass
+    dynamodb.create_table(
+        TableName="props", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+
+    def put(pk, v, s):
+        dynamodb.put_item(TableName="props", Item={"pk": {"S": pk}, "v": {"N": v}, "s": {"S": s}})
+
+    put("a", "1", "x")
+    put("b", "2", "y")
+    dynamodb.update_item(TableName="props", Key={"pk": {"S": "a"}}, UpdateExpression="SET v = :v",
+                         ExpressionAttributeValues={":v": {"N": "10"}})
+    dynamodb.delete_item(TableName="props", Key={"pk": {"S": "b"}})
+    put("c", "-3", "z")
+    clickhouse.cli("consume-streams", "--table", "props", check=True)
+
+    dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
+    dbt("deps")
+    dbt("run", "--select", "props_changes", "props_current")
+    assert clickhouse.rows(f"SELECT pk, v, s FROM {clickhouse.schema}.props_current ORDER BY pk") == [
+        ("a", 10, "x"), ("c", -3, "z")]
+    refs = clickhouse.rows(f"SELECT _source, _event, _source_ref FROM {clickhouse.schema}.props_changes ORDER BY _version")
+    seqs = [r[0] for r in clickhouse.rows(f"SELECT concat(shard_id, '#', sequence_number) FROM {clickhouse.raw_db}.stream_records")]
+    assert {r[0] for r in refs} == {"dynamodb_streams"} and {r[2] for r in refs} <= set(seqs)
+    assert [r[1] for r in refs] == ["MODIFY", "REMOVE", "INSERT"]
+
+
+def test_a_table_without_a_stream_or_missing_is_one_clear_line(dynamodb, clickhouse):
+    name, _ = new_table(dynamodb, stream=False)
+    result = clickhouse.cli("consume-streams", "--table", name)
+    assert result.returncode == 1
+    assert f"DynamoDB table {name} has no stream: enable one" in result.stderr
+    missing = clickhouse.cli("consume-streams", "--table", "no-such-table")
+    assert missing.returncode == 1 and "DynamoDB table no-such-table: ResourceNotFoundException" in missing.stderr
+    bad = clickhouse.cli("consume-streams", "--stream-arn", "arn:aws:kinesis:us-east-1:1:stream/s")
+    assert bad.returncode == 2 and "is not a DynamoDB stream ARN" in bad.stderr
+    for r in (result, missing, bad):
+        assert "Traceback" not in r.stderr
+
+
+# -- errors moto cannot produce: botocore Stubber -------------------------------------------
+
+ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2026-01-02T03:04:05.678"
+SHARD = {"ShardId": "shardId-00000001767323045678-abcdef01",
+         "SequenceNumberRange": {"StartingSequenceNumber": "100000000000000000001"}}
+
+
+def run_stubbed(clickhouse, stub_setup):
+    import boto3
+    from botocore.stub import Stubber
+
+    from dynamodb_cdc.dynamodb_streams import DynamoDBStreamsSource
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import consume
+
+    client = boto3.client("dynamodbstreams", region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
+    stub = Stubber(client)
+    stub_setup(stub)
+    sleeps: list[float] = []
+    with stub, clickhouse.client() as ch:
+        store = Store(ch, clickhouse.raw_db)
+        store.ensure_schema()
+        try:
+            return consume(DynamoDBStreamsSource(client, ARN), store, sleep=sleeps.append), sleeps
+        finally:
+            stub.assert_no_pending_responses()
+
+
+def test_limit_exceeded_is_retried(clickhouse):
+    def setup(stub):
+        stub.add_response("describe_stream", {"StreamDescription": {"Shards": [SHARD]}}, {"StreamArn": ARN})
+        stub.add_response("get_shard_iterator", {"ShardIterator": "it-1"},
+                          {"StreamArn": ARN, "ShardId": SHARD["ShardId"], "ShardIteratorType": "TRIM_HORIZON"})
+        stub.add_client_error("get_records", "LimitExceededException", "slow down", 400)
+        stub.add_response("get_records", {"Records": [], "NextShardIterator": "it-2"},
+                          {"ShardIterator": "it-1", "Limit": 1000})
+
+    result, sleeps = run_stubbed(clickhouse, setup)
+    assert result.records == 0 and len(sleeps) == 1 and 0 <= sleeps[0] <= 0.1
+
+
+def test_trimmed_data_is_fatal_and_names_the_stream_and_shard(clickhouse):
+    from dynamodb_cdc.streams import StreamError
+
+    def setup(stub):
+        stub.add_response("describe_stream", {"StreamDescription": {"Shards": [SHARD]}})
+        stub.add_client_error("get_shard_iterator", "TrimmedDataAccessException", "data trimmed", 400)
+
+    with pytest.raises(StreamError, match=f"DynamoDB stream {ARN}: shard {SHARD['ShardId']}: GetShardIterator: "
+                                          "TrimmedDataAccessException: data trimmed"):
+        run_stubbed(clickhouse, setup)

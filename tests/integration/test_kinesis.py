@@ -1,0 +1,389 @@
+"""consume-kinesis against a real moto Kinesis server and a real ClickHouse (chDB, or CLICKHOUSE_URL).
+
+moto quirks these tests work with (see the comments where they matter):
+- after a split or merge, moto keeps routing PutRecord to the closed parent (the first shard whose
+  hash range matches), so child shards of a split stay empty; records for the open part of the
+  stream are aimed at an open shard with ExplicitHashKey;
+- a merge copies the parents' records into the child (AWS does not), which lets a test see that a
+  child with two parents is read only after both;
+- moto never returns a null NextShardIterator for a closed shard (the consumer also ends a closed
+  shard once its EndingSequenceNumber is read).
+Throttling and expired iterators, which moto cannot produce, use botocore's Stubber.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import BIN, SAMPLES
+from dynamodb_cdc.testing.streams import (
+    TTL_IDENTITY, change_record, hash_key_in, partition_key, sample_records, wait_for_log,
+)
+
+T_MS = 1_767_323_045_678  # 2026-01-02T03:04:05.678Z
+
+
+@pytest.fixture
+def kinesis(moto_endpoint):
+    import boto3
+
+    return boto3.client("kinesis")
+
+
+def new_stream(kinesis, shards: int) -> tuple[str, str]:
+    name = f"cdc-{uuid.uuid4().hex[:10]}"
+    kinesis.create_stream(StreamName=name, ShardCount=shards)
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    return name, arn
+
+
+def shards_of(kinesis, name) -> dict[str, dict]:
+    return {s["ShardId"]: s for s in kinesis.list_shards(StreamName=name)["Shards"]}
+
+
+def put(kinesis, name, shard: dict, data: bytes, key: str | None = None) -> dict:
+    """Put one record aimed at ``shard``; returns what a consumer must land for it."""
+    key = key or partition_key()
+    r = kinesis.put_record(StreamName=name, Data=data, PartitionKey=key, ExplicitHashKey=hash_key_in(shard))
+    return {"shard_id": r["ShardId"], "sequence_number": r["SequenceNumber"], "partition_key": key, "data": data}
+
+
+def users_changes(t0: int) -> list[bytes]:
+    """INSERT, MODIFY, REMOVE and a TTL REMOVE of the `users` table, like the real capture."""
+    a = {"id": {"S": "u1"}}
+    v1 = {"id": {"S": "u1"}, "name": {"S": "Zoë"}, "age": {"N": "41"}}
+    v2 = {"id": {"S": "u1"}, "name": {"S": "Zoë"}, "age": {"N": "42"}, "tags": {"SS": ["a", "b"]}}
+    b = {"id": {"S": "u2"}}
+    vb = {"id": {"S": "u2"}, "ttl": {"N": "1767323000"}, "blob": {"B": "AP8="}}
+    return [
+        change_record("users", "INSERT", a, new=v1, at_ms=t0),
+        change_record("users", "MODIFY", a, new=v2, old=v1, at_ms=t0 + 1),
+        change_record("users", "INSERT", b, new=vb, at_ms=t0 + 2),
+        change_record("users", "REMOVE", a, old=v2, at_ms=t0 + 3),
+        change_record("users", "REMOVE", b, old=vb, at_ms=t0 + 4, user_identity=TTL_IDENTITY),
+    ]
+
+
+def orders_changes(t0: int, n: int = 3) -> list[bytes]:
+    return [
+        change_record("orders", "INSERT", {"customer": {"S": "c1"}, "order": {"N": str(i)}},
+                      new={"customer": {"S": "c1"}, "order": {"N": str(i)}, "total": {"N": "19.90"}}, at_ms=t0 + i)
+        for i in range(n)
+    ]
+
+
+def landed(ch) -> list[tuple]:
+    return ch.rows(
+        f"SELECT source, stream_arn, shard_id, sequence_number, partition_key, table_name, data, arrival_time, "
+        f"_ingested_at FROM {ch.raw_db}.stream_records ORDER BY shard_id, toUInt256(sequence_number)"
+    )
+
+
+def checkpoints(ch) -> dict[str, tuple]:
+    return {
+        r[0]: r[1:]
+        for r in ch.rows(
+            f"SELECT shard_id, parent_shard_id, adjacent_parent_shard_id, sequence_number, finished, records "
+            f"FROM {ch.raw_db}.stream_checkpoints FINAL WHERE source = 'kinesis'"
+        )
+    }
+
+
+def arrival_times(kinesis, name) -> dict[tuple[str, str], datetime]:
+    """ApproximateArrivalTimestamp of every record, read straight from moto."""
+    out = {}
+    for shard_id in shards_of(kinesis, name):
+        it = kinesis.get_shard_iterator(StreamName=name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        for r in kinesis.get_records(ShardIterator=it, Limit=10_000)["Records"]:
+            out[(shard_id, r["SequenceNumber"])] = r["ApproximateArrivalTimestamp"].astimezone(timezone.utc)
+    return out
+
+
+def test_a_split_stream_lands_every_record_once_and_reruns_land_only_new_ones(kinesis, clickhouse):
+    name, arn = new_stream(kinesis, 2)
+    first = shards_of(kinesis, name)
+    s0, s1 = first["shardId-000000000000"], first["shardId-000000000001"]
+    real = sample_records(SAMPLES / "kinesis-lambda-event-dynamodb.json")  # the captured records, as AWS wrote them
+    users, orders = users_changes(T_MS), orders_changes(T_MS, 4)
+    stranger = b'{"message":"not a DynamoDB change","eventName":"PUT"}'
+
+    puts = [put(kinesis, name, s0, users[0]), put(kinesis, name, s1, orders[0])]
+    puts += [put(kinesis, name, s0, data, key) for key, data in real]
+    puts += [put(kinesis, name, s1, users[1]), put(kinesis, name, s0, orders[1]), put(kinesis, name, s1, stranger)]
+    # Split shard 1 in the middle of the data.  (moto routes what follows for its hash range to the closed
+    # parent, not to the children: the parent ends later than it would on AWS.)
+    kinesis.split_shard(StreamName=name, ShardToSplit="shardId-000000000001",
+                        NewStartingHashKey=str((int(s1["HashKeyRange"]["StartingHashKey"]) + int(s1["HashKeyRange"]["EndingHashKey"])) // 2))
+    puts += [put(kinesis, name, s1, users[2]), put(kinesis, name, s0, orders[2]), put(kinesis, name, s1, users[3]),
+             put(kinesis, name, s0, users[4]), put(kinesis, name, s1, orders[3])]
+    assert {p["shard_id"] for p in puts} == {"shardId-000000000000", "shardId-000000000001"}
+    assert len(shards_of(kinesis, name)) == 4
+
+    result = clickhouse.cli("consume-kinesis", "--stream", name, "--batch-rows", "4", check=True)
+    assert "closed shard read to its end" in result.stderr
+    assert "1 record set aside in quarantine" in result.stderr
+    stranger_put = puts[6]
+    assert f"{stranger_put['shard_id']} #{stranger_put['sequence_number']}: not a DynamoDB change record" in result.stderr
+
+    rows = landed(clickhouse)
+    good = [p for p in puts if p["data"] is not stranger]
+    assert len(rows) == len(good) == 11
+    by_key = {(r[2], r[3]): r for r in rows}
+    assert len(by_key) == len(rows)  # each record exactly once
+    arrivals = arrival_times(kinesis, name)
+    for p in good:
+        row = by_key[(p["shard_id"], p["sequence_number"])]
+        source, stream_arn, _, _, pkey, table, data, arrival, _ = row
+        assert (source, stream_arn, pkey) == ("kinesis", arn, p["partition_key"])
+        assert data.encode() == p["data"]  # the Data bytes, unparsed
+        assert table == json.loads(p["data"])["tableName"]
+        assert arrival.replace(tzinfo=timezone.utc) == arrivals[(p["shard_id"], p["sequence_number"])].replace(
+            microsecond=arrivals[(p["shard_id"], p["sequence_number"])].microsecond // 1000 * 1000)
+    assert {r[5] for r in rows} == {"users", "orders", "PowertoolsEventsStack-DynamoDBTable59784FC0-8NKAMTERTAXY"}
+    ttl = [json.loads(r[6]) for r in rows if json.loads(r[6])["eventName"] == "REMOVE"
+           and json.loads(r[6])["userIdentity"]]
+    assert [t["userIdentity"] for t in ttl] == [TTL_IDENTITY]
+
+    q = clickhouse.rows(f"SELECT source, table_name, origin, location, line_number, sequence_number, payload, error "
+                        f"FROM {clickhouse.raw_db}.quarantine")
+    assert q == [("kinesis", "", arn, stranger_put["shard_id"], 0, stranger_put["sequence_number"], stranger.decode(),
+                  "not a DynamoDB change record (eventName is not INSERT, MODIFY or REMOVE)")]
+
+    last, count = {}, {}
+    for p in puts:
+        last[p["shard_id"]] = max(last.get(p["shard_id"], 0), int(p["sequence_number"]))
+        count[p["shard_id"]] = count.get(p["shard_id"], 0) + 1
+    book = checkpoints(clickhouse)  # records counts what was inserted, the quarantined record included
+    assert book["shardId-000000000000"] == ("", "", str(last["shardId-000000000000"]), 0, count["shardId-000000000000"])
+    assert book["shardId-000000000001"] == ("", "", str(last["shardId-000000000001"]), 1, count["shardId-000000000001"])
+    assert book["shardId-000000000002"][:2] == ("shardId-000000000001", "")
+    assert book["shardId-000000000003"][:2] == ("shardId-000000000001", "")
+    assert book["shardId-000000000002"][3] == 0
+
+    # A rerun lands nothing (by name or by ARN).
+    again = clickhouse.cli("consume-kinesis", "--stream-arn", arn, check=True)
+    assert "0 records landed" in again.stderr
+    assert landed(clickhouse) == rows
+
+    # New records land, and only they: aimed at the open shard 0 (moto would send the others to the closed parent).
+    more = [put(kinesis, name, s0, data) for data in orders_changes(T_MS + 1000, 3)]
+    clickhouse.cli("consume-kinesis", "--stream", name, check=True)
+    after = landed(clickhouse)
+    assert len(after) == len(rows) + 3
+    assert {(r[2], r[3]) for r in after} - set(by_key) == {(p["shard_id"], p["sequence_number"]) for p in more}
+    assert checkpoints(clickhouse)["shardId-000000000000"][2] == more[-1]["sequence_number"]
+
+
+def test_a_merged_child_is_read_only_after_both_parents(kinesis, clickhouse):
+    name, _ = new_stream(kinesis, 2)
+    first = shards_of(kinesis, name)
+    for i, data in enumerate(orders_changes(T_MS, 6)):
+        put(kinesis, name, first[f"shardId-00000000000{i % 2}"], data)
+    kinesis.merge_shards(StreamName=name, ShardToMerge="shardId-000000000000", AdjacentShardToMerge="shardId-000000000001")
+    child = shards_of(kinesis, name)["shardId-000000000002"]
+    assert (child["ParentShardId"], child["AdjacentParentShardId"]) == ("shardId-000000000000", "shardId-000000000001")
+
+    clickhouse.cli("consume-kinesis", "--stream", name, "--batch-rows", "1", check=True)  # one insert per record
+    rows = clickhouse.rows(f"SELECT shard_id, _ingested_at FROM {clickhouse.raw_db}.stream_records ORDER BY _ingested_at")
+    # moto copies the parents' records into the merged child, so the child holds 6 too
+    assert [r[0] for r in rows].count("shardId-000000000002") == 6 and len(rows) == 12
+    last_parent = max(r[1] for r in rows if r[0] != "shardId-000000000002")
+    first_child = min(r[1] for r in rows if r[0] == "shardId-000000000002")
+    assert last_parent < first_child
+    book = checkpoints(clickhouse)
+    assert book["shardId-000000000000"][3:] == (1, 3) and book["shardId-000000000001"][3:] == (1, 3)
+    assert book["shardId-000000000002"] == ("shardId-000000000000", "shardId-000000000001", "6", 0, 6)
+
+
+def test_list_shards_follows_next_token(kinesis):
+    from dynamodb_cdc.kinesis import KinesisSource
+
+    name, arn = new_stream(kinesis, 3)
+    kinesis.split_shard(StreamName=name, ShardToSplit="shardId-000000000002", NewStartingHashKey=str(2**127 + 2**126))
+    shards = KinesisSource(kinesis, arn, list_page_size=1).list_shards()
+    assert [s.shard_id for s in shards] == [f"shardId-00000000000{i}" for i in range(5)]
+    assert shards[2].closed and shards[4].parent_shard_id == "shardId-000000000002"
+
+
+class Crash(BaseException):
+    pass
+
+
+def test_a_crash_between_insert_and_checkpoint_loses_nothing(kinesis, clickhouse):
+    """The process dies after a batch is inserted but before its checkpoint is written."""
+    from dynamodb_cdc.kinesis import KinesisSource
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import BatchLimits, ConsumeOptions, consume
+
+    name, arn = new_stream(kinesis, 1)
+    shard = shards_of(kinesis, name)["shardId-000000000000"]
+    puts = [put(kinesis, name, shard, data) for data in orders_changes(T_MS, 10)]
+
+    class CrashingStore(Store):
+        inserts = 0
+
+        def insert_stream_records(self, *args, **kwargs):
+            super().insert_stream_records(*args, **kwargs)
+            CrashingStore.inserts += 1
+            if CrashingStore.inserts == 2:  # rows are in ClickHouse, their checkpoint is not
+                raise Crash()
+
+    with clickhouse.client() as client:
+        store = CrashingStore(client, clickhouse.raw_db)
+        store.ensure_schema()
+        with pytest.raises(Crash):
+            consume(KinesisSource(kinesis, arn), store, ConsumeOptions(limits=BatchLimits(rows=3)))
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.stream_records") == 6
+    assert checkpoints(clickhouse)["shardId-000000000000"][2] == puts[2]["sequence_number"]  # the first batch only
+
+    clickhouse.cli("consume-kinesis", "--stream", name, "--batch-rows", "3", check=True)
+    numbers = [r[0] for r in clickhouse.rows(
+        f"SELECT sequence_number FROM {clickhouse.raw_db}.stream_records ORDER BY toUInt256(sequence_number)")]
+    assert set(numbers) == {p["sequence_number"] for p in puts}  # nothing missing
+    duplicated = {n for n in numbers if numbers.count(n) > 1}
+    assert duplicated == {p["sequence_number"] for p in puts[3:6]}  # only the batch without a checkpoint, once more
+    assert len(numbers) == 13
+    assert checkpoints(clickhouse)["shardId-000000000000"][2] == puts[-1]["sequence_number"]
+
+
+def test_follow_lands_until_sigterm_then_flushes_and_checkpoints(kinesis, clickhouse, tmp_path):
+    name, arn = new_stream(kinesis, 2)
+    shards = list(shards_of(kinesis, name).values())
+    early = [put(kinesis, name, shards[i % 2], data) for i, data in enumerate(orders_changes(T_MS, 4))]
+    log_path = tmp_path / "follow.log"
+    cmd = [str(BIN / "dynamodb-cdc"), "consume-kinesis", "--stream", name, "--follow", "--batch-rows", "4",
+           "--batch-seconds", "3600", "--clickhouse-url", clickhouse.url, "--raw-database", clickhouse.raw_db]
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log_file)
+    try:
+        wait_for_log(log_path, "landed 4 records", proc)  # the first 4 fill a batch
+        late = [put(kinesis, name, shards[i % 2], data) for i, data in enumerate(users_changes(T_MS + 10)[:2])]
+        time.sleep(3)  # open shards are polled every second when idle: these two are read, pending in the batch
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log_path.read_text()
+    assert "SIGTERM received" in text and "landed 2 records" in text and "Traceback" not in text
+    rows = landed(clickhouse)
+    assert {(r[2], r[3]) for r in rows} == {(p["shard_id"], p["sequence_number"]) for p in early + late}
+    assert len(rows) == 6
+    book = checkpoints(clickhouse)
+    for shard_id in {p["shard_id"] for p in early + late}:
+        last = max((p for p in early + late if p["shard_id"] == shard_id), key=lambda p: int(p["sequence_number"]))
+        assert book[shard_id][2] == last["sequence_number"]
+
+
+# -- errors moto cannot produce: botocore Stubber -------------------------------------------
+
+ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/stubbed"
+SHARD = {"ShardId": "shardId-000000000000", "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": "1"},
+         "SequenceNumberRange": {"StartingSequenceNumber": "49657828409187701520019995242508390119953358325192589313"}}
+
+
+def seqn(i: int) -> str:
+    return str(49657828409187701520019995242508390119953358325192589313 + i * 1_000_000_000_000)
+
+
+def kinesis_record(i: int) -> dict:
+    return {"SequenceNumber": seqn(i), "PartitionKey": f"{i:032X}",
+            "ApproximateArrivalTimestamp": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc) + timedelta(milliseconds=i),
+            "Data": change_record("users", "INSERT", {"id": {"S": f"u{i}"}}, new={"id": {"S": f"u{i}"}}, at_ms=T_MS + i)}
+
+
+def stubbed():
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client("kinesis", region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
+    return client, Stubber(client)
+
+
+def run_stubbed(client, clickhouse, sleeps: list, rows: int = 100):
+    from dynamodb_cdc.kinesis import KinesisSource
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import BatchLimits, ConsumeOptions, consume
+
+    with clickhouse.client() as ch:
+        store = Store(ch, clickhouse.raw_db)
+        store.ensure_schema()
+        return consume(KinesisSource(client, ARN), store, ConsumeOptions(limits=BatchLimits(rows=rows)),
+                       sleep=sleeps.append)
+
+
+def test_throttling_is_retried_and_an_expired_iterator_reopens_after_the_last_record_read(clickhouse):
+    client, stub = stubbed()
+    stub.add_response("list_shards", {"Shards": [SHARD]}, {"StreamARN": ARN})
+    stub.add_response("get_shard_iterator", {"ShardIterator": "it-1"},
+                      {"StreamARN": ARN, "ShardId": SHARD["ShardId"], "ShardIteratorType": "TRIM_HORIZON"})
+    records = {"ShardIterator": "it-1", "Limit": 100, "StreamARN": ARN}
+    stub.add_client_error("get_records", "ProvisionedThroughputExceededException", "Rate exceeded for shard", 400,
+                          expected_params=records)
+    stub.add_client_error("get_records", "LimitExceededException", "Rate exceeded", 400, expected_params=records)
+    stub.add_response("get_records", {"Records": [kinesis_record(1), kinesis_record(2)], "NextShardIterator": "it-2",
+                                      "MillisBehindLatest": 5000}, records)
+    stub.add_client_error("get_records", "ExpiredIteratorException", "Iterator expired", 400,
+                          expected_params={**records, "ShardIterator": "it-2"})
+    stub.add_response("get_shard_iterator", {"ShardIterator": "it-3"},
+                      {"StreamARN": ARN, "ShardId": SHARD["ShardId"], "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                       "StartingSequenceNumber": seqn(2)})
+    stub.add_response("get_records", {"Records": [kinesis_record(3)], "NextShardIterator": "it-4",
+                                      "MillisBehindLatest": 0}, {**records, "ShardIterator": "it-3"})
+    sleeps: list[float] = []
+    with stub:
+        result = run_stubbed(client, clickhouse, sleeps)
+        stub.assert_no_pending_responses()
+    assert result.records == 3
+    assert len(sleeps) == 2 and 0 <= sleeps[0] <= 0.1 and 0 <= sleeps[1] <= 0.2
+    assert [r[3] for r in landed(clickhouse)] == [seqn(1), seqn(2), seqn(3)]
+    assert checkpoints(clickhouse)["shardId-000000000000"][2:4] == (seqn(3), 0)
+
+
+def test_throttling_without_end_is_a_clear_error_after_bounded_retries(clickhouse):
+    from dynamodb_cdc.streams import MAX_ATTEMPTS, StreamError
+
+    client, stub = stubbed()
+    stub.add_response("list_shards", {"Shards": [SHARD]})
+    stub.add_response("get_shard_iterator", {"ShardIterator": "it-1"})
+    for _ in range(MAX_ATTEMPTS):
+        stub.add_client_error("get_records", "ProvisionedThroughputExceededException", "Rate exceeded", 400)
+    sleeps: list[float] = []
+    with stub, pytest.raises(StreamError) as err:
+        run_stubbed(client, clickhouse, sleeps)
+    assert str(err.value).startswith(f"Kinesis stream {ARN}: shard shardId-000000000000: GetRecords: still "
+                                     f"ProvisionedThroughputExceededException after {MAX_ATTEMPTS} attempts")
+    assert len(sleeps) == MAX_ATTEMPTS - 1 and all(0 <= s <= 10 for s in sleeps)
+    assert checkpoints(clickhouse)["shardId-000000000000"][2] == ""  # nothing read, nothing checkpointed
+
+
+@pytest.mark.parametrize("operation,code", [("list_shards", "ResourceNotFoundException"),
+                                            ("get_records", "AccessDeniedException")])
+def test_missing_stream_or_access_denied_fails_at_once_naming_the_stream(clickhouse, operation, code):
+    from dynamodb_cdc.streams import StreamError
+
+    client, stub = stubbed()
+    if operation == "get_records":
+        stub.add_response("list_shards", {"Shards": [SHARD]})
+        stub.add_response("get_shard_iterator", {"ShardIterator": "it-1"})
+    stub.add_client_error(operation, code, "no", 400)
+    sleeps: list[float] = []
+    with stub, pytest.raises(StreamError, match=f"Kinesis stream {ARN}.*{code}: no"):
+        run_stubbed(client, clickhouse, sleeps)
+    assert sleeps == []
+
+
+def test_a_missing_stream_is_one_line_and_exit_1(moto_endpoint, clickhouse):
+    result = clickhouse.cli("consume-kinesis", "--stream", "no-such-stream")
+    assert result.returncode == 1
+    assert "Kinesis stream no-such-stream: ResourceNotFoundException" in result.stderr
+    assert "Traceback" not in result.stderr
+    bad = clickhouse.cli("consume-kinesis", "--stream", "s", "--start-position", "at_timestamp")
+    assert bad.returncode == 2 and "needs --start-timestamp" in bad.stderr
