@@ -7,7 +7,11 @@
 5. prints the current-state tables;
 6. then the table changes: an incremental export of the next hour (an update, a
    delete, an insert) is landed and `dbt run` applies it incrementally;
-7. prints `users` again, then stops moto.
+7. then live changes: the `users` table in moto's DynamoDB gets a stream, the
+   application writes to it, `dynamodb-cdc consume-streams` lands the stream
+   records and `dbt run` applies them; `users_current` is compared with a Scan
+   of the DynamoDB table;
+8. prints `users` again, then stops moto.
 
 Everything lives in .demo/ (recreated on every run).
 """
@@ -163,22 +167,78 @@ def main() -> int:
         run([str(BIN / "dynamodb-cdc"), "load-export", f"s3://{BUCKET}/exports/users", "--clickhouse-url", url])
         step("dbt run: the changes model reads only the new rows")
         run([dbt[0], "run", "--select", "users_changes", "users_current", *dbt[1:]], env=dbt_env)
+        step("users after the incremental export")
+        show(url, ("users_current",))
+        now = query(url, "SELECT id, age FROM analytics.users_current ORDER BY id")
+        expected = [("u-001", 36), ("u-002", 46), ("u-004", None), ("u-005", None), ("u-006", 33)]
+        if now != expected:
+            print(f"demo FAILED: users after the changes are {now}, expected {expected}", file=sys.stderr)
+            return 1
 
-    step("users after the changes")
-    show(url, ("users_current",))
+        if not live_changes(url, dbt, dbt_env):
+            return 1
+
+    print("\ndemo OK. The embedded data is in .demo/chdb; inspect it with the same URL once nothing else has it open.")
+    return 0
+
+
+def query(url: str, sql: str) -> list[tuple]:
     from dynamodb_cdc.connection import open_client
 
     client = open_client(url)
     try:
-        now = client.query("SELECT id, age FROM analytics.users_current ORDER BY id").result_rows
+        return client.query(sql).result_rows
     finally:
-        client.close()
-    expected = [("u-001", 36), ("u-002", 46), ("u-004", None), ("u-005", None), ("u-006", 33)]
-    if now != expected:
-        print(f"demo FAILED: users after the changes are {now}, expected {expected}", file=sys.stderr)
-        return 1
-    print("\ndemo OK. The embedded data is in .demo/chdb; inspect it with the same URL once nothing else has it open.")
-    return 0
+        client.close()  # chDB: one process at a time, so close before the next command
+
+
+def live_changes(url: str, dbt: list[str], dbt_env: dict) -> bool:
+    """The table in DynamoDB (moto) gets a stream; its writes flow to users_current."""
+    import boto3
+    from boto3.dynamodb.types import TypeDeserializer
+
+    dynamodb = boto3.client("dynamodb")
+    step("live changes: the users table in DynamoDB, as it is now, gets a DynamoDB stream")
+    dynamodb.create_table(
+        TableName="users", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    current = [item for item in USERS if item["id"]["S"] != "u-003"]
+    current = [{**i, "age": {"N": "46"}} if i["id"]["S"] == "u-002" else i for i in current]
+    current.append({"id": {"S": "u-006"}, "first_name": {"S": "Margaret"}, "age": {"N": "33"}})
+    for item in current:
+        dynamodb.put_item(TableName="users", Item=item)
+    arn = dynamodb.update_table(TableName="users", StreamSpecification={
+        "StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})["TableDescription"]["LatestStreamArn"]
+    print(f"  stream {arn}")
+    print("  the application writes: UpdateItem u-001 age=37, DeleteItem u-004, PutItem u-007, UpdateItem u-007 age=29")
+    dynamodb.update_item(TableName="users", Key={"id": {"S": "u-001"}}, UpdateExpression="SET age = :a",
+                         ExpressionAttributeValues={":a": {"N": "37"}})
+    dynamodb.delete_item(TableName="users", Key={"id": {"S": "u-004"}})
+    dynamodb.put_item(TableName="users", Item={"id": {"S": "u-007"}, "first_name": {"S": "Katherine"},
+                                               "age": {"N": "28"}})
+    dynamodb.update_item(TableName="users", Key={"id": {"S": "u-007"}}, UpdateExpression="SET age = :a",
+                         ExpressionAttributeValues={":a": {"N": "29"}})
+
+    step("loader: dynamodb-cdc consume-streams lands the stream records (drains the stream, then exits)")
+    run([str(BIN / "dynamodb-cdc"), "consume-streams", "--table", "users", "--clickhouse-url", url])
+    step("dbt run: the same changes model applies the stream records")
+    run([dbt[0], "run", "--select", "users_changes", "users_current", *dbt[1:]], env=dbt_env)
+    step("users after the live changes")
+    show(url, ("users_current",))
+
+    d = TypeDeserializer()
+    scan = sorted(
+        (item["id"], int(item["age"]) if item.get("age") is not None else None)
+        for item in ({k: d.deserialize(v) for k, v in i.items()}
+                     for i in dynamodb.scan(TableName="users", ConsistentRead=True)["Items"])
+    )
+    now = query(url, "SELECT id, age FROM analytics.users_current ORDER BY id")
+    print(f"\nScan of the DynamoDB table: {scan}\nanalytics.users_current:    {now}")
+    if now != scan:
+        print("demo FAILED: users_current differs from a Scan of the DynamoDB table", file=sys.stderr)
+        return False
+    print("users_current equals a Scan of the DynamoDB table.")
+    return True
 
 
 if __name__ == "__main__":
