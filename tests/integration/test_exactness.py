@@ -5,8 +5,9 @@ keys.  Each history is rendered as AWS would deliver it: a full export at some
 point, consecutive incremental export windows after it (compacted, NEW_IMAGE or
 NEW_AND_OLD_IMAGES, every WriteTimestampMicros form, Key or Keys), and Kinesis
 records (millisecond or microsecond timestamps) from some time before the end of
-the windows, duplicated and shuffled.  Everything is landed by the real loader
-(exports from moto S3) and the stream routing path, in two batches with a
+the windows, duplicated and shuffled.  Everything is landed by the real loader:
+exports from moto S3 with `load-export`, records put into a two-shard moto Kinesis
+stream and read with `consume-kinesis`, in two batches with a
 `dbt run` after each; the current view must then equal the history's end state.
 """
 
@@ -19,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +30,6 @@ from dynamodb_cdc.testing.exports import incremental_line, write_full_export, wr
 
 TABLE = "props"
 ARN = f"arn:aws:dynamodb:us-east-1:123456789012:table/{TABLE}"
-STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/props-changes"
 BASE_US = int(datetime(2026, 5, 1, tzinfo=timezone.utc).timestamp()) * 1_000_000
 SECOND = 1_000_000
 
@@ -94,6 +95,13 @@ def histories(draw):
     }
 
 
+@pytest.fixture(scope="module")
+def kinesis(moto_endpoint):
+    import boto3
+
+    return boto3.client("kinesis")
+
+
 def state_at(events: list[Event], t: int, *, inclusive: bool = True) -> dict[str, dict]:
     state: dict[str, dict] = {}
     for e in events:
@@ -140,10 +148,23 @@ def kinesis_record(e: Event, before: dict | None, h: dict) -> dict:
             "eventSource": "aws:dynamodb"}
 
 
-def kinesis_rows(h: dict, rng: random.Random) -> list[list]:
-    events = h["events"]
-    rows, state = [], {}
-    for e in events:
+@dataclass(frozen=True)
+class Put:
+    key: str
+    stamp: int  # ApproximateCreationDateTime as written (ms or us)
+    seq: int  # the event's place in the history
+    data: bytes
+
+
+def kinesis_puts(h: dict, rng: random.Random) -> list[Put]:
+    """The Kinesis records of the history, duplicated and shuffled, in the order they are put.
+
+    Shuffled across timestamps freely (AWS may deliver out of order); but two changes of one
+    item with the same timestamp keep their order, as DynamoDB writes them to one shard in
+    order: that is the one case where the sequence number decides (README, "Versions").
+    """
+    puts, state = [], {}
+    for e in h["events"]:
         before = state.get(e.key)
         if e.item is None:
             state.pop(e.key, None)
@@ -151,24 +172,28 @@ def kinesis_rows(h: dict, rng: random.Random) -> list[list]:
             state[e.key] = e.item
         if e.t < h["kinesis_from"] or (e.item is None and before is None):
             continue  # before the stream started; a delete of nothing writes no record
-        seq = str(49_600_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000 + e.seq * 1000)
         record = json.dumps(kinesis_record(e, before, h), ensure_ascii=False).encode()
-        row = ["kinesis", STREAM_ARN, "shardId-000000000000", seq,
-               datetime.fromtimestamp(e.t / 1e6 + 0.5, tz=timezone.utc), "0" * 32, "", record]
-        rows.append(row)
+        put = Put(e.key, e.t if h["kinesis_us"] else e.t // 1000, e.seq, record)
+        puts.append(put)
         if rng.random() < 0.3:
-            rows.append(list(row))  # delivered twice
-    rng.shuffle(rows)
-    return rows
+            puts.append(put)  # delivered twice
+    rng.shuffle(puts)
+    ties: dict[tuple, list[int]] = {}
+    for position, put in enumerate(puts):
+        ties.setdefault((put.key, put.stamp), []).append(position)
+    for positions in ties.values():
+        for position, put in zip(positions, sorted((puts[i] for i in positions), key=lambda p: p.seq)):
+            puts[position] = put
+    return puts
 
 
-def land_records(ch: ClickHouse, rows: list[list]) -> None:
-    if not rows:
-        return
-    with ch.client() as c:
-        c.insert(f"{ch.raw_db}._stream_records_in", rows, column_names=[
-            "source", "stream_arn", "shard_id", "sequence_number", "arrival_time", "partition_key", "table_name",
-            "data"])
+def put_records(kinesis, stream: str, puts: list[Put]) -> None:
+    """PutRecords in order; the item key is the partition key, so an item's records share a shard."""
+    for i in range(0, len(puts), 500):
+        chunk = puts[i:i + 500]
+        result = kinesis.put_records(StreamName=stream, Records=[
+            {"Data": p.data, "PartitionKey": p.key} for p in chunk])
+        assert result.get("FailedRecordCount", 0) == 0
 
 
 def us(t: int) -> datetime:
@@ -179,7 +204,7 @@ def us(t: int) -> datetime:
           phases=[Phase.explicit, Phase.reuse, Phase.generate] + ([] if os.environ.get("EXACTNESS_NO_SHRINK") else [Phase.shrink]),
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(h=histories())
-def test_current_view_equals_the_history_end_state(h, s3, tmp_path_factory):
+def test_current_view_equals_the_history_end_state(h, s3, kinesis, tmp_path_factory):
     rng = random.Random(h["seed"])
     work = tmp_path_factory.mktemp("exactness")
     ch = ClickHouse(work)
@@ -194,7 +219,9 @@ def test_current_view_equals_the_history_end_state(h, s3, tmp_path_factory):
         for start, end, view in h["windows"]:
             write_incremental_export(s3, s3.bucket, ARN, window_lines(events, start, end, view, rng),
                                      export_from=us(start), export_to=us(end), prefix=prefix, view=view)
-        records = kinesis_rows(h, rng)
+        stream = f"props-{uuid.uuid4().hex[:8]}"
+        kinesis.create_stream(StreamName=stream, ShardCount=2)
+        records = kinesis_puts(h, rng)
         cut = rng.randint(0, len(records))
         exports_first = rng.random() < 0.5
         with ch.client() as c:
@@ -206,7 +233,8 @@ def test_current_view_equals_the_history_end_state(h, s3, tmp_path_factory):
         for batch, rows in enumerate((records[:cut], records[cut:])):
             if exports_first == (batch == 0):
                 ch.cli("load-export", f"s3://{s3.bucket}/{prefix}", check=True)
-            land_records(ch, rows)
+            put_records(kinesis, stream, rows)
+            ch.cli("consume-kinesis", "--stream", stream, check=True)
             models = ["props_changes", "props_current"] + (["props_live_changes", "props_live_current"] if batch == 0 else [])
             dbt("run", "--select", *models)
 
