@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import BIN, SAMPLES
+from conftest import BIN, ROOT, SAMPLES, Dbt
 from dynamodb_cdc.testing.streams import (
     TTL_IDENTITY, change_record, hash_key_in, partition_key, sample_records, wait_for_log,
 )
@@ -251,6 +251,51 @@ def test_a_crash_between_insert_and_checkpoint_loses_nothing(kinesis, clickhouse
     assert duplicated == {p["sequence_number"] for p in puts[3:6]}  # only the batch without a checkpoint, once more
     assert len(numbers) == 13
     assert checkpoints(clickhouse)["shardId-000000000000"][2] == puts[-1]["sequence_number"]
+
+
+def test_after_a_crash_between_insert_and_checkpoint_the_current_view_is_exact(kinesis, clickhouse, tmp_path):
+    """Inserts, updates and deletes of `props`; the consumer dies with a batch landed but not
+    checkpointed; the rerun lands that batch again; dbt's current view is still the end state."""
+    from dynamodb_cdc.kinesis import KinesisSource
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import BatchLimits, ConsumeOptions, consume
+
+    name, arn = new_stream(kinesis, 1)
+    shard = shards_of(kinesis, name)["shardId-000000000000"]
+    state: dict[str, dict] = {}
+    for i, (pk, v) in enumerate([("a", 1), ("b", 2), ("a", 3), ("c", 4), ("b", None), ("a", None), ("c", 5),
+                                 ("a", 6), ("d", 7), ("d", None), ("b", 8)]):
+        keys, old = {"pk": {"S": pk}}, state.get(pk)
+        if v is None:
+            data = change_record("props", "REMOVE", keys, old=old, at_ms=T_MS + i)
+            del state[pk]
+        else:
+            state[pk] = {"pk": {"S": pk}, "v": {"N": str(v)}, "s": {"S": f"s{i}"}}
+            data = change_record("props", "MODIFY" if old else "INSERT", keys, new=state[pk], old=old, at_ms=T_MS + i)
+        put(kinesis, name, shard, data, key=pk)
+
+    class CrashingStore(Store):
+        inserts = 0
+
+        def insert_stream_records(self, *args, **kwargs):
+            super().insert_stream_records(*args, **kwargs)
+            CrashingStore.inserts += 1
+            if CrashingStore.inserts == 2:
+                raise Crash()
+
+    with clickhouse.client() as client:
+        store = CrashingStore(client, clickhouse.raw_db)
+        store.ensure_schema()
+        with pytest.raises(Crash):
+            consume(KinesisSource(kinesis, arn), store, ConsumeOptions(limits=BatchLimits(rows=4)))
+    clickhouse.cli("consume-kinesis", "--stream", name, "--batch-rows", "4", check=True)
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.stream_records") == 11 + 4  # one batch twice
+
+    dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
+    dbt("deps")
+    dbt("run", "--select", "props_changes", "props_current")
+    assert clickhouse.rows(f"SELECT pk, v, s FROM {clickhouse.schema}.props_current ORDER BY pk") == [
+        ("a", 6, "s7"), ("b", 8, "s10"), ("c", 5, "s6")]
 
 
 def test_follow_lands_until_sigterm_then_flushes_and_checkpoints(kinesis, clickhouse, tmp_path):
