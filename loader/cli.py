@@ -9,6 +9,7 @@ import sys
 
 from . import __version__
 from .connection import URL_ENV, ConnectionConfigError, EngineLockedError, open_client, parse_url
+from .push import PushError
 from .request_export import ExportRequestError as RequestError
 from .streams import StreamError
 
@@ -126,7 +127,84 @@ def build_parser() -> argparse.ArgumentParser:
     streams.add_argument("--start-position", choices=["trim_horizon", "latest"], default="trim_horizon",
                          help="where to start when the stream has no checkpoint yet (default trim_horizon)")
     streams.set_defaults(func=cmd_consume_streams, start_timestamp=None)
+    _add_push_parser(sub, common)
     return parser
+
+
+def _add_push_parser(sub, common) -> None:
+    def names(text: str) -> list[str]:
+        return [n.strip() for n in text.split(",") if n.strip()]
+
+    push = sub.add_parser(
+        "push",
+        parents=[common],
+        help="write the rows of a ClickHouse relation (a dbt model) into a DynamoDB table",
+        description="Streams the relation's rows, converts them exactly to DynamoDB items (rows DynamoDB would "
+        "refuse go to push_quarantine with the reason), writes them with BatchWriteItem and records the run in "
+        "push_runs. With --version-column, later runs write only the rows changed since the last successful run.",
+    )
+    push.add_argument("relation", help="the ClickHouse relation: model (found in one database) or schema.model")
+    push.add_argument("--table", required=True, help="the DynamoDB table to write")
+    push.add_argument("--key", type=names, default=None,
+                      help="partition key[,sort key] columns (default: the table's key schema)")
+    push.add_argument("--version-column", default=None,
+                      help="a column that increases with every change of a row (e.g. _version, updated_at): "
+                      "later runs write only rows at or past the last successful run's highest value")
+    push.add_argument("--full", action="store_true", help="write every row, whatever the watermark")
+    push.add_argument("--sync-deletes", action="store_true",
+                      help="also delete the items pushed before whose keys are no longer in the relation")
+    push.add_argument("--retry-failed", action="store_true",
+                      help="write again the rows set aside in push_quarantine (re-read from the relation by key)")
+    push.add_argument("--columns", type=names, default=None, help="only these columns (the key is always written)")
+    push.add_argument("--exclude", type=names, default=[], help="columns not to write (e.g. _version)")
+    push.add_argument("--sets", type=names, default=[], help="Array columns to write as SS / NS / BS instead of L")
+    push.add_argument("--binary", type=names, default=[], help="String columns to write as B instead of S")
+    push.add_argument("--nulls", choices=["omit", "null"], default="omit",
+                      help="a NULL column: leave the attribute out (default) or write {NULL: true}")
+    push.add_argument("--max-write-rate", type=float, default=None,
+                      help="items per second, all writers together (default: unlimited)")
+    push.add_argument("--writers", type=int, default=4, help="parallel BatchWriteItem threads (default 4)")
+    push.add_argument("--via-import", default=None, metavar="S3_URI",
+                      help="first load of a new table: write DynamoDB JSON to s3://bucket/prefix and call ImportTable")
+    push.add_argument("--import-timeout", type=float, default=3600.0,
+                      help="seconds to wait for ImportTable (default 3600)")
+    push.add_argument("--poll-seconds", type=float, default=10.0,
+                      help="seconds between DescribeImport calls (default 10)")
+    push.set_defaults(func=cmd_push)
+
+
+def cmd_push(args) -> int:
+    from .push import PushOptions, dynamodb_client, push
+    from .push_convert import ConvertOptions
+
+    options = PushOptions(
+        relation=args.relation, table=args.table, key=args.key, version_column=args.version_column,
+        full=args.full, sync_deletes=args.sync_deletes, retry_failed=args.retry_failed, columns=args.columns,
+        exclude=args.exclude,
+        convert=ConvertOptions(nulls=args.nulls, sets=frozenset(args.sets), binary=frozenset(args.binary)),
+        max_write_rate=args.max_write_rate, writers=args.writers, via_import=args.via_import,
+        import_timeout=args.import_timeout, poll_seconds=args.poll_seconds,
+    )
+    target = parse_url(args.clickhouse_url)
+    client = open_client(target)
+    state_client = open_client(target)
+    try:
+        log.info("ClickHouse: %s, raw database %s", target.describe(), args.raw_database)
+        result = push(client, state_client, dynamodb_client(), args.raw_database, options)
+    finally:
+        state_client.close()
+        client.close()
+    log.info(
+        "push %s -> %s: %s; %s rows read, %s written, %s deleted, %s set aside%s",
+        result.relation, result.table, result.status, f"{result.rows_read:,}", f"{result.rows_written:,}",
+        f"{result.rows_deleted:,}", f"{result.rows_set_aside:,}",
+        f"; watermark {result.watermark}" if result.watermark else "",
+    )
+    if result.rows_set_aside:
+        log.error("%d row(s) set aside in %s.push_quarantine (see the reason column); fix the cause, then run "
+                  "push --retry-failed", result.rows_set_aside, args.raw_database)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def cmd_load_export(args) -> int:
@@ -274,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)
-    except (EngineLockedError, RequestError, StreamError) as ex:
+    except (EngineLockedError, RequestError, StreamError, PushError) as ex:
         log.error("%s", ex)
         return EXIT_FAILED
     except (ConnectionConfigError, ValueError) as ex:
