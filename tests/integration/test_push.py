@@ -1,0 +1,455 @@
+"""`dynamodb-cdc push`: ClickHouse relation -> moto's DynamoDB on loopback, compared with a Scan."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from decimal import Decimal
+
+import boto3
+import pytest
+from boto3.dynamodb.types import Binary, TypeDeserializer
+
+from conftest import BIN
+
+deserialize = TypeDeserializer().deserialize
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def new_table(name_prefix: str, key: dict[str, str]) -> str:
+    """A fresh DynamoDB table in moto; key: {attribute: S|N|B}, partition key first."""
+    name = f"{name_prefix}-{uuid.uuid4().hex[:8]}"
+    boto3.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": a, "KeyType": kt} for a, kt in zip(key, ("HASH", "RANGE"))],
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": t} for a, t in key.items()],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+def scan(table: str) -> dict:
+    """The table's items, deserialized, by their first key attribute's value."""
+    client = boto3.client("dynamodb")
+    items, kwargs = [], {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = client.scan(**kwargs)
+        items += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return {i["id"]["S"]: {k: deserialize(v) for k, v in i.items()} for i in items}
+
+
+def set_model(ch, name: str, ddl: str, values: str | None) -> None:
+    """(Re)build a ClickHouse relation, as `dbt run` rebuilds a table model."""
+    with ch.client() as c:
+        c.command(f"CREATE DATABASE IF NOT EXISTS `{ch.schema}`")
+        c.command(f"CREATE TABLE IF NOT EXISTS `{ch.schema}`.`{name}` ({ddl}) ENGINE = MergeTree ORDER BY tuple()")
+        c.command(f"TRUNCATE TABLE `{ch.schema}`.`{name}`")
+        if values:
+            c.command(f"INSERT INTO `{ch.schema}`.`{name}` VALUES {values}")
+
+
+def in_process_push(ch, dynamodb=None, sleep=None, **options):
+    from dynamodb_cdc.connection import open_client
+    from dynamodb_cdc.push import PushOptions, dynamodb_client, push
+
+    reader, state = open_client(ch.url), open_client(ch.url)
+    try:
+        return push(reader, state, dynamodb or dynamodb_client(), ch.raw_db, PushOptions(**options),
+                    **({"sleep": sleep} if sleep else {}))
+    finally:
+        state.close()
+        reader.close()
+
+
+def runs(ch, table: str) -> list[dict]:
+    with ch.client() as c:
+        r = c.query(f"SELECT * FROM `{ch.raw_db}`.push_runs FINAL WHERE target_table = {{t:String}} "
+                    f"ORDER BY started_at", parameters={"t": table})
+        return [dict(zip(r.column_names, row)) for row in r.result_rows]
+
+
+def quarantine(ch, table: str) -> list[dict]:
+    with ch.client() as c:
+        r = c.query(f"SELECT * FROM `{ch.raw_db}`.push_quarantine FINAL WHERE target_table = {{t:String}} "
+                    f"ORDER BY quarantined_at", parameters={"t": table})
+        return [dict(zip(r.column_names, row)) for row in r.result_rows]
+
+
+def model_rows(ch, sql: str) -> list[dict]:
+    """The relation's rows as clickhouse-connect gives them (String as bytes)."""
+    with ch.client() as c:
+        r = c.query(sql, query_formats={"String": "bytes"})
+        return [dict(zip(r.column_names, row)) for row in r.result_rows]
+
+
+def as_dynamodb(value, *, binary=False, as_set=False):
+    """What TypeDeserializer must give back for a ClickHouse value (an independent statement of the rules)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bytes):
+        return Binary(value) if binary else value.decode()
+    if isinstance(value, list):
+        items = [None if v is None else as_dynamodb(v, binary=binary) for v in value]
+        return set(items) if as_set else items
+    if isinstance(value, tuple):
+        return {str(i + 1): as_dynamodb(v, binary=binary) for i, v in enumerate(value)}
+    if isinstance(value, dict):
+        return {(k.decode() if isinstance(k, bytes) else str(k)): None if v is None else as_dynamodb(v, binary=binary)
+                for k, v in value.items()}
+    return str(value)
+
+
+# -- every type, round trip ----------------------------------------------------------------
+
+EVERYTHING = """id String, i32 Int32, u64 UInt64, i128 Int128, i256 Int256, u256 UInt256, d18 Decimal(18, 4),
+ d38 Decimal(38, 10), d76 Decimal256(20), f64 Float64, s String, lc LowCardinality(String), bin String, flag Bool,
+ day Date, at DateTime64(9, 'UTC'), uid UUID, arr Array(Int64), strs Array(Nullable(String)), tags Array(String),
+ nums Array(UInt32), m Map(String, Decimal(20, 5)), deep Map(String, Array(Tuple(a Int32, b Nullable(String)))),
+ tup Tuple(x Int32, y String), pair Tuple(String, Decimal(10, 2)), maybe Nullable(Int64), maybe_s Nullable(String),
+ v UInt64"""
+
+EVERYTHING_ROWS = """
+('u-1', -2147483648, 18446744073709551615, toInt128('-85070591730234615865843651857942052864'),
+ toInt256('-99999999999999999999999999999999999999'), toUInt256('10000000000000000000000000000000000000000000000000000000000000000000000'),
+ '-12345678901234.5678', '9999999999999999999999999999.9999999999', '-1234567890123456.78901234567890123456', 0.1,
+ 'hé ☃', 'low', unhex('00ff80'), true, '2149-06-06', '2024-01-02 03:04:05.123456789', '61f0c404-5cb3-11e7-907b-a6006ad3dba0',
+ [1, -9223372036854775808], ['a', NULL, ''], ['x', 'y'], [1, 4294967295], {'k': 1.5, 'z': -0.00001},
+ {'orders': [(1, 'one'), (2, NULL)]}, (7, 'seven'), ('p', 2.50), 9007199254740993, 'text', 1),
+('u-2', 0, 0, 0, 0, 0, 0, 0, 0, -0.0, '', '', '', false, '1970-01-01', '1970-01-01 00:00:00', '00000000-0000-0000-0000-000000000000',
+ [], [], ['only'], [0], {}, {}, (0, ''), ('', 0), NULL, NULL, 2),
+('u-3-decimal256-too-precise', 1, 1, 1, 1, 1, 1, 1, '12345678901234567890.12345678901234567890', 1, 's', 'l', 'b', true,
+ '2020-01-01', '2020-01-01 00:00:00', '00000000-0000-0000-0000-000000000001', [], [], ['t'], [1], {}, {}, (1, 'x'), ('y', 1), 1, 'x', 3),
+('u-4-int256-too-long', 1, 1, 1, toInt256('-57896044618658097711785492504343953926634992332820282019728792003956564819968'), 1, 1, 1, 1, 1,
+ 's', 'l', 'b', true, '2020-01-01', '2020-01-01 00:00:00', '00000000-0000-0000-0000-000000000001', [], [], ['t'], [1], {}, {},
+ (1, 'x'), ('y', 1), 1, 'x', 4),
+('u-5-empty-set', 1, 1, 1, 1, 1, 1, 1, 1, 1, 's', 'l', 'b', true, '2020-01-01', '2020-01-01 00:00:00',
+ '00000000-0000-0000-0000-000000000001', [], [], [], [1], {}, {}, (1, 'x'), ('y', 1), 1, 'x', 5),
+('', 1, 1, 1, 1, 1, 1, 1, 1, 1, 's', 'l', 'b', true, '2020-01-01', '2020-01-01 00:00:00',
+ '00000000-0000-0000-0000-000000000001', [], [], ['t'], [1], {}, {}, (1, 'x'), ('y', 1), 1, 'x', 6)
+"""
+
+
+def test_round_trip_every_type_through_the_cli(clickhouse, moto_endpoint):
+    ch = clickhouse
+    set_model(ch, "everything", EVERYTHING, EVERYTHING_ROWS)
+    table = new_table("everything", {"id": "S"})
+    result = ch.cli("push", f"{ch.schema}.everything", "--table", table, "--sets", "tags,nums", "--binary", "bin",
+                    "--version-column", "v")
+    assert result.returncode == 1, result.stderr  # rows were set aside: a scheduler must notice
+    assert " 4 row(s) set aside" in result.stderr, result.stderr
+
+    refused = {q["key_json"]: q["reason"] for q in quarantine(ch, table)}
+    assert set(refused) == {'{"id":{"S":"u-3-decimal256-too-precise"}}', '{"id":{"S":"u-4-int256-too-long"}}',
+                            '{"id":{"S":"u-5-empty-set"}}', '{"id":{"S":""}}'}
+    assert "column d76: number 12345678901234567890.12345678901234567890 has 39 significant digits" \
+        in refused['{"id":{"S":"u-3-decimal256-too-precise"}}']
+    assert "column i256: number -578960446186580977117854925...0282019728792003956564819968 has 77 significant" \
+        in refused['{"id":{"S":"u-4-int256-too-long"}}']
+    assert "column tags: an empty set" in refused['{"id":{"S":"u-5-empty-set"}}']
+    assert "key column id is empty" in refused['{"id":{"S":""}}']
+
+    got = scan(table)
+    assert sorted(got) == ["u-1", "u-2"]  # nothing of a refused row was written
+    rows = model_rows(ch, f"SELECT * EXCEPT (at), toString(at, 'UTC') AS at FROM `{ch.schema}`.everything "
+                          f"WHERE id IN ('u-1', 'u-2')")
+    for row in rows:
+        expected = {}
+        for name, value in row.items():
+            if value is None:
+                continue  # NULL columns are omitted by default
+            if name == "at":
+                expected[name] = value.decode().replace(" ", "T") + "Z"
+            elif name == "day":
+                expected[name] = value.isoformat()
+            elif name == "tup":
+                expected[name] = {"x": Decimal(value["x"]), "y": value["y"].decode()}
+            elif name == "deep":
+                expected[name] = {k.decode(): [{"a": Decimal(t["a"]), "b": None if t["b"] is None else t["b"].decode()}
+                                               for t in v] for k, v in value.items()}
+            else:
+                expected[name] = as_dynamodb(value, binary=name == "bin", as_set=name in ("tags", "nums"))
+        assert got[row["id"].decode()] == expected
+    u1 = got["u-1"]
+    assert u1["d38"] == Decimal("9999999999999999999999999999.9999999999")  # 38 digits, exact
+    assert u1["u256"] == Decimal(10**70) and u1["i128"] == Decimal(-(2**126))
+    assert u1["maybe"] == Decimal(9007199254740993)  # 2**53 + 1: not through a float
+    assert u1["at"] == "2024-01-02T03:04:05.123456789Z"
+    assert u1["bin"] == Binary(b"\x00\xff\x80")
+
+    [run] = runs(ch, table)
+    assert (run["mode"], run["status"], run["rows_read"], run["rows_written"], run["rows_set_aside"],
+            run["watermark"]) == ("full", "partial", 6, 2, 4, "6")
+
+
+def test_nulls_can_be_written_as_null(clickhouse, moto_endpoint):
+    ch = clickhouse
+    set_model(ch, "sparse", "id String, note Nullable(String), n Nullable(Decimal(38, 2))",
+              "('a', NULL, NULL), ('b', 'x', 12345678901234567890123456789012345.67)")
+    table = new_table("sparse", {"id": "S"})
+    result = in_process_push(ch, relation=f"{ch.schema}.sparse", table=table,
+                             convert=__import__("dynamodb_cdc.push_convert", fromlist=["x"]).ConvertOptions(nulls="null"))
+    assert (result.status, result.rows_written) == ("succeeded", 2)
+    assert scan(table) == {"a": {"id": "a", "note": None, "n": None},
+                           "b": {"id": "b", "note": "x", "n": Decimal("12345678901234567890123456789012345.67")}}
+
+
+# -- incremental and delete sync ---------------------------------------------------------
+
+SUMMARY = "id String, total Decimal(18, 2), orders UInt32, v UInt64"
+
+
+def expected_summary(values: list[tuple]) -> dict:
+    return {i: {"id": i, "total": Decimal(t), "orders": Decimal(o), "v": Decimal(v)} for i, t, o, v in values}
+
+
+def summary_values(values) -> str:
+    return ", ".join(f"('{i}', {t}, {o}, {v})" for i, t, o, v in values)
+
+
+def test_incremental_and_delete_sync_over_three_runs(clickhouse, moto_endpoint):
+    ch = clickhouse
+    table = new_table("summary", {"id": "S"})
+    args = ("push", "summary", "--table", table, "--version-column", "v", "--sync-deletes")
+
+    run1 = [("a", "10.00", 1, 1), ("b", "20.50", 2, 2), ("c", "0.01", 1, 3)]
+    set_model(ch, "summary", SUMMARY, summary_values(run1))
+    ch.cli(*args, check=True)
+    assert scan(table) == expected_summary(run1)
+
+    # b changes, c disappears, d appears
+    run2 = [("a", "10.00", 1, 1), ("b", "99.99", 5, 4), ("d", "7.00", 1, 5)]
+    set_model(ch, "summary", SUMMARY, summary_values(run2))
+    ch.cli(*args, check=True)
+    assert scan(table) == expected_summary(run2)
+
+    # a changes, d disappears, c comes back, e appears
+    run3 = [("a", "11.00", 2, 6), ("b", "99.99", 5, 4), ("c", "3.00", 1, 8), ("e", "1.00", 1, 7)]
+    set_model(ch, "summary", SUMMARY, summary_values(run3))
+    ch.cli(*args, check=True)
+    assert scan(table) == expected_summary(run3)
+
+    r = runs(ch, table)
+    assert [(x["mode"], x["status"], x["watermark_from"], x["watermark"], x["rows_read"], x["rows_written"],
+             x["rows_deleted"]) for x in r] == [
+        ("full", "succeeded", "", "3", 3, 3, 0),
+        ("incremental", "succeeded", "3", "5", 2, 2, 1),  # b and d (v >= 3); c deleted
+        ("incremental", "succeeded", "5", "8", 3, 3, 1),  # a, c, e (v >= 5); d deleted
+    ]
+    # a full push writes everything again and deletes nothing more
+    ch.cli(*args, "--full", check=True)
+    last = runs(ch, table)[-1]
+    assert (last["mode"], last["rows_written"], last["rows_deleted"]) == ("full", 4, 0)
+    assert scan(table) == expected_summary(run3)
+
+
+# -- throttling, parallel writers, rate ----------------------------------------------------
+
+
+def test_unprocessed_items_from_a_throttling_peer_are_written_again(clickhouse, moto_endpoint):
+    """moto never returns UnprocessedItems: a handler on the client's after-call event makes its answers
+    say that the second half of each of the first batches was not processed (moto did write them, so
+    the rewrite is what a real throttled table sees: the same PutRequest again)."""
+    from dynamodb_cdc.push import dynamodb_client
+
+    ch = clickhouse
+    n = 300
+    set_model(ch, "many", SUMMARY, ", ".join(f"('k{i:04d}', {i}.25, {i}, {i})" for i in range(n)))
+    table = new_table("many", {"id": "S"})
+    client = dynamodb_client()
+    local = threading.local()
+    calls = {"n": 0, "throttled": 0}
+    lock = threading.Lock()
+
+    def remember(params, **_):
+        local.items = params["RequestItems"][table]
+
+    def throttle(parsed, **_):
+        with lock:
+            calls["n"] += 1
+            if calls["throttled"] >= 20 or len(local.items) < 2:
+                return
+            calls["throttled"] += 1
+        parsed["UnprocessedItems"] = {table: local.items[len(local.items) // 2:]}
+
+    client.meta.events.register("before-parameter-build.dynamodb.BatchWriteItem", remember)
+    client.meta.events.register("after-call.dynamodb.BatchWriteItem", throttle)
+    sleeps = []
+    result = in_process_push(ch, dynamodb=client, sleep=sleeps.append, relation="many", table=table, writers=3,
+                             max_write_rate=1_000_000)
+    assert (result.status, result.rows_read, result.rows_written) == ("succeeded", n, n)
+    # at least 12 batches (300 / 25; three writers may each end on a short one), and 20 retries
+    assert calls["throttled"] == 20 and calls["n"] >= 12 + 20
+    assert len([s for s in sleeps if s <= 0.05 * 2]) >= 20  # each retry waited a jittered backoff
+    assert scan(table) == expected_summary(
+        [(f"k{i:04d}", f"{i}.25", i, i) for i in range(n)])
+
+
+# -- interrupted pushes ------------------------------------------------------------------------
+
+
+def test_a_push_that_dies_after_some_batches_is_completed_by_the_rerun(clickhouse, moto_endpoint):
+    from dynamodb_cdc.push import dynamodb_client
+
+    ch = clickhouse
+    table = new_table("crash", {"id": "S"})
+    first = [(f"k{i:03d}", f"{i}.00", i, 1) for i in range(50)]
+    set_model(ch, "crash", SUMMARY, summary_values(first))
+    assert in_process_push(ch, relation="crash", table=table, version_column="v").status == "succeeded"
+
+    # every row changes; the push dies after three batches
+    second = [(f"k{i:03d}", f"{i}.50", i + 1, 2) for i in range(200)]
+    set_model(ch, "crash", SUMMARY, summary_values(second))
+    client = dynamodb_client()
+    calls = {"n": 0}
+
+    def crash(**_):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("injected crash after 3 batches")
+
+    client.meta.events.register("before-call.dynamodb.BatchWriteItem", crash)
+    with pytest.raises(RuntimeError, match="injected crash"):
+        in_process_push(ch, dynamodb=client, relation="crash", table=table, version_column="v", writers=1)
+    half = scan(table)
+    assert 75 <= sum(1 for v in half.values() if v["v"] == 2) < 200  # some of the new rows landed, not all
+
+    ch.cli("push", "crash", "--table", table, "--version-column", "v", check=True)
+    assert scan(table) == expected_summary(second)
+    r = runs(ch, table)
+    assert [(x["mode"], x["status"], x["watermark_from"], x["watermark"]) for x in r] == [
+        ("full", "succeeded", "", "1"),
+        ("incremental", "failed", "1", "2"),
+        ("incremental", "succeeded", "1", "2"),  # the rerun starts where the last successful run ended
+    ]
+    assert "injected crash" in r[1]["error"]
+
+
+def test_a_killed_push_process_is_completed_by_the_rerun(clickhouse, moto_endpoint):
+    ch = clickhouse
+    n = 400
+    values = [(f"k{i:03d}", f"{i}.75", i, i) for i in range(n)]
+    set_model(ch, "killed", SUMMARY, summary_values(values))
+    table = new_table("killed", {"id": "S"})
+    cmd = [str(BIN / "dynamodb-cdc"), "push", "killed", "--table", table, "--version-column", "v",
+           "--writers", "1", "--max-write-rate", "100", "--clickhouse-url", ch.url, "--raw-database", ch.raw_db]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(scan(table)) < 50:  # wait until it is part-way through
+            assert proc.poll() is None, "the push ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    assert 50 <= len(scan(table)) < n
+    ch.cli("push", "killed", "--table", table, "--version-column", "v", check=True)
+    assert scan(table) == expected_summary(values)
+    statuses = [x["status"] for x in runs(ch, table)]
+    assert statuses == ["running", "succeeded"]  # the killed run never finished; the rerun read everything
+    assert runs(ch, table)[1]["mode"] == "full"
+
+
+# -- set aside, then retried ------------------------------------------------------------------
+
+
+def test_retry_failed_resends_rows_once_the_model_is_fixed(clickhouse, moto_endpoint):
+    ch = clickhouse
+    ddl = "id String, score Float64, v UInt64"
+    set_model(ch, "scores", ddl, "('a', 1.5, 1), ('b', 1e200, 1), ('c', nan, 1), ('d', 2, 1)")
+    table = new_table("scores", {"id": "S"})
+    result = ch.cli("push", "scores", "--table", table, "--version-column", "v")
+    assert result.returncode == 1
+    assert " 2 row(s) set aside" in result.stderr, result.stderr
+    assert sorted(scan(table)) == ["a", "d"]
+    open_entries = {q["key_json"]: q for q in quarantine(ch, table)}
+    assert "out of DynamoDB's range" in open_entries['{"id":{"S":"b"}}']["reason"]
+    assert "nan is not a number DynamoDB can store" in open_entries['{"id":{"S":"c"}}']["reason"]
+    assert json.loads(open_entries['{"id":{"S":"b"}}']["row_json"]) == {"id": "b", "score": 1e200, "v": 1}
+
+    # the model is fixed for b; c leaves the model
+    set_model(ch, "scores", ddl, "('a', 1.5, 1), ('b', 1e100, 1), ('d', 2, 1)")
+    ch.cli("push", "scores", "--table", table, "--version-column", "v", "--retry-failed", check=True)
+    assert scan(table)["b"]["score"] == Decimal("1E+100")
+    assert {q["key_json"]: q["status"] for q in quarantine(ch, table)} == {
+        '{"id":{"S":"b"}}': "resolved", '{"id":{"S":"c"}}': "gone"}
+    last = runs(ch, table)[-1]
+    assert (last["mode"], last["rows_read"], last["rows_written"], last["watermark"]) == ("retry_failed", 1, 1, "1")
+
+
+# -- ImportTable ----------------------------------------------------------------------------
+
+
+def test_bulk_first_load_via_import_then_incremental_pushes(clickhouse, moto_endpoint, s3):
+    """moto implements ImportTable (it reads the S3 objects and creates the table), so this runs against it."""
+    ch = clickhouse
+    values = [(f"k{i:02d}", f"{i}.10", i, i) for i in range(1, 31)]
+    set_model(ch, "imported", SUMMARY + ", blob String", ", ".join(
+        f"('{i}', {t}, {o}, {v}, unhex('00ff{o:02x}'))" for i, t, o, v in values))
+    table = f"imported-{uuid.uuid4().hex[:8]}"
+    result = ch.cli("push", "imported", "--table", table, "--key", "id", "--binary", "blob", "--version-column", "v",
+                    "--via-import", f"s3://{s3.bucket}/imports/users", "--poll-seconds", "0.2", check=True)
+    assert "ImportTable" in result.stderr
+
+    [run] = runs(ch, table)
+    assert (run["mode"], run["status"], run["rows_written"], run["watermark"]) == ("import", "succeeded", 30, "30")
+    assert run["import_arn"].startswith("arn:aws:dynamodb:")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3.bucket, Prefix="imports/users/")["Contents"]]
+    assert keys == [f"imports/users/{run['run_id']}/data-00001.json.gz"]
+    lines = gzip.decompress(s3.get_object(Bucket=s3.bucket, Key=keys[0])["Body"].read()).decode().splitlines()
+    assert json.loads(lines[0]) == {"Item": {"id": {"S": "k01"}, "total": {"N": "1.1"}, "orders": {"N": "1"},
+                                             "v": {"N": "1"}, "blob": {"B": "AP8B"}}}
+    description = boto3.client("dynamodb").describe_table(TableName=table)["Table"]
+    assert description["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    got = scan(table)
+    assert got == {i: {"id": i, "total": Decimal(t), "orders": Decimal(o), "v": Decimal(v),
+                       "blob": Binary(bytes([0, 255, o]))} for i, t, o, v in values}
+
+    # later pushes write changes only, from the import's watermark
+    changed = values[:-1] + [("k30", "300.00", 30, 31), ("k31", "1.00", 31, 32)]
+    set_model(ch, "imported", SUMMARY + ", blob String", ", ".join(
+        f"('{i}', {t}, {o}, {v}, unhex('00ff{o:02x}'))" for i, t, o, v in changed))
+    ch.cli("push", "imported", "--table", table, "--binary", "blob", "--version-column", "v", check=True)
+    last = runs(ch, table)[-1]
+    assert (last["mode"], last["watermark_from"], last["rows_read"], last["rows_written"]) == ("incremental", "30", 2, 2)
+    assert scan(table)["k30"]["total"] == Decimal("300") and scan(table)["k31"]["v"] == 32
+
+
+# -- bad arguments -------------------------------------------------------------------------
+
+
+def test_bad_arguments_stop_before_anything_is_written(clickhouse, moto_endpoint):
+    ch = clickhouse
+    set_model(ch, "args", "id UInt64, j Array(String), v UInt64", "(1, ['a'], 1)")
+    table = new_table("args", {"id": "S"})
+    cases = [
+        (("--key", "j"), "differs from table"),
+        ((), "key column id becomes N but table"),
+        (("--sets", "v"), "only an Array column"),
+        (("--version-column", "nope"), "has no column(s) nope"),
+    ]
+    for extra, message in cases:
+        result = ch.cli("push", "args", "--table", table, *extra)
+        assert result.returncode == 2 and message in result.stderr, (extra, result.stderr)
+    result = ch.cli("push", "args", "--table", "no-such-table")
+    assert result.returncode == 1 and "does not exist: create it, or use --via-import" in result.stderr
+    result = ch.cli("push", "no_such_model", "--table", table)
+    assert result.returncode == 1 and "no relation named no_such_model" in result.stderr
+    assert scan(table) == {}
