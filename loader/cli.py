@@ -141,29 +141,36 @@ def _add_push_parser(sub, common) -> None:
         help="write the rows of a ClickHouse relation (a dbt model) into a DynamoDB table",
         description="Streams the relation's rows, converts them exactly to DynamoDB items (rows DynamoDB would "
         "refuse go to push_quarantine with the reason), writes them with BatchWriteItem and records the run in "
-        "push_runs. With --version-column, later runs write only the rows changed since the last successful run.",
+        "push_runs. With --version-column, later runs write only the rows changed since the last successful run. "
+        "The options can instead be declared on a dbt exposure (meta.dynamodb_push) and read with --exposure; "
+        "options given on the command line win.",
     )
-    push.add_argument("relation", help="the ClickHouse relation: model (found in one database) or schema.model")
-    push.add_argument("--table", required=True, help="the DynamoDB table to write")
+    push.add_argument("relation", nargs="?", default=None,
+                      help="the ClickHouse relation: model (found in one database) or schema.model")
+    push.add_argument("--exposure", default=None,
+                      help="read the relation and options from this dbt exposure's meta.dynamodb_push")
+    push.add_argument("--manifest", default="target/manifest.json",
+                      help="dbt's manifest.json, for --exposure (default target/manifest.json)")
+    push.add_argument("--table", default=None, help="the DynamoDB table to write")
     push.add_argument("--key", type=names, default=None,
                       help="partition key[,sort key] columns (default: the table's key schema)")
     push.add_argument("--version-column", default=None,
                       help="a column that increases with every change of a row (e.g. _version, updated_at): "
                       "later runs write only rows at or past the last successful run's highest value")
     push.add_argument("--full", action="store_true", help="write every row, whatever the watermark")
-    push.add_argument("--sync-deletes", action="store_true",
+    push.add_argument("--sync-deletes", action="store_true", default=None,
                       help="also delete the items pushed before whose keys are no longer in the relation")
     push.add_argument("--retry-failed", action="store_true",
                       help="write again the rows set aside in push_quarantine (re-read from the relation by key)")
     push.add_argument("--columns", type=names, default=None, help="only these columns (the key is always written)")
-    push.add_argument("--exclude", type=names, default=[], help="columns not to write (e.g. _version)")
-    push.add_argument("--sets", type=names, default=[], help="Array columns to write as SS / NS / BS instead of L")
-    push.add_argument("--binary", type=names, default=[], help="String columns to write as B instead of S")
-    push.add_argument("--nulls", choices=["omit", "null"], default="omit",
-                      help="a NULL column: leave the attribute out (default) or write {NULL: true}")
+    push.add_argument("--exclude", type=names, default=None, help="columns not to write (e.g. _version)")
+    push.add_argument("--sets", type=names, default=None, help="Array columns to write as SS / NS / BS instead of L")
+    push.add_argument("--binary", type=names, default=None, help="String columns to write as B instead of S")
+    push.add_argument("--nulls", choices=["omit", "null"], default=None,
+                      help="a NULL column: leave the attribute out (default omit) or write {NULL: true}")
     push.add_argument("--max-write-rate", type=float, default=None,
                       help="items per second, all writers together (default: unlimited)")
-    push.add_argument("--writers", type=int, default=4, help="parallel BatchWriteItem threads (default 4)")
+    push.add_argument("--writers", type=int, default=None, help="parallel BatchWriteItem threads (default 4)")
     push.add_argument("--via-import", default=None, metavar="S3_URI",
                       help="first load of a new table: write DynamoDB JSON to s3://bucket/prefix and call ImportTable")
     push.add_argument("--import-timeout", type=float, default=3600.0,
@@ -174,16 +181,36 @@ def _add_push_parser(sub, common) -> None:
 
 
 def cmd_push(args) -> int:
-    from .push import PushOptions, dynamodb_client, push
+    import json
+
+    from .push import PushOptions, declaration_from_manifest, dynamodb_client, push
     from .push_convert import ConvertOptions
 
+    settings: dict = {}
+    if args.exposure:
+        try:
+            with open(args.manifest, encoding="utf-8") as f:
+                manifest = json.load(f)
+        except OSError as ex:
+            raise ValueError(f"--exposure needs dbt's manifest: cannot read {args.manifest} ({ex.strerror}); "
+                             "run dbt parse, or give --manifest") from None
+        settings = declaration_from_manifest(manifest, args.exposure)
+    for name in ("relation", "table", "key", "version_column", "sync_deletes", "columns", "exclude", "sets",
+                 "binary", "nulls", "max_write_rate", "writers"):
+        value = getattr(args, name)
+        if value is not None:
+            settings[name] = value
+    if not settings.get("relation") or not settings.get("table"):
+        raise ValueError("name the relation and --table (or --exposure NAME declaring them)")
     options = PushOptions(
-        relation=args.relation, table=args.table, key=args.key, version_column=args.version_column,
-        full=args.full, sync_deletes=args.sync_deletes, retry_failed=args.retry_failed, columns=args.columns,
-        exclude=args.exclude,
-        convert=ConvertOptions(nulls=args.nulls, sets=frozenset(args.sets), binary=frozenset(args.binary)),
-        max_write_rate=args.max_write_rate, writers=args.writers, via_import=args.via_import,
-        import_timeout=args.import_timeout, poll_seconds=args.poll_seconds,
+        relation=settings["relation"], table=settings["table"], key=settings.get("key"),
+        version_column=settings.get("version_column"), full=args.full,
+        sync_deletes=bool(settings.get("sync_deletes")), retry_failed=args.retry_failed,
+        columns=settings.get("columns"), exclude=list(settings.get("exclude") or []),
+        convert=ConvertOptions(nulls=settings.get("nulls") or "omit", sets=frozenset(settings.get("sets") or []),
+                               binary=frozenset(settings.get("binary") or [])),
+        max_write_rate=settings.get("max_write_rate"), writers=int(settings.get("writers") or 4),
+        via_import=args.via_import, import_timeout=args.import_timeout, poll_seconds=args.poll_seconds,
     )
     target = parse_url(args.clickhouse_url)
     client = open_client(target)

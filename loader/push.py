@@ -915,6 +915,47 @@ class Pusher:
         log.info("ImportTable %s of run %s: %s", pending["import_arn"], pending["run_id"], d["ImportStatus"])
 
 
+# -- the YAML declaration: a dbt exposure -----------------------------------------------------
+
+DECLARATION_KEYS = {"table", "key", "version_column", "sync_deletes", "columns", "exclude", "sets", "binary",
+                    "nulls", "max_write_rate", "writers", "model"}
+
+
+def declaration_from_manifest(manifest: dict, exposure: str) -> dict:
+    """The push declared on a dbt exposure (``meta.dynamodb_push``), with ``relation`` set to the
+    ``schema.alias`` of the model it depends on.  Read from dbt's target/manifest.json."""
+    found = [e for e in manifest.get("exposures", {}).values() if e.get("name") == exposure]
+    if not found:
+        disabled = [e for group in manifest.get("disabled", {}).values() for e in group
+                    if e.get("resource_type") == "exposure" and e.get("name") == exposure]
+        why = " (it is disabled)" if disabled else ""
+        raise ValueError(f"no exposure named {exposure} in the dbt manifest{why}; run dbt parse (or build) first")
+    node = found[0]
+    meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
+    declared = meta.get("dynamodb_push")
+    if not isinstance(declared, dict):
+        raise ValueError(f"exposure {exposure} has no meta.dynamodb_push block (see README: Push a model back to DynamoDB)")
+    unknown = sorted(set(declared) - DECLARATION_KEYS)
+    if unknown:
+        raise ValueError(f"exposure {exposure}: unknown meta.dynamodb_push key(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(DECLARATION_KEYS))}")
+    models = [n for n in node.get("depends_on", {}).get("nodes", []) if n.startswith(("model.", "snapshot.", "seed."))]
+    if declared.get("model"):
+        models = [n for n in models if n.split(".")[-1] == declared["model"]]
+    if len(models) != 1:
+        raise ValueError(f"exposure {exposure} depends on {len(models)} models ({', '.join(models) or 'none'}); "
+                         "name the one to push with meta.dynamodb_push.model")
+    model = manifest["nodes"][models[0]]
+    out = {k: v for k, v in declared.items() if k != "model"}
+    out["relation"] = f"{model['schema']}.{model.get('alias') or model['name']}"
+    for name in ("key", "columns", "exclude", "sets", "binary"):
+        if isinstance(out.get(name), str):
+            out[name] = [x.strip() for x in out[name].split(",") if x.strip()]
+    if "table" not in out:
+        raise ValueError(f"exposure {exposure}: meta.dynamodb_push needs table (the DynamoDB table)")
+    return out
+
+
 def _key_from_json(doc: dict) -> dict:
     import base64
 

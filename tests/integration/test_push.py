@@ -453,3 +453,40 @@ def test_bad_arguments_stop_before_anything_is_written(clickhouse, moto_endpoint
     result = ch.cli("push", "no_such_model", "--table", table)
     assert result.returncode == 1 and "no relation named no_such_model" in result.stderr
     assert scan(table) == {}
+
+
+# -- the YAML declaration: the example exposure ------------------------------------------------
+
+
+def test_push_declared_on_the_example_exposure(clickhouse, moto_endpoint, tmp_path):
+    """`dbt parse` of this package (root project: examples on) gives the manifest; the exposure
+    user_summary_dynamodb declares the relation, the DynamoDB table and the key."""
+    from conftest import ROOT, Dbt
+
+    ch = clickhouse
+    dbt = Dbt(ch, ROOT, tmp_path / "dbt", "dynamodb_cdc")
+    dbt("parse")
+    manifest = dbt.target / "manifest.json"
+    exposure = json.loads(manifest.read_text())["exposures"]["exposure.dynamodb_cdc.user_summary_dynamodb"]
+    assert exposure["depends_on"]["nodes"] == ["model.dynamodb_cdc.user_summary"]
+
+    # the model's relation, as dbt would build it (its columns and types)
+    set_model(ch, "user_summary", "user_id String, first_name Nullable(String), age Nullable(Int32), orders UInt64, "
+              "total_spent Decimal(38, 2), paid_orders UInt64",
+              "('u-001', 'Ada', 37, 2, 144.90, 1), ('u-005', 'Barbara', NULL, 0, 0, 0)")
+    boto3.client("dynamodb").create_table(
+        TableName="user_summary", KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    try:
+        ch.cli("push", "--exposure", "user_summary_dynamodb", "--manifest", str(manifest), check=True)
+        items = boto3.client("dynamodb").scan(TableName="user_summary")["Items"]
+        got = {i["user_id"]["S"]: {k: deserialize(v) for k, v in i.items()} for i in items}
+        assert got == {
+            "u-001": {"user_id": "u-001", "first_name": "Ada", "age": 37, "orders": 2,
+                      "total_spent": Decimal("144.90"), "paid_orders": 1},
+            "u-005": {"user_id": "u-005", "first_name": "Barbara", "orders": 0, "total_spent": 0, "paid_orders": 0},
+        }
+        [run] = runs(ch, "user_summary")
+        assert (run["relation"], run["status"]) == (f"{ch.schema}.user_summary", "succeeded")
+    finally:
+        boto3.client("dynamodb").delete_table(TableName="user_summary")
