@@ -80,6 +80,10 @@ class PushError(RuntimeError):
     """The push cannot go on; the message says why and what to do."""
 
 
+class ImportPending(PushError):
+    """ImportTable is still running when the push stops waiting; the next push settles it."""
+
+
 # -- options and results ----------------------------------------------------------
 
 
@@ -629,7 +633,9 @@ class Pusher:
                              counts["resolved"], counts["superseded"])
                 self.result.status = PARTIAL if self.result.rows_set_aside else SUCCEEDED
         except BaseException as ex:
-            self.result.status, self.result.error = FAILED, (str(ex) or type(ex).__name__)
+            # an import still running stays `importing`: the next push settles it
+            self.result.status = IMPORTING if isinstance(ex, ImportPending) else FAILED
+            self.result.error = str(ex) or type(ex).__name__
             self._save_run()
             raise
         self._save_run()
@@ -884,8 +890,8 @@ class Pusher:
             if d["ImportStatus"] not in ("IN_PROGRESS", "CANCELLING"):
                 return d
             if time.monotonic() > deadline:
-                raise PushError(f"ImportTable {arn} is still {d['ImportStatus']} after {self.opt.import_timeout:.0f} s;"
-                                " the next push checks it again before writing")
+                raise ImportPending(f"ImportTable {arn} is still {d['ImportStatus']} after "
+                                    f"{self.opt.import_timeout:.0f} s; the next push checks it again before writing")
             self.sleep(self.opt.poll_seconds)
 
     def _finish_import(self, d: dict) -> None:

@@ -432,6 +432,54 @@ def test_bulk_first_load_via_import_then_incremental_pushes(clickhouse, moto_end
     assert scan(table)["k30"]["total"] == Decimal("300") and scan(table)["k31"]["v"] == 32
 
 
+def test_an_import_still_running_is_settled_by_the_next_push(clickhouse, moto_endpoint, s3):
+    """ImportTable's IN_PROGRESS -> COMPLETED sequence is chosen with botocore's Stubber (moto completes an
+    import at once); the S3 objects are written to moto."""
+    from botocore.stub import ANY, Stubber
+
+    from dynamodb_cdc.push import ImportPending
+
+    ch = clickhouse
+    set_model(ch, "pending", SUMMARY, summary_values([("a", "1.00", 1, 1), ("b", "2.00", 2, 2)]))
+    arn = "arn:aws:dynamodb:us-east-1:123456789012:table/pending/import/01"
+    key_schema = [{"AttributeName": "id", "KeyType": "HASH"}]
+    attributes = [{"AttributeName": "id", "AttributeType": "S"}]
+    dynamodb = boto3.client("dynamodb")
+    with Stubber(dynamodb) as stub:
+        stub.add_client_error("describe_table", "ResourceNotFoundException", expected_params={"TableName": "pending"})
+        stub.add_response("import_table", {"ImportTableDescription": {"ImportArn": arn, "ImportStatus": "IN_PROGRESS"}}, {
+            "ClientToken": ANY, "S3BucketSource": {"S3Bucket": s3.bucket, "S3KeyPrefix": ANY},
+            "InputFormat": "DYNAMODB_JSON", "InputCompressionType": "GZIP",
+            "TableCreationParameters": {"TableName": "pending", "AttributeDefinitions": attributes,
+                                        "KeySchema": key_schema, "BillingMode": "PAY_PER_REQUEST"}})
+        stub.add_response("describe_import", {"ImportTableDescription": {"ImportArn": arn, "ImportStatus": "IN_PROGRESS"}},
+                          {"ImportArn": arn})
+        with pytest.raises(ImportPending, match="still IN_PROGRESS"):
+            in_process_push(ch, dynamodb=dynamodb, relation="pending", table="pending", key=["id"],
+                            version_column="v", via_import=f"s3://{s3.bucket}/imports", import_timeout=0)
+        stub.assert_no_pending_responses()
+    [run] = runs(ch, "pending")
+    assert (run["status"], run["import_arn"], run["watermark"], run["rows_written"]) == ("importing", arn, "2", 2)
+    [key] = [o["Key"] for o in s3.list_objects_v2(Bucket=s3.bucket, Prefix="imports/")["Contents"]]
+    lines = gzip.decompress(s3.get_object(Bucket=s3.bucket, Key=key)["Body"].read()).decode().splitlines()
+    assert sorted(json.loads(x)["Item"]["id"]["S"] for x in lines) == ["a", "b"]
+
+    # the next push: DescribeImport says COMPLETED, so the import's watermark counts
+    dynamodb = boto3.client("dynamodb")
+    with Stubber(dynamodb) as stub:
+        stub.add_response("describe_table", {"Table": {"TableName": "pending", "KeySchema": key_schema,
+                                                       "AttributeDefinitions": attributes}}, {"TableName": "pending"})
+        stub.add_response("describe_import", {"ImportTableDescription": {
+            "ImportArn": arn, "ImportStatus": "COMPLETED", "ErrorCount": 0, "ImportedItemCount": 2}}, {"ImportArn": arn})
+        stub.add_response("batch_write_item", {}, {"RequestItems": {"pending": [{"PutRequest": {"Item": {
+            "id": {"S": "b"}, "total": {"N": "2"}, "orders": {"N": "2"}, "v": {"N": "2"}}}}]}})
+        result = in_process_push(ch, dynamodb=dynamodb, relation="pending", table="pending", version_column="v")
+        stub.assert_no_pending_responses()
+    assert (result.mode, result.rows_read, result.rows_written) == ("incremental", 1, 1)
+    assert [(x["mode"], x["status"], x["watermark_from"], x["watermark"]) for x in runs(ch, "pending")] == [
+        ("import", "succeeded", "", "2"), ("incremental", "succeeded", "2", "2")]
+
+
 # -- bad arguments -------------------------------------------------------------------------
 
 
