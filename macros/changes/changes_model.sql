@@ -303,7 +303,7 @@ SELECT
     {%- if c.is_key %}
     {{ dynamodb_cdc.quote_identifier(c.name) }},
     {%- else %}
-    CAST(NULL, {{ dynamodb_cdc.string_literal(c.column_type) }}) AS {{ dynamodb_cdc.quote_identifier(c.name) }},
+    defaultValueOfTypeName({{ dynamodb_cdc.string_literal(c.column_type) }}) AS {{ dynamodb_cdc.quote_identifier(c.name) }},  {#- NULL, or empty for Array / Map #}
     {%- endif %}
     {%- endfor %}
     '{}' AS _other_attributes,

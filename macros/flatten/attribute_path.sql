@@ -6,13 +6,18 @@
   for instance '{"S":"x"}'; '' when the attribute (or a map on the way) is
   missing.  Feed it to attribute_value() and conversion_failed().
 
-    path  a list of attribute names: the top-level attribute, then the keys of
-          the nested maps (M) down to the attribute wanted.  A string is ONE
-          attribute name: it is not split on dots, since DynamoDB attribute
-          names may contain dots.
+    path  a list: the top-level attribute name, then, for each level down,
+          the key of a nested map (M) as a string or the position in a list
+          (L) as an integer (0 is the first element, -1 the last).  A string
+          is ONE attribute name: it is not split on dots, since DynamoDB
+          attribute names may contain dots.  In YAML, [items, 0, sku] is the
+          `sku` of the first element of the list `items`; [items, "0"] is the
+          key "0" of the map `items`.
 
       {{ dynamodb_cdc.attribute_path('_item', ['shipping', 'city']) }}
       -> JSONExtractRaw(_item, 'shipping', 'M', 'city')
+      {{ dynamodb_cdc.attribute_path('_item', ['lines', 0, 'sku']) }}
+      -> JSONExtractRaw(_item, 'lines', 'L', 1, 'M', 'sku')
 
   Each name is written as an escaped SQL string literal (string_literal), so
   any name (quotes, backslashes, backticks, unicode) is matched as is.
@@ -30,14 +35,19 @@
 {% macro clickhouse__attribute_path(item_expr, path) %}
   {%- set keys = [] -%}
   {%- for name in dynamodb_cdc._attribute_names(path) -%}
-    {%- if not loop.first -%}{%- do keys.append("'M'") -%}{%- endif -%}
-    {%- do keys.append(dynamodb_cdc.string_literal(name)) -%}
+    {%- if name is integer -%}
+      {#- ClickHouse JSON indexes are 1-based; negative ones count from the end. -#}
+      {%- do keys.extend(["'L'", (name + 1 if name >= 0 else name) ~ '']) -%}
+    {%- else -%}
+      {%- if not loop.first -%}{%- do keys.append("'M'") -%}{%- endif -%}
+      {%- do keys.append(dynamodb_cdc.string_literal(name)) -%}
+    {%- endif -%}
   {%- endfor -%}
   {{ return('JSONExtractRaw(' ~ item_expr ~ ', ' ~ keys | join(', ') ~ ')') }}
 {% endmacro %}
 
 
-{#- The path as a list of attribute names (strings), checked. -#}
+{#- The path as a list of attribute names (strings) and list positions (integers), checked. -#}
 {% macro _attribute_names(path) %}
   {%- set names = [path] if path is string else path -%}
   {%- if names is none or names is mapping or names is not iterable or names | length == 0 -%}
@@ -57,7 +67,12 @@
           "dynamodb_cdc.attribute_path: path " ~ path ~ " has " ~ name ~ " at position " ~ loop.index0
           ~ ", which YAML read as a boolean or a float, not as a name; quote the attribute name") }}
     {%- endif -%}
-    {%- do out.append(name ~ '') -%}
+    {%- if name is integer and loop.first -%}
+      {{ exceptions.raise_compiler_error(
+          "dynamodb_cdc.attribute_path: path " ~ path ~ " starts with the list position " ~ name
+          ~ "; it must start with a top-level attribute name (quote it if the name is a number)") }}
+    {%- endif -%}
+    {%- do out.append(name if name is integer else name ~ '') -%}
   {%- endfor -%}
   {{ return(out) }}
 {% endmacro %}

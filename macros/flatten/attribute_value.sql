@@ -19,17 +19,21 @@
   |                                                                   | B    | binary='base64': the base64 text as stored;      |
   |                                                                   |      | binary='bytes': the decoded bytes (NULL if the   |
   |                                                                   |      | text is not valid base64)                        |
-  | Int8 Int16 Int32 Int64 Int128 Int256                              | N    | the exact integer; NULL when the number has a    |
+  |                                                                   | M L  | the AttributeValue as DynamoDB JSON text, e.g.   |
+  |                                                                   | SS NS| '{"M":{"city":{"S":"Paris"}}}': exact (numbers   |
+  |                                                                   | BS   | stay strings), queryable with JSONExtract*       |
+  | Int8 Int16 Int32 Int64 Int128 Int256                              | N, S | the exact integer; NULL when the number has a    |
   | UInt8 UInt16 UInt32 UInt64 UInt128 UInt256                        |      | non-zero fractional part, is outside the type's  |
   |                                                                   |      | range, or is not a number.  "12.0", "1E+2",      |
   |                                                                   |      | "1.5E+1", "007", "+5", "-0" are integers.        |
-  | Decimal(P, S), Decimal(P) (S = 0), Decimal32(S) (P = 9),          | N    | the exact value; NULL when it has more than S    |
+  | Decimal(P, S), Decimal(P) (S = 0), Decimal32(S) (P = 9),          | N, S | the exact value; NULL when it has more than S    |
   | Decimal64(S) (P = 18), Decimal128(S) (P = 38),                    |      | fractional digits (trailing zeros do not count)  |
   | Decimal256(S) (P = 76)                                            |      | or more than P - S integer digits                |
-  | Float32, Float64                                                  | N    | the nearest float (declaring a float accepts     |
+  | Float32, Float64                                                  | N, S | the nearest float (declaring a float accepts     |
   |                                                                   |      | rounding, also of tiny values to 0); NULL when   |
   |                                                                   |      | not a number or beyond the float's range (inf)   |
   | Bool                                                              | BOOL | true / false                                     |
+  |                                                                   | S    | 'true' / 'false' exactly; other text is NULL     |
   | UUID                                                              | S    | the UUID written 8-4-4-4-12 hex digits (any case)|
   | Date, Date32                                                      | S    | a valid date written YYYY-MM-DD within the type's|
   |                                                                   |      | range; NULL otherwise (never clamped or rolled)  |
@@ -38,13 +42,34 @@
   |                                                                   |      | no offset = UTC.  NULL when invalid, when the    |
   |                                                                   |      | fraction has more than P digits (DateTime: P=0)  |
   |                                                                   |      | or the instant is out of the type's range        |
-  | any of the above                                                  | NULL | NULL (not a conversion failure)                  |
-  | any of the above                                                  | none | NULL (attribute missing; not a failure)          |
-  | any of the above                                                  | any  | other tags (e.g. S for Int64, N for Bool or Date,|
-  |                                                                   | other| M, L, SS, NS, BS): NULL and a conversion failure |
+  |                                                                   | N    | epoch seconds, e.g. 1767323045.678; NULL with    |
+  |                                                                   |      | more than P fractional digits or out of range    |
+  | Array(T), T any type above (Nullable(T) allows NULL elements)     | SS NS| the elements converted as T (a set's members as  |
+  |                                                                   | BS   | S, N or B values), sorted ascending (sets have   |
+  |                                                                   |      | no order)                                        |
+  |                                                                   | L    | the elements converted as T, in list order       |
+  | Map(String, T)                                                    | M    | each key with its value converted as T           |
+  | any scalar type above                                             | NULL | NULL (not a conversion failure)                  |
+  | any scalar type above                                             | none | NULL (attribute missing; not a failure)          |
+  | any scalar type above                                             | any  | other tags (e.g. BOOL for Int64, N for Date, M   |
+  |                                                                   | other| for Int64): NULL and a conversion failure        |
+  | Array(T), Map(String, T)                                          | any  | empty when the attribute is missing or NULL (not |
+  |                                                                   |      | a failure); empty AND a conversion failure when  |
+  |                                                                   |      | the tag does not fit or ANY element does not     |
+  |                                                                   |      | convert (a NULL element needs Nullable(T)):      |
+  |                                                                   |      | never a partial collection.  ClickHouse has no   |
+  |                                                                   |      | Nullable Array or Map.                           |
 
-  Any other declared type (FixedString, Array, Map, Tuple, JSON, IPv4, Enum,
-  DateTime from epoch numbers, ...) is a compile error: not supported yet.
+  Type drift (one attribute holding different tags in different items) is
+  resolved by the declared type, per item, from whichever tag is there: a
+  number column reads an N or the text of an S with the same exact rules
+  ("42" and 42 both give 42; "42 " gives NULL and a failure); String reads
+  every tag; a failed item is counted by conversion_failed and its value
+  stays in the raw data, never lost.
+
+  Any other declared type (FixedString, Tuple, JSON, IPv4, Enum, nested
+  Array(Array(...)), Map with non-String keys, ...) is a compile error: not
+  supported yet.  Declare String to keep such a value as DynamoDB JSON text.
 
   Numbers.  An N is "a number" when it matches
       [+-] digits [. digits] [(e|E) [+-] 1-6 digits]     (at least one digit)
@@ -74,8 +99,13 @@
   {%- set t = dynamodb_cdc._type_info(ch_type) -%}
   {%- set binary = dynamodb_cdc._binary_mode(binary) -%}
   {%- set av = av_expr -%}
-  {#- The text of an N (a JSON string; '' for anything else, which is not a number). -#}
-  {%- set n = "if(" ~ dynamodb_cdc._has_tag(av, 'N', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'N'), '')" -%}
+  {%- if t.kind in ['array', 'map'] -%}
+    {{ return(dynamodb_cdc._collection(av, t, binary).value) }}
+  {%- endif -%}
+  {#- The text of an N, or of an S (type drift: "42" in one item, 42 in another);
+      '' for anything else, which is not a number. -#}
+  {%- set n = "multiIf(" ~ dynamodb_cdc._has_tag(av, 'N', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'N'), "
+      ~ dynamodb_cdc._has_tag(av, 'S', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'S'), '')" -%}
   {%- if t.kind == 'string' -%}
     {%- set b = "JSONExtractString(" ~ av ~ ", 'B')" -%}
     {%- if binary == 'bytes' -%}
@@ -85,7 +115,8 @@
         ~ dynamodb_cdc._has_tag(av, 'S', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'S'), "
         ~ dynamodb_cdc._has_tag(av, 'N', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'N'), "
         ~ dynamodb_cdc._has_tag(av, 'BOOL', 'Bool') ~ ", if(JSONExtractBool(" ~ av ~ ", 'BOOL'), 'true', 'false'), "
-        ~ dynamodb_cdc._has_tag(av, 'B', 'String') ~ ", " ~ b ~ ", NULL)" -%}
+        ~ dynamodb_cdc._has_tag(av, 'B', 'String') ~ ", " ~ b ~ ", "
+        ~ dynamodb_cdc._is_container(av) ~ ", JSONExtractRaw(" ~ av ~ "), NULL)" -%}
   {%- elif t.kind == 'integer' -%}
     {%- set value = dynamodb_cdc._exact_integer(n, t.base, t.digits) -%}
   {%- elif t.kind == 'decimal' -%}
@@ -94,7 +125,9 @@
     {%- set value = "arrayMap(f -> if(isFinite(f), f, NULL), [if(match(" ~ n ~ ", "
         ~ dynamodb_cdc.string_literal(dynamodb_cdc._number_regex()) ~ "), to" ~ t.base ~ "OrNull(" ~ n ~ "), NULL)])[1]" -%}
   {%- elif t.kind == 'bool' -%}
-    {%- set value = "if(" ~ dynamodb_cdc._has_tag(av, 'BOOL', 'Bool') ~ ", JSONExtractBool(" ~ av ~ ", 'BOOL'), NULL)" -%}
+    {%- set value = "multiIf(" ~ dynamodb_cdc._has_tag(av, 'BOOL', 'Bool') ~ ", JSONExtractBool(" ~ av ~ ", 'BOOL'), "
+        ~ dynamodb_cdc._has_tag(av, 'S', 'String') ~ " AND JSONExtractString(" ~ av ~ ", 'S') IN ('true', 'false'), "
+        ~ "JSONExtractString(" ~ av ~ ", 'S') = 'true', NULL)" -%}
   {%- else -%}
     {#- UUID, Date, Date32, DateTime, DateTime64: from the text of an S. -#}
     {%- set text = "if(" ~ dynamodb_cdc._has_tag(av, 'S', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'S'), '')" -%}
@@ -103,7 +136,9 @@
     {%- elif t.kind == 'date' -%}
       {%- set value = dynamodb_cdc._exact_date(text, t.base) -%}
     {%- else -%}
-      {%- set value = dynamodb_cdc._exact_datetime(text, t) -%}
+      {#- ISO text in an S, or epoch seconds in an N. -#}
+      {%- set value = "coalesce(" ~ dynamodb_cdc._exact_datetime(text, t) ~ ", " ~ dynamodb_cdc._epoch_datetime(
+          "if(" ~ dynamodb_cdc._has_tag(av, 'N', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'N'), '')", t) ~ ")" -%}
     {%- endif -%}
   {%- endif -%}
   {{ return("CAST(" ~ value ~ ", " ~ dynamodb_cdc.string_literal(t.result_type) ~ ")") }}
@@ -129,12 +164,97 @@
 {% endmacro %}
 
 {% macro clickhouse__conversion_failed(av_expr, ch_type, binary='base64') %}
+  {%- set t = dynamodb_cdc._type_info(ch_type) -%}
+  {%- if t.kind in ['array', 'map'] -%}
+    {{ return("toUInt8(" ~ av_expr ~ " NOT IN ('', 'null') AND NOT JSONHas(" ~ av_expr ~ ", 'NULL') AND NOT ("
+              ~ dynamodb_cdc._collection(av_expr, t, binary).ok ~ "))") }}
+  {%- endif -%}
   {{ return("toUInt8(" ~ av_expr ~ " NOT IN ('', 'null') AND NOT JSONHas(" ~ av_expr ~ ", 'NULL') AND ("
             ~ dynamodb_cdc.attribute_value(av_expr, ch_type, binary) ~ ") IS NULL)") }}
 {% endmacro %}
 
 
 {#- ---------------------------------------------------------------- private -#}
+
+{#- 1 when the AttributeValue is an M, L, SS, NS or BS. -#}
+{% macro _is_container(av) %}
+  {{ return("(" ~ dynamodb_cdc._has_tag(av, 'M', 'Object') ~ " OR " ~ dynamodb_cdc._has_tag(av, 'L', 'Array')
+            ~ " OR " ~ dynamodb_cdc._has_tag(av, 'SS', 'Array') ~ " OR " ~ dynamodb_cdc._has_tag(av, 'NS', 'Array')
+            ~ " OR " ~ dynamodb_cdc._has_tag(av, 'BS', 'Array') ~ ")") }}
+{% endmacro %}
+
+
+{#-
+  An Array(T) (from SS, NS, BS or L) or Map(String, T) (from M) column.
+  Returns {'value': SQL of type t.result_type, 'ok': SQL UInt8}.  Each element
+  goes through the scalar type map as an AttributeValue of its own (a set's
+  strings as {"S": ...}, its numbers as {"N": ...}, its binaries as {"B": ...});
+  ok = 1 when the attribute has an accepted tag and every element converts
+  (a {"NULL": true} element converts only when T is Nullable).  The value is
+  then the converted elements, sets sorted ascending by value (a set has no
+  order), lists in their order; otherwise (missing, NULL, another tag, any
+  element failing) it is empty: a collection column is never Nullable in
+  ClickHouse, and conversion_failed tells an empty collection from a lost one.
+-#}
+{% macro _collection(av, t, binary) %}
+  {%- set el = t.element -%}
+  {%- set element_ok = "(" ~ dynamodb_cdc.attribute_value("_e", el.declared, binary) ~ ") IS NOT NULL"
+      ~ (" OR JSONHas(_e, 'NULL')" if el.nullable else "") -%}
+  {%- set convert = dynamodb_cdc.attribute_value("_e", el.declared, binary) -%}
+  {%- set convert = convert if el.nullable else "assumeNotNull(" ~ convert ~ ")" -%}
+  {%- set elements_type = dynamodb_cdc.string_literal('Array(' ~ el.element_type ~ ')') -%}
+  {%- if t.kind == 'array' -%}
+    {%- set raw = "multiIf("
+        ~ dynamodb_cdc._has_tag(av, 'L', 'Array') ~ ", JSONExtractArrayRaw(" ~ av ~ ", 'L'), "
+        ~ dynamodb_cdc._has_tag(av, 'SS', 'Array') ~ ", arrayMap(_s -> concat('{\"S\":', _s, '}'), JSONExtractArrayRaw(" ~ av ~ ", 'SS')), "
+        ~ dynamodb_cdc._has_tag(av, 'NS', 'Array') ~ ", arrayMap(_s -> concat('{\"N\":', _s, '}'), JSONExtractArrayRaw(" ~ av ~ ", 'NS')), "
+        ~ dynamodb_cdc._has_tag(av, 'BS', 'Array') ~ ", arrayMap(_s -> concat('{\"B\":', _s, '}'), JSONExtractArrayRaw(" ~ av ~ ", 'BS')), "
+        ~ "CAST([], 'Array(String)'))" -%}
+    {%- set accepted = "(" ~ dynamodb_cdc._has_tag(av, 'L', 'Array') ~ " OR " ~ dynamodb_cdc._has_tag(av, 'SS', 'Array')
+        ~ " OR " ~ dynamodb_cdc._has_tag(av, 'NS', 'Array') ~ " OR " ~ dynamodb_cdc._has_tag(av, 'BS', 'Array') ~ ")" -%}
+    {%- set ok = "(" ~ accepted ~ " AND arrayAll(_e -> " ~ element_ok ~ ", _raw))" -%}
+    {%- set converted = "CAST(arrayMap(_e -> " ~ convert ~ ", _raw), " ~ elements_type ~ ")" -%}
+    {%- set sorted = "if(" ~ dynamodb_cdc._has_tag(av, 'L', 'Array') ~ ", " ~ converted ~ ", arraySort(" ~ converted ~ "))" -%}
+    {%- set value = "arrayMap(_raw -> if(" ~ ok ~ ", " ~ sorted ~ ", CAST([], " ~ elements_type ~ ")), [" ~ raw ~ "])[1]" -%}
+    {%- set ok = "arrayMap(_raw -> " ~ ok ~ ", [" ~ raw ~ "])[1]" -%}
+  {%- else -%}
+    {%- set raw = "if(" ~ dynamodb_cdc._has_tag(av, 'M', 'Object') ~ ", JSONExtractKeysAndValuesRaw(" ~ av ~ ", 'M'), "
+        ~ "CAST([], 'Array(Tuple(String, String))'))" -%}
+    {%- set ok = "(" ~ dynamodb_cdc._has_tag(av, 'M', 'Object') ~ " AND arrayAll(_e -> " ~ element_ok ~ ", arrayMap(_kv -> _kv.2, _raw)))" -%}
+    {%- set keys = "if(" ~ ok ~ ", arrayMap(_kv -> _kv.1, _raw), CAST([], 'Array(String)'))" -%}
+    {%- set values = "if(" ~ ok ~ ", CAST(arrayMap(_e -> " ~ convert ~ ", arrayMap(_kv -> _kv.2, _raw)), " ~ elements_type
+        ~ "), CAST([], " ~ elements_type ~ "))" -%}
+    {%- set value = "arrayMap(_raw -> mapFromArrays(" ~ keys ~ ", " ~ values ~ "), [" ~ raw ~ "])[1]" -%}
+    {%- set ok = "arrayMap(_raw -> " ~ ok ~ ", [" ~ raw ~ "])[1]" -%}
+  {%- endif -%}
+  {{ return({'value': "CAST(" ~ value ~ ", " ~ dynamodb_cdc.string_literal(t.result_type) ~ ")", 'ok': "toUInt8(" ~ ok ~ ")"}) }}
+{% endmacro %}
+
+
+{#-
+  Exact DateTime / DateTime64(P) from epoch seconds: the number text `n` of an
+  N (e.g. '1767323045' or '1767323045.678'), or NULL when it is not a number,
+  has more than P fractional digits (trailing zeros do not count) or is out of
+  the type's range (see _exact_datetime).
+-#}
+{% macro _epoch_datetime(n, t) %}
+  {%- set p = t.precision -%}
+  {%- if t.kind == 'datetime64' -%}
+    {%- set lo = [-2208988800 * 10 ** p, -(2 ** 63)] | max -%}
+    {%- set hi = [(10413791999 + 1) * 10 ** p - 1, 2 ** 63 - 1] | min -%}
+    {%- set make = "reinterpret(toInt64(_t), " ~ dynamodb_cdc.string_literal(t.base) ~ ")" -%}
+  {%- else -%}
+    {%- set lo = 0 -%}
+    {%- set hi = 2 ** 32 - 1 -%}
+    {%- set make = "reinterpret(toUInt32(_t), " ~ dynamodb_cdc.string_literal(t.base) ~ ")" -%}
+  {%- endif -%}
+  {#- The instant in 10^-P seconds, as an exact integer: the number with its point moved P places. -#}
+  {%- set ticks = "arrayMap(p -> if(p.1 AND (p.3 = '' OR (p.4 + " ~ p ~ " >= length(p.3) AND p.4 + " ~ p ~ " <= 20)), "
+      ~ "if(p.3 = '', '0', concat(if(p.2, '-', ''), p.3, " ~ dynamodb_cdc._zeros("p.4 + " ~ p ~ " - length(p.3)", 20) ~ ")), NULL), ["
+      ~ dynamodb_cdc._number_parts(n) ~ "])[1]" -%}
+  {{ return("arrayMap(_t -> if(_t BETWEEN " ~ lo ~ " AND " ~ hi ~ ", " ~ make ~ ", NULL), [toInt128OrNull(" ~ ticks ~ ")])[1]") }}
+{% endmacro %}
+
 
 {#- 1 when the AttributeValue has type tag `tag` holding a JSON value of `json_type`. -#}
 {% macro _has_tag(av, tag, json_type) %}
@@ -285,7 +405,29 @@
   {%- set t = re.sub('\\s+', '', declared) -%}
   {%- set low_cardinality = t.startswith('LowCardinality(') and t.endswith(')') -%}
   {%- if low_cardinality -%}{%- set t = t[15:-1] -%}{%- endif -%}
-  {%- if t.startswith('Nullable(') and t.endswith(')') -%}{%- set t = t[9:-1] -%}{%- endif -%}
+  {%- set nullable = t.startswith('Nullable(') and t.endswith(')') -%}
+  {%- if nullable -%}{%- set t = t[9:-1] -%}{%- endif -%}
+  {%- set collection = none -%}
+  {%- if t.startswith('Array(') and t.endswith(')') -%}
+    {%- set collection = ('array', t[6:-1]) -%}
+  {%- elif t.startswith('Map(String,') and t.endswith(')') -%}
+    {%- set collection = ('map', t[11:-1]) -%}
+  {%- endif -%}
+  {%- if collection is not none -%}
+    {%- if nullable or low_cardinality -%}
+      {{ exceptions.raise_compiler_error(
+          "dynamodb_cdc: column type '" ~ declared ~ "': ClickHouse has no Nullable or LowCardinality Array or Map; "
+          ~ "declare '" ~ t ~ "' (a missing attribute gives an empty " ~ collection[0] ~ ")") }}
+    {%- endif -%}
+    {%- set el = dynamodb_cdc._type_info(collection[1]) -%}
+    {%- if el.kind in ['array', 'map'] -%}
+      {{ exceptions.raise_compiler_error(
+          "dynamodb_cdc: column type '" ~ declared ~ "': nested collections are not supported; declare the inner "
+          ~ "value as String to keep it as DynamoDB JSON text, or read it with a path") }}
+    {%- endif -%}
+    {%- set result = ('Array(' if collection[0] == 'array' else 'Map(String, ') ~ el.element_type ~ ')' -%}
+    {{ return({'kind': collection[0], 'base': result, 'result_type': result, 'element': el}) }}
+  {%- endif -%}
   {%- set integer_digits = {'Int8': 3, 'UInt8': 3, 'Int16': 5, 'UInt16': 5, 'Int32': 10, 'UInt32': 10,
                             'Int64': 19, 'UInt64': 20, 'Int128': 39, 'UInt128': 39, 'Int256': 77, 'UInt256': 78} -%}
   {%- set decimal_precision = {'32': 9, '64': 18, '128': 38, '256': 76} -%}
@@ -336,7 +478,7 @@
         "dynamodb_cdc: column type '" ~ declared ~ "' is not supported yet (a later version adds more types). "
         ~ "Supported: String, Int8..Int256, UInt8..UInt256, Decimal(P, S), Decimal32(S)..Decimal256(S), "
         ~ "Float32, Float64, Bool, UUID, Date, Date32, DateTime[('tz')] and DateTime64(P[, 'tz']), "
-        ~ "each optionally in Nullable(...) or LowCardinality(...).") }}
+        ~ "each optionally in Nullable(...) or LowCardinality(...), and Array(T) or Map(String, T) of those.") }}
   {%- endif -%}
   {#- LowCardinality is kept for strings only: ClickHouse refuses LowCardinality numbers by default. -#}
   {%- if low_cardinality and info.kind == 'string' -%}
@@ -344,5 +486,9 @@
   {%- else -%}
     {%- do info.update({'result_type': 'Nullable(' ~ info.base ~ ')'}) -%}
   {%- endif -%}
+  {#- As the element of an Array or Map: its type there, and the declared text to convert it with. -#}
+  {%- set lc = 'LowCardinality(' if low_cardinality and info.kind == 'string' else '' -%}
+  {%- do info.update({'declared': declared, 'nullable': nullable,
+                      'element_type': lc ~ ('Nullable(' ~ info.base ~ ')' if nullable else info.base) ~ (')' if lc else '')}) -%}
   {{ return(info) }}
 {% endmacro %}

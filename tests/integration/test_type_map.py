@@ -232,6 +232,9 @@ def expected(kind: str, av_text: str, *, ch_type: str = "", binary: str = "base6
     has = lambda tag, py: isinstance(av, dict) and isinstance(av.get(tag), py) and not (  # noqa: E731
         py is int and isinstance(av.get(tag), bool))
     value = None
+    # Numbers are read from an N, or from the text of an S (type drift).
+    num = av["N"] if has("N", str) else av["S"] if has("S", str) else None
+    container = isinstance(av, dict) and (has("M", dict) or any(has(tag, list) for tag in ("L", "SS", "NS", "BS")))
     if kind == "string":
         if has("S", str):
             value = av["S"].encode()
@@ -247,14 +250,18 @@ def expected(kind: str, av_text: str, *, ch_type: str = "", binary: str = "base6
                     value = base64.b64decode(av["B"], validate=True)
                 except ValueError:
                     value = None
-    elif kind == "integer" and has("N", str):
-        value = oracle_integer(av["N"], ch_type)
-    elif kind == "decimal" and has("N", str):
-        value = oracle_decimal(av["N"], *DECIMAL_TYPES[ch_type])
-    elif kind == "float64" and has("N", str):
-        value = oracle_float64(av["N"])
+        elif container:
+            value = ("json", av)  # the AttributeValue as DynamoDB JSON text
+    elif kind == "integer" and num is not None:
+        value = oracle_integer(num, ch_type)
+    elif kind == "decimal" and num is not None:
+        value = oracle_decimal(num, *DECIMAL_TYPES[ch_type])
+    elif kind == "float64" and num is not None:
+        value = oracle_float64(num)
     elif kind == "bool" and has("BOOL", bool):
         value = av["BOOL"]
+    elif kind == "bool" and has("S", str) and av["S"] in ("true", "false"):
+        value = av["S"] == "true"
     null_tag = isinstance(av, dict) and "NULL" in av
     return value, int(value is None and not null_tag)
 
@@ -426,6 +433,11 @@ TEXTS = [
 TEXT_AVS = [av_of({"S": t}) for t in TEXTS] + [
     "", "null", av_of({"NULL": True}), av_of({"N": "1700000000"}), av_of({"N": "20240102"}), av_of({"BOOL": True}),
     av_of({"B": "AAE="}), av_of({"L": [{"S": "2024-01-02"}]}), '{"S":20240102}',
+    # epoch seconds in an N (DateTime, DateTime64); never for Date or UUID
+    av_of({"N": "0"}), av_of({"N": "1767323045.678"}), av_of({"N": "1767323045.6789"}), av_of({"N": "1.5E+9"}),
+    av_of({"N": "-1"}), av_of({"N": "4294967295"}), av_of({"N": "4294967296"}), av_of({"N": "-2208988800"}),
+    av_of({"N": "-2208988801"}), av_of({"N": "1767323045.123456789"}), av_of({"N": "1767323045.1200"}),
+    av_of({"N": "1E+30"}), av_of({"N": "abc"}), av_of({"N": "9223372036.854775807"}),
 ]
 # declared type -> (kind, expected toTypeName, precision)
 TEMPORAL_TYPES = {
@@ -457,7 +469,28 @@ def expected_temporal(kind: str, base: str, precision, av_text: str):
             value = oracle_date(text, base)
         else:
             value = oracle_datetime(text, precision, kind == "datetime64")
+    elif isinstance(av.get("N"), str) and kind in ("datetime", "datetime64"):
+        value = oracle_epoch(av["N"], precision, kind == "datetime64")
     return value, int(value is None and "NULL" not in av)
+
+
+def oracle_epoch(text: str, precision: int, is64: bool):
+    """Epoch seconds (an N) as 10^-precision seconds, exactly, or None."""
+    form = normal_form(text)
+    if form is None:
+        return None
+    negative, digits, exponent = form  # value = digits * 10**exponent seconds
+    if digits and exponent + precision < 0:
+        return None  # more fractional digits than the type keeps
+    if digits and len(digits) + exponent > 30:
+        return None  # far out of any range (and no huge integers)
+    ticks = int(digits) * 10 ** (exponent + precision) * (-1 if negative else 1) if digits else 0
+    if is64:
+        lo = max(-2208988800 * 10 ** precision, -(2 ** 63))
+        hi = min(10413792000 * 10 ** precision - 1, 2 ** 63 - 1)
+    else:
+        lo, hi = 0, 2 ** 32 - 1
+    return ticks if lo <= ticks <= hi else None
 
 
 # Hostile attribute names: each maps to a distinct value in ITEM.
@@ -469,6 +502,7 @@ HOSTILE_NAMES = [
 ITEM = {name: {"S": f"value {i}"} for i, name in enumerate(HOSTILE_NAMES)}
 ITEM["nested"] = {"M": {"b.c": {"M": {"d'e": {"N": "42"}, "back`\\": {"BOOL": True}}}, "list": {"L": [{"S": "x"}]}}}
 ITEM["a"] = {"M": {"b": {"S": "a then b, not a.b"}}}
+ITEM["lines"] = {"L": [{"M": {"sku": {"S": "A-1"}}}, {"M": {"sku": {"S": "B-2"}}}]}
 PATH_CASES = (
     [([name], ITEM[name]) for name in HOSTILE_NAMES]
     + [(name, ITEM[name]) for name in HOSTILE_NAMES[:6]]  # a string is one attribute name
@@ -476,6 +510,11 @@ PATH_CASES = (
         (["nested", "b.c", "d'e"], {"N": "42"}),
         (["nested", "b.c", "back`\\"], {"BOOL": True}),
         (["nested", "b.c"], ITEM["nested"]["M"]["b.c"]),
+        (["nested", "list", 0], {"S": "x"}),  # a list position: 0 is the first element
+        (["nested", "list", -1], {"S": "x"}),  # -1 the last
+        (["nested", "list", 1], None),
+        (["nested", "list", "0"], None),  # a string is a map key, never a position
+        (["lines", 1, "sku"], {"S": "B-2"}),
         (["a", "b"], {"S": "a then b, not a.b"}),
         ("a.b", ITEM["a.b"]),
         (["nested", "list", "0"], None),  # L is not a map
@@ -501,6 +540,10 @@ ITEM_COL = "item"
 
 GOLDEN_CALLS = {
     "attribute_path_nested_quoting.sql": ("attribute_path", "_item", ["shipping", "it's", "a.b\\c`d", "日本"]),
+    "attribute_path_list_position.sql": ("attribute_path", "_item", ["order lines", 0, "sku's"]),
+    "attribute_value_array_decimal.sql": ("attribute_value", "_av_1", "Array(Decimal(38, 2))"),
+    "attribute_value_map_nullable_string.sql": ("attribute_value", "_av_1", "Map(String, Nullable(String))"),
+    "conversion_failed_array_int64.sql": ("conversion_failed", "_av_1", "Array(Int64)"),
     "attribute_value_decimal_18_2.sql": ("attribute_value", "_av_1", "Decimal(18, 2)"),
     "attribute_value_uint256.sql": ("attribute_value", "_av_1", "UInt256"),
     "attribute_value_lowcardinality_string_bytes.sql": ("attribute_value", "_av_1", "LowCardinality(String)", "bytes"),
@@ -514,8 +557,12 @@ ERROR_CALLS = {
     "unsupported_ipv4": (("attribute_value", AV, "IPv4"), ["'IPv4'", "not supported yet"]),
     "unsupported_datetime64_tz_quotes": (("attribute_value", AV, 'DateTime64(3, "UTC")'),
                                          ["'DateTime64(3, \"UTC\")'", "not supported yet"]),
-    "unsupported_array": (("attribute_value", AV, "Array(String)"), ["'Array(String)'", "not supported yet"]),
-    "unsupported_map": (("conversion_failed", AV, "Map(String, String)"), ["'Map(String, String)'", "not supported yet"]),
+    "nullable_array": (("attribute_value", AV, "Nullable(Array(Int64))"), ["'Nullable(Array(Int64))'",
+                                                                           "no Nullable or LowCardinality Array"]),
+    "nested_array": (("attribute_value", AV, "Array(Array(Int64))"), ["nested collections are not supported"]),
+    "map_int_key": (("conversion_failed", AV, "Map(Int64, String)"), ["'Map(Int64, String)'", "not supported yet"]),
+    "array_of_unsupported": (("attribute_value", AV, "Array(FixedString(3))"), ["'FixedString(3)'", "not supported yet"]),
+    "path_starts_with_position": (("attribute_path", ITEM_COL, [0, "a"]), ["starts with the list position 0"]),
     "unsupported_fixedstring": (("attribute_value", AV, "FixedString(4)"), ["'FixedString(4)'", "not supported yet"]),
     "unsupported_datetime64_precision": (("attribute_value", AV, "DateTime64(10)"), ["'DateTime64(10)'",
                                                                                     "not supported yet"]),
@@ -545,6 +592,12 @@ def _value_types():
 
 # Declared types used by the hand-written tests: (type, binary)
 EXTRA_TYPES = [("String", "bytes"), ("Int64", "bytes"), ("Decimal(18, 2)", None), ("Bool", None)]
+COLLECTION_TYPES = [
+    ("Array(Int64)", None), ("Array(Nullable(Int64))", None), ("Array(String)", None), ("Array(String)", "bytes"),
+    ("Array(Decimal(38, 2))", None), ("Array(LowCardinality(String))", None), ("Array(Bool)", None),
+    ("Array(UInt256)", None), ("Array(DateTime64(3, 'UTC'))", None), ("Map(String, Int64)", None),
+    ("Map(String, Nullable(String))", None), ("Map(String, Decimal(76, 38))", None), ("Map(String, String)", None),
+]
 
 
 def _oracle_key(ch_type: str) -> str:
@@ -564,7 +617,7 @@ def rendered(tmp_path_factory):
     for ch_type in STRING_TYPES:
         calls.add("attribute_value", AV, ch_type, "bytes")
         calls.add("conversion_failed", AV, ch_type, "bytes")
-    for ch_type, binary in [(t, None) for t, _, _ in SPOT_CHECKS] + EXTRA_TYPES:
+    for ch_type, binary in [(t, None) for t, _, _ in SPOT_CHECKS] + EXTRA_TYPES + COLLECTION_TYPES:
         extra = (binary,) if binary else ()
         calls.add("attribute_value", AV, ch_type, *extra)
         calls.add("conversion_failed", AV, ch_type, *extra)
@@ -656,7 +709,7 @@ def test_type_map_value_by_value(ch, rendered, ch_type, kind, type_name):
         else:
             exp, exp_failed = expected(kind, av, ch_type=_oracle_key(ch_type))
             if kind == "string":
-                ok = (exp is None and is_null) or (exp is not None and not is_null and bytes.fromhex(hexed) == exp)
+                ok = (exp is None and is_null) or (exp is not None and not is_null and same_bytes(hexed, exp))
             elif kind == "float64":
                 ok = (value is None) == (exp is None) and (exp is None or math.isclose(value, exp, rel_tol=1e-15))
             else:
@@ -697,8 +750,16 @@ def test_binary_bytes(ch, rendered, ch_type):
     rows = _run_type(ch, rendered, ch_type, "bytes")
     for (i, value, is_null, hexed, tname, failed), av in zip(rows, avs):
         exp, exp_failed = expected("string", av, binary="bytes")
-        assert (exp is None and is_null) or (not is_null and bytes.fromhex(hexed) == exp), (av, hexed, exp)
+        assert (exp is None and is_null) or (not is_null and same_bytes(hexed, exp)), (av, hexed, exp)
         assert failed == exp_failed, av
+
+
+def same_bytes(hexed: str, exp) -> bool:
+    """A String value (hex) against the oracle: bytes, or ("json", AttributeValue) for JSON text."""
+    got = bytes.fromhex(hexed)
+    if isinstance(exp, tuple):
+        return json.loads(got) == exp[1]
+    return got == exp
 
 
 def _one(ch, rendered, ch_type, av_obj, binary=None):
@@ -760,18 +821,27 @@ def test_tags_and_type_drift(ch, rendered):
     # One attribute holding S in one row and N in another, declared String and Int64.
     assert _one(ch, rendered, "String", {"S": "abc"}) == ("abc", 0)
     assert _one(ch, rendered, "String", {"N": "0012.50"}) == ("0012.50", 0)  # the number text as written
-    assert _one(ch, rendered, "Int64", {"S": "12"}) == (None, 1)
+    assert _one(ch, rendered, "Int64", {"S": "12"}) == (12, 0)  # numbers from whichever of N or S is there
+    assert _one(ch, rendered, "Int64", {"S": " 12"}) == (None, 1)  # with the same exact rules
+    assert _one(ch, rendered, "Decimal(18, 2)", {"S": "1.5"}) == (Decimal("1.50"), 0)
     assert _one(ch, rendered, "Int64", {"N": "12"}) == (12, 0)
     assert _one(ch, rendered, "String", {"BOOL": False}) == ("false", 0)
     assert _one(ch, rendered, "Bool", {"BOOL": True}) == (True, 0)
     assert _one(ch, rendered, "Bool", {"N": "1"}) == (None, 1)
-    assert _one(ch, rendered, "Bool", {"S": "true"}) == (None, 1)
+    assert _one(ch, rendered, "Bool", {"S": "true"}) == (True, 0)
+    assert _one(ch, rendered, "Bool", {"S": "True"}) == (None, 1)
     # NULL tag and missing attribute: NULL, not a failure.
     for t in ("String", "Int64", "Decimal(18, 2)", "Float64", "Bool"):
         assert _one(ch, rendered, t, {"NULL": True}) == (None, 0)
         assert _one(ch, rendered, t, "") == (None, 0)
-        assert _one(ch, rendered, t, {"M": {"a": {"S": "x"}}}) == (None, 1)
-        assert _one(ch, rendered, t, {"SS": ["a"]}) == (None, 1)
+        if t != "String":
+            assert _one(ch, rendered, t, {"M": {"a": {"S": "x"}}}) == (None, 1)
+            assert _one(ch, rendered, t, {"SS": ["a"]}) == (None, 1)
+    # String keeps maps, lists and sets whole, as DynamoDB JSON text (numbers stay exact strings).
+    for av in ({"M": {"a": {"N": "1.50"}, "b": {"L": [{"NULL": True}]}}}, {"L": []}, {"SS": ["b", "a"]},
+               {"NS": ["12345678901234567890123456789012345678"]}, {"BS": ["AAE="]}):
+        v, f = _one(ch, rendered, "String", av)
+        assert json.loads(v) == av and f == 0
     # B: the base64 text, or the decoded bytes; invalid base64 is a failure with bytes only.
     b64 = base64.b64encode(b"hi\n").decode()
     assert _one(ch, rendered, "String", {"B": b64}) == (b64, 0)
@@ -779,6 +849,70 @@ def test_tags_and_type_drift(ch, rendered):
     assert _one(ch, rendered, "String", {"B": "%%%"}) == ("%%%", 0)
     assert _one(ch, rendered, "String", {"B": "%%%"}, "bytes") == (None, 1)
     assert _one(ch, rendered, "Int64", {"N": "5"}, "bytes") == (5, 0)
+
+
+def _collection(ch, rendered, ch_type, av_obj, binary=None):
+    extra = (binary,) if binary else ()
+    value = rendered["get"]("attribute_value", AV, ch_type, *extra)
+    failed = rendered["get"]("conversion_failed", AV, ch_type, *extra)
+    [[v, t, f]] = ch.query(f"SELECT {value} AS v, toTypeName(v), {failed} FROM (SELECT {{a:String}} AS av)",
+                           parameters={"a": av_of(av_obj)}).result_rows
+    return v, t, f
+
+
+BIG = "12345678901234567890123456789012345678"
+COLLECTION_CASES = [
+    # (declared type, AttributeValue, value, conversion_failed)
+    ("Array(Int64)", {"NS": ["3", "-1", "2E+1"]}, [-1, 3, 20], 0),  # a set: sorted
+    ("Array(Int64)", {"L": [{"N": "3"}, {"N": "1"}, {"N": "3"}]}, [3, 1, 3], 0),  # a list: as is
+    ("Array(Int64)", {"SS": ["2", "1"]}, [1, 2], 0),  # numbers in strings (type drift)
+    ("Array(Int64)", {"L": [{"N": "1"}, {"S": "x"}]}, [], 1),  # one element lost: the whole value
+    ("Array(Int64)", {"L": [{"N": "1"}, {"NULL": True}]}, [], 1),  # NULL element, T not Nullable
+    ("Array(Int64)", {"NS": ["1", "9223372036854775808"]}, [], 1),  # overflow
+    ("Array(Int64)", {"NS": ["1.5"]}, [], 1),
+    ("Array(Int64)", {"L": []}, [], 0), ("Array(Int64)", {"NULL": True}, [], 0), ("Array(Int64)", "", [], 0),
+    ("Array(Int64)", {"N": "1"}, [], 1), ("Array(Int64)", {"M": {}}, [], 1),
+    ("Array(Nullable(Int64))", {"L": [{"N": "1"}, {"NULL": True}]}, [1, None], 0),
+    ("Array(Nullable(Int64))", {"L": [{"N": "1"}, {"S": "x"}]}, [], 1),
+    ("Array(String)", {"SS": ["b", "a", "é", ""]}, ["", "a", "b", "é"], 0),
+    ("Array(String)", {"L": [{"S": "x"}, {"N": "1.50"}, {"BOOL": True}, {"B": "AAE="}]}, ["x", "1.50", "true", "AAE="], 0),
+    ("Array(String)", {"L": [{"M": {"a": {"S": "y"}}}]}, ['{"M":{"a":{"S":"y"}}}'], 0),
+    ("Array(String)", {"NS": ["1.50", "-2"]}, ["-2", "1.50"], 0),  # sorted as the declared type: text
+    ("Array(String)", {"BS": ["AQ==", "AA=="]}, ["AA==", "AQ=="], 0),
+    ("Array(Decimal(38, 2))", {"NS": ["1.5", "-0.25", "-0.250"]}, [Decimal("-0.25"), Decimal("-0.25"), Decimal("1.50")], 0),
+    ("Array(Decimal(38, 2))", {"NS": ["0.001"]}, [], 1),
+    ("Array(LowCardinality(String))", {"SS": ["z", "y"]}, ["y", "z"], 0),
+    ("Array(Bool)", {"L": [{"BOOL": True}, {"BOOL": False}]}, [True, False], 0),
+    ("Array(UInt256)", {"NS": [str(2 ** 256 - 1), "0"]}, [0, 2 ** 256 - 1], 0),
+    ("Array(UInt256)", {"NS": [str(2 ** 256)]}, [], 1),
+    ("Map(String, Int64)", {"M": {"a": {"N": "1"}, "b.c": {"N": "2"}, "it's": {"N": "-3"}}}, {"a": 1, "b.c": 2, "it's": -3}, 0),
+    ("Map(String, Int64)", {"M": {"a": {"N": "1"}, "b": {"S": "x"}}}, {}, 1),
+    ("Map(String, Int64)", {"M": {}}, {}, 0), ("Map(String, Int64)", "", {}, 0), ("Map(String, Int64)", {"L": []}, {}, 1),
+    ("Map(String, Nullable(String))", {"M": {"a": {"NULL": True}, "b": {"S": "x"}}}, {"a": None, "b": "x"}, 0),
+    ("Map(String, Decimal(76, 38))", {"M": {"max": {"N": BIG}, "min": {"N": "-" + BIG}, "tiny": {"N": "1E-38"}}},
+     {"max": Decimal(BIG), "min": Decimal("-" + BIG), "tiny": Decimal("1E-38")}, 0),
+    ("Map(String, String)", {"M": {"日本": {"S": "語"}, "n": {"N": "1"}, "m": {"M": {}}}}, {"日本": "語", "n": "1", "m": '{"M":{}}'}, 0),
+]
+
+
+@pytest.mark.parametrize("ch_type,av,value,failed", COLLECTION_CASES,
+                         ids=[f"{t}:{json.dumps(a, ensure_ascii=False)}"[:80] for t, a, _, _ in COLLECTION_CASES])
+def test_collections(ch, rendered, ch_type, av, value, failed):
+    v, type_name, f = _collection(ch, rendered, ch_type, av)
+    assert (v, f) == (value, failed)
+    assert [type(x) for x in (v.values() if isinstance(v, dict) else v)] == [
+        type(x) for x in (value.values() if isinstance(value, dict) else value)]
+    assert type_name == ch_type
+
+
+def test_collections_of_binary_and_datetimes(ch, rendered):
+    value = rendered["get"]("attribute_value", AV, "Array(String)", "bytes")
+    [[hexed]] = ch.query(f"SELECT arrayMap(x -> hex(x), {value}) FROM (SELECT {{a:String}} AS av)",
+                         parameters={"a": av_of({"BS": ["/w==", "AAE="]})}).result_rows
+    assert hexed == ["0001", "FF"]  # decoded, then sorted by bytes
+    v, _, f = _collection(ch, rendered, "Array(DateTime64(3, 'UTC'))", {"L": [{"S": "2026-01-02T03:04:05.678Z"},
+                                                                             {"N": "1767323045.5"}]})
+    assert f == 0 and [x.replace(tzinfo=None).isoformat() for x in v] == ["2026-01-02T03:04:05.678000", "2026-01-02T03:04:05.500000"]
 
 
 def test_attribute_path_hostile_names_and_nesting(ch, rendered):

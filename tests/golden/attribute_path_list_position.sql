@@ -1,0 +1,1 @@
+JSONExtractRaw(_item, 'order lines', 'L', 1, 'M', 'sku\'s')
