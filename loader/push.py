@@ -223,12 +223,13 @@ class PushState:
     def record_run(self, run: dict) -> None:
         self.client.insert(f"{self.q}.push_runs", [[run[c] for c in RUN_COLUMNS]], column_names=RUN_COLUMNS)
 
-    def last_run(self, relation: str, table: str, statuses: tuple[str, ...]) -> dict | None:
+    def last_run(self, relation: str, table: str, statuses: tuple[str, ...],
+                 modes: tuple[str, ...] = ("full", "incremental", "retry_failed", "import")) -> dict | None:
         result = self.client.query(
             f"SELECT {', '.join(RUN_COLUMNS)} FROM {self.q}.push_runs FINAL "
             f"WHERE relation = {{r:String}} AND target_table = {{t:String}} AND status IN {{s:Array(String)}} "
-            f"ORDER BY started_at DESC LIMIT 1",
-            parameters={"r": relation, "t": table, "s": list(statuses)},
+            f"AND mode IN {{m:Array(String)}} ORDER BY started_at DESC LIMIT 1",
+            parameters={"r": relation, "t": table, "s": list(statuses), "m": list(modes)},
         )
         rows = result.result_rows
         return dict(zip(RUN_COLUMNS, rows[0])) if rows else None
@@ -591,7 +592,9 @@ class Pusher:
         self.prepare()
         opt = self.opt
         self._settle_imports()
-        previous = self.state.last_run(self.relation, opt.table, (SUCCEEDED, PARTIAL))
+        # the watermark and key types come from the last successful run that read by version
+        # (a --retry-failed run re-reads set-aside rows only)
+        previous = self.state.last_run(self.relation, opt.table, (SUCCEEDED, PARTIAL), (FULL, INCREMENTAL, IMPORT))
         mode = RETRY if opt.retry_failed else IMPORT if opt.via_import else FULL
         watermark_from = ""
         if mode == FULL and opt.version_column and not opt.full and previous and previous["watermark"]:
@@ -604,8 +607,6 @@ class Pusher:
             raise ValueError(f"the key columns were {previous['key_types']} at the last push and are "
                              f"{self.key_types} now: run once with --full --sync-deletes")
         watermark = self._max_version() if opt.version_column and mode != RETRY else ""
-        if mode == RETRY and previous:
-            watermark = previous["watermark"]
         self.result = PushResult(str(uuid.uuid4()), mode, RUNNING, self.relation, opt.table, watermark=watermark)
         self.run_row = {
             "run_id": self.result.run_id, "relation": self.relation, "target_table": opt.table, "mode": mode,

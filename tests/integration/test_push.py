@@ -391,7 +391,13 @@ def test_retry_failed_resends_rows_once_the_model_is_fixed(clickhouse, moto_endp
     assert {q["key_json"]: q["status"] for q in quarantine(ch, table)} == {
         '{"id":{"S":"b"}}': "resolved", '{"id":{"S":"c"}}': "gone"}
     last = runs(ch, table)[-1]
-    assert (last["mode"], last["rows_read"], last["rows_written"], last["watermark"]) == ("retry_failed", 1, 1, "1")
+    assert (last["mode"], last["rows_read"], last["rows_written"], last["watermark"]) == ("retry_failed", 1, 1, "")
+    # the next push continues from the last run that read by version (the first one), as incremental
+    set_model(ch, "scores", ddl, "('a', 1.5, 1), ('b', 1e100, 1), ('d', 3, 2)")
+    ch.cli("push", "scores", "--table", table, "--version-column", "v", check=True)
+    last = runs(ch, table)[-1]
+    assert (last["mode"], last["watermark_from"], last["rows_read"], last["watermark"]) == ("incremental", "1", 3, "2")
+    assert scan(table)["d"]["score"] == 3
 
 
 # -- ImportTable ----------------------------------------------------------------------------
