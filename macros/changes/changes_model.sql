@@ -325,13 +325,22 @@ FROM absent
 {#-
   The item's attributes that no column takes whole, as DynamoDB JSON text
   ('{"attr": {"S": "..."}, ...}'), so nothing is lost when the table grows an
-  attribute.  An attribute read only through a nested path stays here whole.
+  attribute.  An attribute read only through a nested path stays here whole,
+  and so does an attribute whose value its column's type could not take (the
+  column is NULL and names it in _conversion_errors): after type drift the
+  value is still in the model, never lost.
 -#}
 {% macro _other_attributes(item_expr, cols) %}
   {%- set taken = [] -%}
-  {%- for c in cols if c.path | length == 1 -%}{%- do taken.append(dynamodb_cdc.string_literal(c.path[0])) -%}{%- endfor -%}
+  {%- set failed = [] -%}
+  {%- for c in cols if c.path | length == 1 -%}
+    {%- do taken.append(dynamodb_cdc.string_literal(c.path[0])) -%}
+    {%- do failed.append("if(" ~ dynamodb_cdc.conversion_failed('_av_' ~ (cols.index(c) + 1), c.type, c.binary) ~ ", "
+                         ~ dynamodb_cdc.string_literal(c.path[0]) ~ ", '')") -%}
+  {%- endfor -%}
 concat('{', arrayStringConcat(arrayMap(kv -> concat(toJSONString(kv.1), ':', kv.2),
-    arrayFilter(kv -> kv.1 NOT IN ({{ taken | join(', ') }}), JSONExtractKeysAndValuesRaw({{ item_expr }}))), ','), '}')
+    arrayFilter(kv -> kv.1 NOT IN ({{ taken | join(', ') }}) OR has([{{ failed | join(', ') }}], kv.1),
+                JSONExtractKeysAndValuesRaw({{ item_expr }}))), ','), '}')
 {%- endmacro %}
 
 
