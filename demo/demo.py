@@ -11,7 +11,9 @@
    application writes to it, `dynamodb-cdc consume-streams` lands the stream
    records and `dbt run` applies them; `users_current` is compared with a Scan
    of the DynamoDB table;
-8. prints `users` again, then stops moto.
+8. prints `users` again; then a per-user summary model is pushed back into a
+   DynamoDB table with `dynamodb-cdc push` and read back with GetItem
+   (demo/push_step.py); then moto stops.
 
 Everything lives in .demo/ (recreated on every run).
 """
@@ -176,6 +178,11 @@ def main() -> int:
             return 1
 
         if not live_changes(url, dbt, dbt_env):
+            return 1
+
+        from push_step import run_push_step  # demo/push_step.py
+
+        if not run_push_step(url, BIN, WORK):
             return 1
 
     print("\ndemo OK. The embedded data is in .demo/chdb; inspect it with the same URL once nothing else has it open.")
