@@ -1,0 +1,1 @@
+{{ dynamodb_cdc.current_view(ref('bench_items_changes')) }}

@@ -1,0 +1,504 @@
+"""``make bench``: the loader and the dbt package against baselines, on the same files, in one run.
+
+Sizes: BENCH_ITEMS (default 1,000,000) items in the full export, BENCH_CHANGES (default 100,000)
+changes in the incremental export and the Kinesis stream.  Writes bench/results.json: every
+figure under a stable name, the machine, the sizes, and the targets as pass / fail (the command
+itself does not fail on a missed target).
+
+Everything runs on this machine: moto in server mode on 127.0.0.1 for S3 and Kinesis, chDB
+(embedded ClickHouse) for every ClickHouse, one fresh data directory per measurement.  Each
+measured command runs as its own process (chDB allows one process per directory), timed from
+the outside (wall clock, start-up included), its peak memory read with getrusage in a wrapper
+process whose only child it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+BIN = Path(sys.executable).parent
+PY = sys.executable
+RAW = "dynamodb_raw"
+SCHEMA = "analytics"
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# -- helpers run in child processes -----------------------------------------------------
+
+
+def child_rss(argv: list[str]) -> int:
+    """Run argv; print its peak RSS (bytes) as the last stderr line; exit with its code."""
+    import resource
+
+    code = subprocess.run(argv).returncode
+    print(f"MAXRSS {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}", file=sys.stderr)
+    return code
+
+
+def child_query(path: str, sql: str) -> int:
+    from dynamodb_cdc.connection import open_client
+
+    client = open_client(f"chdb://{path}")
+    try:
+        print(json.dumps(client.query(sql).result_rows, default=str))
+    finally:
+        client.close()
+    return 0
+
+
+def child_clickhouse_s3(path: str, url: str) -> int:
+    """Baseline (b): ClickHouse reads the gzip files itself (s3() table function, LineAsString)."""
+    from dynamodb_cdc.connection import open_client
+
+    client = open_client(f"chdb://{path}")
+    try:
+        client.command("CREATE DATABASE IF NOT EXISTS b")
+        client.command("""CREATE TABLE b.lines (data_file_key String, line String,
+            _ingested_at DateTime64(6, 'UTC') DEFAULT now64(6)) ENGINE = MergeTree ORDER BY _ingested_at""")
+        client.command(f"INSERT INTO b.lines (data_file_key, line) SELECT _path, line "
+                       f"FROM s3('{url}', 'testing', 'testing', 'LineAsString')")
+        print(json.dumps({"rows": int(client.command("SELECT count() FROM b.lines"))}))
+    finally:
+        client.close()
+    return 0
+
+
+def child_naive(path: str, bucket: str, data_prefix: str) -> int:
+    """Baseline (c): what a hand-written Lambda does: json.loads each line, typed rows, insert."""
+    import gzip
+    from decimal import Decimal
+
+    import boto3
+
+    from dynamodb_cdc.connection import open_client
+
+    s3 = boto3.client("s3")
+    client = open_client(f"chdb://{path}")
+    client.command("CREATE DATABASE IF NOT EXISTS n")
+    client.command("""CREATE TABLE n.items (pk String, name Nullable(String), age Nullable(Int32),
+        balance Nullable(Decimal(18, 2)), active Nullable(Bool), city Nullable(String), tags Array(String),
+        labels Array(String), note Nullable(String)) ENGINE = ReplacingMergeTree ORDER BY pk""")
+    columns = ["pk", "name", "age", "balance", "active", "city", "tags", "labels", "note"]
+    total = 0
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=data_prefix)
+            for o in page.get("Contents", [])]
+    for key in keys:
+        body = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        rows = []
+        for raw in body.splitlines():
+            it = json.loads(raw)["Item"]
+            note = it.get("note", {})
+            rows.append([
+                it["pk"]["S"], it.get("name", {}).get("S"),
+                int(it["age"]["N"]) if "age" in it else None,
+                Decimal(it["balance"]["N"]) if "balance" in it else None,
+                it.get("active", {}).get("BOOL"),
+                it.get("address", {}).get("M", {}).get("city", {}).get("S"),
+                [v["S"] for v in it.get("tags", {}).get("L", [])],
+                it.get("labels", {}).get("SS", []),
+                None if "NULL" in note else note.get("S"),
+            ])
+            if len(rows) == 100_000:
+                client.insert("n.items", rows, column_names=columns)
+                total += len(rows)
+                rows = []
+        if rows:
+            client.insert("n.items", rows, column_names=columns)
+            total += len(rows)
+    client.close()
+    print(json.dumps({"rows": total}))
+    return 0
+
+
+def child_latency(path: str, stream: str, count: int, interval: float) -> int:
+    """Put-to-visible latency: the consumer (same code as consume-kinesis --follow) in a thread,
+    records put one at a time, stream_records polled from a second client of the same engine."""
+    import threading
+
+    import boto3
+
+    from dynamodb_cdc.connection import open_client
+    from dynamodb_cdc.kinesis import KinesisSource, kinesis_client, resolve_stream_arn
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import BatchLimits, ConsumeOptions, consume
+    from generate import Change, item, kinesis_record
+
+    client = open_client(f"chdb://{path}")
+    store = Store(client, RAW)
+    store.ensure_schema()
+    kc = kinesis_client()
+    arn = resolve_stream_arn(kc, name=stream)
+    stop = threading.Event()
+    options = ConsumeOptions(follow=True, limits=BatchLimits(seconds=0.1))
+    consumer = threading.Thread(target=consume, args=(KinesisSource(kc, arn), store, options), kwargs={"stop": stop})
+    consumer.start()
+    poller = open_client(f"chdb://{path}")
+    deadline = time.monotonic() + 60
+    while not int(poller.command(f"SELECT count() FROM {RAW}.stream_checkpoints")):
+        if time.monotonic() > deadline:
+            raise SystemExit("the consumer did not start")
+        time.sleep(0.05)
+    time.sleep(1.5)  # let the shard reach its idle polling rhythm
+    producer = boto3.client("kinesis")
+    put_at: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    done_putting = threading.Event()
+
+    def poll():
+        while not (done_putting.is_set() and len(seen) >= len(put_at)) and time.monotonic() < deadline + 120:
+            rows = poller.query(f"SELECT sequence_number FROM {RAW}.stream_records").result_rows
+            now = time.time()
+            for (s,) in rows:
+                seen.setdefault(s, now)
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=poll)
+    watcher.start()
+    import random
+
+    rng = random.Random(7)
+    for i in range(count):
+        data = kinesis_record(Change("MODIFY", i, 1_767_700_000_000_000 + i, item(i, rng)))
+        t = time.time()
+        r = producer.put_record(StreamName=stream, Data=data, PartitionKey=f"k{i}")
+        put_at[r["SequenceNumber"]] = t
+        time.sleep(interval)
+    done_putting.set()
+    watcher.join()
+    stop.set()
+    consumer.join()
+    latencies = sorted(seen[s] - t for s, t in put_at.items() if s in seen)
+    poller.close()
+    client.close()
+    print(json.dumps({"records": count, "visible": len(latencies), "latencies": latencies}))
+    return 0
+
+
+CHILDREN = {"_rss": lambda a: child_rss(a), "_query": lambda a: child_query(*a),
+            "_clickhouse_s3": lambda a: child_clickhouse_s3(*a), "_naive": lambda a: child_naive(*a),
+            "_latency": lambda a: child_latency(a[0], a[1], int(a[2]), float(a[3]))}
+
+
+# -- the driver --------------------------------------------------------------------------
+
+
+class Timed:
+    def __init__(self, seconds: float, stdout: str, stderr: str, rss: int | None):
+        self.seconds, self.stdout, self.stderr, self.rss = seconds, stdout, stderr, rss
+
+    def json(self):
+        return json.loads(self.stdout.strip().splitlines()[-1])
+
+
+def run(argv: list[str], *, rss: bool = False, cwd=None, env=None) -> Timed:
+    """Run a command to completion, timed from the outside; with rss, its peak memory too."""
+    cmd = [PY, __file__, "_rss", *argv] if rss else argv
+    t = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env)
+    seconds = time.perf_counter() - t
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, argv))} exited {p.returncode}:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    peak = None
+    if rss:
+        peak = int(re.findall(r"MAXRSS (\d+)", p.stderr)[-1])
+    return Timed(seconds, p.stdout, p.stderr, peak)
+
+
+def query(path: Path, sql: str):
+    return run([PY, __file__, "_query", str(path), sql]).json()
+
+
+class Bench:
+    def __init__(self, items: int, changes: int, work: Path):
+        self.n, self.m, self.work = items, changes, work
+        self.small = max(1, items // 10)
+        self.r: dict = {}
+        self.figures: dict = {}
+
+    # -- dbt -----------------------------------------------------------------------------
+    def dbt(self, chdb: Path, *args: str) -> Timed:
+        profiles = self.work / "profiles" / chdb.name
+        profiles.mkdir(parents=True, exist_ok=True)
+        (profiles / "profiles.yml").write_text(
+            f"dynamodb_cdc_bench:\n  target: bench\n  outputs:\n    bench:\n      type: chdb\n"
+            f"      path: {chdb}\n      schema: {SCHEMA}\n      threads: 1\n")
+        env = {**os.environ, "DBT_TARGET_PATH": str(self.work / "target" / chdb.name),
+               "DBT_LOG_PATH": str(self.work / "logs"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+        return run([str(BIN / "dbt"), *args, "--profiles-dir", str(profiles), "--project-dir", str(HERE / "dbt_project"),
+                    "--vars", json.dumps({"dynamodb_cdc_raw_database": RAW})], cwd=HERE / "dbt_project", env=env)
+
+    def model_seconds(self, chdb: Path) -> float:
+        results = json.loads((self.work / "target" / chdb.name / "run_results.json").read_text())
+        return sum(r["execution_time"] for r in results["results"] if r["unique_id"].endswith("bench_items_changes"))
+
+    def load(self, chdb: Path, uri: str) -> Timed:
+        return run([str(BIN / "dynamodb-cdc"), "load-export", uri, "--clickhouse-url", f"chdb://{chdb}",
+                    "--no-progress"], rss=True)
+
+    def current_count(self, chdb: Path) -> int:
+        return query(chdb, f"SELECT count() FROM {SCHEMA}.bench_items_current")[0][0]
+
+    # -- the run -------------------------------------------------------------------------
+    def main(self) -> dict:
+        import boto3
+
+        import generate as g
+        from dynamodb_cdc.testing.moto import moto_server
+
+        f = self.figures
+        with moto_server() as url:
+            s3 = boto3.client("s3")
+            bucket = "bench-exports"
+            s3.create_bucket(Bucket=bucket)
+
+            log(f"generating a full export of {self.n:,} items, one of {self.small:,}, and {self.m:,} changes")
+            t = time.perf_counter()
+            big_files = g.full_export_files(self.n, self.work / "files", "full")
+            small_files = g.full_export_files(self.small, self.work / "files", "small")
+            ch = g.changes(self.small, self.m)
+            incr_files = g.write_data_files(g.incremental_lines(ch), self.work / "files", "incr")
+            big = g.write_full(s3, bucket, "big", big_files)
+            small = g.write_full(s3, bucket, "small", small_files)
+            g.write_incremental(s3, bucket, "big", incr_files)
+            g.write_incremental(s3, bucket, "small", incr_files)
+            f["generate_seconds"] = time.perf_counter() - t
+            self.r["sizes"] = {
+                "items": self.n, "changes": self.m, "small_base_items": self.small, "data_files": len(big_files),
+                "compressed_bytes": big.compressed_bytes,
+                "expected_current_after_changes_big": ch.expected_count(self.n),
+                "expected_current_after_changes_small": ch.expected_count(self.small),
+            }
+
+            # (a) the physical floor
+            log("baseline (a): gzip -dc > /dev/null")
+            a = run(["sh", "-c", "gzip -dc \"$@\" | wc -c", "sh", *map(str, big.local_files)])
+            self.r["sizes"]["decompressed_bytes"] = int(a.stdout.split()[0])
+            f["gzip_seconds"] = a.seconds
+
+            # (b) ClickHouse reading the files itself
+            log("baseline (b): ClickHouse s3() LineAsString into MergeTree")
+            data = big.data_keys[0].rsplit("/", 1)[0]
+            b = run([PY, __file__, "_clickhouse_s3", str(self.work / "ch_b"), f"{url}/{bucket}/{data}/*.json.gz"],
+                    rss=True)
+            assert b.json()["rows"] == self.n, b.stdout
+            f["clickhouse_s3_seconds"] = b.seconds
+
+            # (c) a hand-written loader
+            log("baseline (c): json.loads per line, typed rows, clickhouse-connect insert")
+            c = run([PY, __file__, "_naive", str(self.work / "ch_c"), bucket, data + "/"], rss=True)
+            assert c.json()["rows"] == self.n, c.stdout
+            f["naive_seconds"] = c.seconds
+            f["naive_peak_rss_bytes"] = c.rss
+
+            # ours: land, then dbt
+            log("ours: dynamodb-cdc load-export")
+            chdb_big = self.work / "ch_ours"
+            load = self.load(chdb_big, big.uri)
+            f["load_seconds"] = load.seconds
+            f["load_peak_rss_bytes"] = load.rss
+            assert query(chdb_big, f"SELECT count() FROM {RAW}.export_lines")[0][0] == self.n
+            log("ours: dbt deps, dbt run (full)")
+            self.dbt(chdb_big, "deps")
+            full = self.dbt(chdb_big, "run")
+            f["dbt_full_seconds"] = full.seconds
+            f["dbt_full_model_seconds"] = self.model_seconds(chdb_big)
+            assert self.current_count(chdb_big) == self.n
+            f["end_to_end_seconds"] = f["load_seconds"] + f["dbt_full_seconds"]
+
+            log("ours: incremental export on both bases, dbt run (incremental)")
+            for label, chdb, base, prefix in (("small", self.work / "ch_small", self.small, "small"),
+                                              ("big", chdb_big, self.n, "big")):
+                if label == "small":  # the 1x base: its full export only, then the same dbt run
+                    self.load(chdb, small.uri)
+                    self.dbt(chdb, "run")
+                inc_load = self.load(chdb, f"s3://{bucket}/{prefix}")
+                inc = self.dbt(chdb, "run")
+                f[f"incremental_{label}_load_seconds"] = inc_load.seconds
+                f[f"incremental_{label}_dbt_seconds"] = inc.seconds
+                f[f"incremental_{label}_model_seconds"] = self.model_seconds(chdb)
+                got = self.current_count(chdb)
+                assert got == ch.expected_count(base), (label, got, ch.expected_count(base))
+
+            # Kinesis
+            self.kinesis(ch)
+        return self.r
+
+    def kinesis(self, ch) -> None:
+        import boto3
+
+        import generate as g
+
+        f = self.figures
+        kinesis = boto3.client("kinesis")
+        name = "bench-cdc"
+        shards = 4
+        kinesis.create_stream(StreamName=name, ShardCount=shards)
+        while kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+            time.sleep(0.1)
+        log(f"Kinesis: putting {self.m:,} change records on {shards} shards")
+        t = time.perf_counter()
+        batch = []
+        for c in ch.changes:
+            batch.append({"Data": g.kinesis_record(c), "PartitionKey": g.pk(c.key)})
+            if len(batch) == 500:
+                kinesis.put_records(StreamName=name, Records=batch)
+                batch = []
+        if batch:
+            kinesis.put_records(StreamName=name, Records=batch)
+        f["kinesis_put_seconds"] = time.perf_counter() - t
+
+        log("Kinesis: bare GetRecords loop")
+        t = time.perf_counter()
+        got = 0
+        for shard in kinesis.list_shards(StreamName=name)["Shards"]:
+            it = kinesis.get_shard_iterator(StreamName=name, ShardId=shard["ShardId"],
+                                            ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            while it:
+                page = kinesis.get_records(ShardIterator=it, Limit=10_000)
+                got += len(page["Records"])
+                it = page.get("NextShardIterator")
+                if not page["Records"] and page.get("MillisBehindLatest") == 0:
+                    break
+        f["kinesis_bare_seconds"] = time.perf_counter() - t
+        assert got == self.m, got
+
+        log("Kinesis: dynamodb-cdc consume-kinesis --until-caught-up")
+        chdb = self.work / "ch_kinesis"
+        p = run([str(BIN / "dynamodb-cdc"), "consume-kinesis", "--stream", name, "--clickhouse-url", f"chdb://{chdb}"],
+                rss=True)
+        f["kinesis_consumer_seconds"] = p.seconds
+        f["kinesis_consumer_loop_seconds"] = float(re.findall(r"landed from .* in ([0-9.]+) s", p.stderr)[-1])
+        f["kinesis_consumer_peak_rss_bytes"] = p.rss
+        landed = query(chdb, f"SELECT count(), uniqExact(shard_id, sequence_number) FROM {RAW}.stream_records")[0]
+        assert landed == [self.m, self.m], landed
+
+        log("Kinesis: put-to-visible latency (--follow, --batch-seconds 0.1)")
+        kinesis.create_stream(StreamName="bench-latency", ShardCount=1)
+        while kinesis.describe_stream_summary(StreamName="bench-latency")["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+            time.sleep(0.1)
+        count = int(os.environ.get("BENCH_LATENCY_RECORDS", "200"))
+        lat = run([PY, __file__, "_latency", str(self.work / "ch_latency"), "bench-latency", str(count), "0.05"]).json()
+        assert lat["visible"] == count, lat
+        values = lat["latencies"]
+        q = statistics.quantiles(values, n=100)
+        f["latency_records"] = count
+        f["latency_p50_seconds"] = statistics.median(values)
+        f["latency_p95_seconds"] = q[94]
+        f["latency_max_seconds"] = max(values)
+
+
+def machine() -> dict:
+    from importlib.metadata import version
+
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem = int(line.split()[1]) * 1024
+    return {"cpu_count": os.cpu_count(), "cpu_model": model, "ram_bytes": mem, "python": platform.python_version(),
+            "chdb": version("chdb"), "clickhouse_connect": version("clickhouse-connect"),
+            "dbt_core": version("dbt-core"), "moto": version("moto"), "platform": platform.platform()}
+
+
+def derive(f: dict, n: int, m: int) -> tuple[dict, dict]:
+    ratios = {
+        "load_vs_clickhouse_s3": f["load_seconds"] / f["clickhouse_s3_seconds"],
+        "load_vs_gzip": f["load_seconds"] / f["gzip_seconds"],
+        "clickhouse_s3_vs_gzip": f["clickhouse_s3_seconds"] / f["gzip_seconds"],
+        "naive_vs_end_to_end": f["naive_seconds"] / f["end_to_end_seconds"],
+        "naive_vs_load": f["naive_seconds"] / f["load_seconds"],
+        "incremental_big_vs_small_dbt": f["incremental_big_dbt_seconds"] / f["incremental_small_dbt_seconds"],
+        "incremental_big_vs_small_model": f["incremental_big_model_seconds"] / f["incremental_small_model_seconds"],
+        "kinesis_consumer_vs_bare": f["kinesis_bare_seconds"] / f["kinesis_consumer_seconds"],
+        "kinesis_consumer_loop_vs_bare": f["kinesis_bare_seconds"] / f["kinesis_consumer_loop_seconds"],
+    }
+    rates = {
+        "gzip_items_per_second": n / f["gzip_seconds"],
+        "clickhouse_s3_items_per_second": n / f["clickhouse_s3_seconds"],
+        "naive_items_per_second": n / f["naive_seconds"],
+        "load_items_per_second": n / f["load_seconds"],
+        "end_to_end_items_per_second": n / f["end_to_end_seconds"],
+        "kinesis_bare_records_per_second": m / f["kinesis_bare_seconds"],
+        "kinesis_consumer_records_per_second": m / f["kinesis_consumer_seconds"],
+        "kinesis_consumer_loop_records_per_second": m / f["kinesis_consumer_loop_seconds"],
+    }
+    return ratios, rates
+
+
+def targets(f: dict, ratios: dict, rates: dict) -> dict:
+    def t(value, op, limit, what):
+        ok = value <= limit if op == "<=" else value >= limit if op == ">=" else value < limit
+        return {"value": value, "target": f"{op} {limit}", "pass": ok, "what": what}
+
+    return {
+        "landing_within_1_3x_clickhouse": t(ratios["load_vs_clickhouse_s3"], "<=", 1.3,
+                                            "load-export seconds / ClickHouse s3() seconds"),
+        "end_to_end_3x_faster_than_naive": t(ratios["naive_vs_end_to_end"], ">=", 3,
+                                             "naive loader seconds / (load-export + dbt run) seconds"),
+        "end_to_end_100k_items_per_second": t(rates["end_to_end_items_per_second"], ">=", 100_000,
+                                              "items / (load-export + dbt run) seconds"),
+        "loader_peak_memory_under_300_mb": t(f["load_peak_rss_bytes"] / 1e6, "<", 300, "peak RSS of load-export, MB"),
+        "incremental_on_10x_base_within_1_5x": t(ratios["incremental_big_vs_small_dbt"], "<=", 1.5,
+                                                 "incremental dbt run seconds, 10x base / 1x base"),
+        "kinesis_consumer_0_8x_bare_loop": t(ratios["kinesis_consumer_vs_bare"], ">=", 0.8,
+                                             "consume-kinesis records/s (whole command) / bare GetRecords loop records/s"),
+    }
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] in CHILDREN:
+        return CHILDREN[sys.argv[1]](sys.argv[2:])
+    n = int(os.environ.get("BENCH_ITEMS", "1000000"))
+    m = int(os.environ.get("BENCH_CHANGES", "100000"))
+    work = Path(tempfile.mkdtemp(prefix="dynamodb-cdc-bench-", dir=os.environ.get("BENCH_WORK_DIR")))
+    started = time.perf_counter()
+    log(f"BENCH_ITEMS={n:,} BENCH_CHANGES={m:,}; work directory {work}")
+    try:
+        bench = Bench(n, m, work)
+        result = bench.main()
+        f = bench.figures
+        ratios, rates = derive(f, n, m)
+        out = {
+            "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": f"BENCH_ITEMS={n} BENCH_CHANGES={m} make bench",
+            "machine": machine(),
+            **result,
+            "seconds": {k: round(v, 4) for k, v in f.items() if k.endswith("_seconds")},
+            "figures": {k: v for k, v in f.items() if not k.endswith("_seconds")},
+            "ratios": {k: round(v, 4) for k, v in ratios.items()},
+            "rates": {k: round(v, 1) for k, v in rates.items()},
+            "targets": targets(f, ratios, rates),
+            "bench_wall_seconds": round(time.perf_counter() - started, 1),
+        }
+    finally:
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
+    (HERE / "results.json").write_text(json.dumps(out, indent=2) + "\n")
+    for name, t in out["targets"].items():
+        log(f"{'PASS' if t['pass'] else 'MISS'} {name}: {t['value']:.3g} (target {t['target']})")
+    log(f"wrote {HERE / 'results.json'} in {out['bench_wall_seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
