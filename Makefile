@@ -12,6 +12,7 @@ ADAPTER_FILES := $(shell find adapter -type f -not -path '*/build/*' -not -path 
 help:
 	@echo "make demo   run the end-to-end demo (moto S3 -> loader -> dbt on embedded ClickHouse)"
 	@echo "make test   run the test suite"
+	@echo "make bench  benchmarks against baselines (BENCH_ITEMS, BENCH_CHANGES) -> bench/results.json"
 	@echo "make clean  remove .venv and build output"
 
 $(STAMP): pyproject.toml constraints.txt $(ADAPTER_FILES)
@@ -25,6 +26,9 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python demo/demo.py
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
