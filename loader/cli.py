@@ -8,7 +8,10 @@ import os
 import sys
 
 from . import __version__
-from .connection import URL_ENV, ConnectionConfigError, EngineLockedError, open_client, parse_url
+from . import connection
+from .connection import (
+    URL_ENV, ClickHouseUnavailableError, ConnectionConfigError, EngineLockedError, open_client, parse_url,
+)
 from .push import PushError
 from .request_export import ExportRequestError as RequestError
 from .streams import StreamError
@@ -39,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--raw-database",
         default=_env("RAW_DATABASE", "dynamodb_raw"),
         help="database of the raw landing tables (default dynamodb_raw; env DYNAMODB_CDC_RAW_DATABASE)",
+    )
+    common.add_argument(
+        "--wait-for-lock",
+        type=float,
+        default=float(_env("WAIT_FOR_LOCK", "0")),
+        metavar="SECONDS",
+        help="chDB: wait up to this long for another process to release the data directory, retrying with "
+        "backoff (default 0: fail at once; env DYNAMODB_CDC_WAIT_FOR_LOCK)",
     )
     common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -377,9 +388,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("botocore", "boto3", "urllib3", "clickhouse_connect"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Connection failures are retried and reported once by connection.open_client.
+    for noisy in ("urllib3.connectionpool", "clickhouse_connect.driver._backend.http_sync"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    connection.LOCK_WAIT_SECONDS = max(0.0, getattr(args, "wait_for_lock", 0.0) or 0.0)
     try:
         return args.func(args)
-    except (EngineLockedError, RequestError, StreamError, PushError) as ex:
+    except (EngineLockedError, ClickHouseUnavailableError, RequestError, StreamError, PushError) as ex:
         log.error("%s", ex)
         return EXIT_FAILED
     except (ConnectionConfigError, ValueError) as ex:

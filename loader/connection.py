@@ -14,13 +14,28 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+log = logging.getLogger(__name__)
+
 DEFAULT_URL = "chdb://.chdb"
 URL_ENV = "DYNAMODB_CDC_CLICKHOUSE_URL"
+
+
+# Seconds to wait for another process to release a chDB data directory (--wait-for-lock).
+LOCK_WAIT_SECONDS = 0.0
+# A ClickHouse server that does not answer is retried this many times, with backoff, before giving up.
+CONNECT_ATTEMPTS = 5
+CONNECT_BACKOFF = 0.5  # seconds, doubling: 0.5 + 1 + 2 + 4 = 7.5 s of waiting at most
+
+
+class ClickHouseUnavailableError(RuntimeError):
+    """A ClickHouse server could not be reached after bounded retries; one line, no credentials."""
 
 
 class ConnectionConfigError(ValueError):
@@ -30,10 +45,11 @@ class ConnectionConfigError(ValueError):
 class EngineLockedError(RuntimeError):
     """Another process owns the chDB data directory."""
 
-    def __init__(self, path: str, holder: str | None):
+    def __init__(self, path: str, holder: str | None, *, waited: float = 0.0):
         who = f"process {holder}" if holder else "another process"
+        after = f" (still, after waiting {waited:.0f} s)" if waited else ""
         super().__init__(
-            f"The embedded ClickHouse data directory {path} is in use by {who}. "
+            f"The embedded ClickHouse data directory {path} is in use by {who}{after}. "
             "chDB allows one process per directory: wait for that command to finish "
             "(run the loader and dbt one after the other), or use a ClickHouse server instead "
             "of the embedded engine."
@@ -157,17 +173,67 @@ def open_client(target: Target | str | None = None, *, database: str | None = No
         target = parse_url(target)
     settings = dict(settings or {})
     if target.embedded:
-        return open_chdb_client(target.path, database=database, settings=settings)
-    return clickhouse_connect.get_client(
-        interface=target.kind,
-        host=target.host,
-        port=target.port,
-        username=target.username or "default",
-        password=target.password or "",
-        database=database or target.database or "__default__",
-        settings=settings,
-        client_name="dynamodb-cdc",
+        return _waiting_for_lock(lambda: open_chdb_client(target.path, database=database, settings=settings))
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    waited = 0.0
+    for attempt in range(CONNECT_ATTEMPTS):
+        try:
+            return clickhouse_connect.get_client(
+                interface=target.kind,
+                host=target.host,
+                port=target.port,
+                username=target.username or "default",
+                password=target.password or "",
+                database=database or target.database or "__default__",
+                settings=settings,
+                client_name="dynamodb-cdc",
+            )
+        except OperationalError as ex:  # refused, unreachable, timed out: the server may be restarting
+            reason = _reason(ex)
+            if attempt + 1 == CONNECT_ATTEMPTS:
+                break
+            delay = CONNECT_BACKOFF * 2 ** attempt
+            log.warning("ClickHouse at %s: %s; retrying in %.1f s (attempt %d of %d)",
+                        target.describe(), reason, delay, attempt + 2, CONNECT_ATTEMPTS)
+            time.sleep(delay)
+            waited += delay
+    raise ClickHouseUnavailableError(
+        f"Cannot reach ClickHouse at {target.describe()}: {reason} ({CONNECT_ATTEMPTS} attempts over "
+        f"{waited:.1f} s). Check that the server is running and the URL's host and port; nothing was written."
     )
+
+
+def _reason(ex: Exception) -> str:
+    """The cause of a connection failure in a few words (never the URL's credentials)."""
+    import re
+
+    m = re.search(r"\[Errno -?\d+\] [^'\")]+", str(ex))
+    if m:
+        return m.group(0).strip()
+    for word in ("timed out", "Connection refused", "Name or service not known"):
+        if word.lower() in str(ex).lower():
+            return word
+    return type(ex).__name__
+
+
+def _waiting_for_lock(open_):
+    """``open_()``, retried with backoff while another process holds the chDB directory, for up to
+    LOCK_WAIT_SECONDS (0: fail at once)."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    delay = 0.1
+    while True:
+        try:
+            return open_()
+        except EngineLockedError as ex:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if LOCK_WAIT_SECONDS:
+                    raise EngineLockedError(ex.path, ex.holder, waited=LOCK_WAIT_SECONDS) from None
+                raise
+            log.info("%s is in use by process %s; waiting (up to %.0f s more)", ex.path, ex.holder, left)
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
 
 
 def open_chdb_client(path: str, *, database: str | None = None, settings=None):
