@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 
 from .sql import ident
 from .store import _utc
@@ -24,7 +24,10 @@ def collect(client, database: str) -> dict:
             "last_landed_at": None,
             "streams": [],
             "stream_records": 0,
+            "stream_lag_seconds": None,
+            "last_change_at": None,
             "quarantined": 0,
+            "quarantined_by_source": {},
         })
 
     for name, kind, status, n, latest in client.query(
@@ -46,22 +49,58 @@ def collect(client, database: str) -> dict:
             t = table(name)
             t[field] = n
             t["last_landed_at"] = _max(t["last_landed_at"], last)
+    # Per shard: what landed, the newest record's change time (ApproximateCreationDateTime: epoch
+    # milliseconds from Kinesis, seconds from DynamoDB Streams) and arrival time.
+    per_shard = {
+        (r[0], r[1]): r[2:]
+        for r in client.query(
+            f"SELECT stream_arn, shard_id, count(), max(arrival_time), "
+            f"  max(toUInt64OrZero(JSONExtractRaw(data, 'dynamodb', 'ApproximateCreationDateTime'))) AS t, "
+            f"  groupUniqArray(table_name) "
+            f"FROM {q}.stream_records GROUP BY stream_arn, shard_id"
+        ).result_rows
+    }
+    now = datetime.now(timezone.utc)
     shards = client.query(
         f"SELECT c.source, c.stream_arn, c.shard_id, c.sequence_number, c.finished, c.updated_at, "
         f"  (SELECT groupUniqArray(table_name) FROM {q}.stream_records r WHERE r.stream_arn = c.stream_arn) "
         f"FROM {q}.stream_checkpoints AS c FINAL ORDER BY c.stream_arn, c.shard_id"
     ).result_rows
     for source, arn, shard, seq, finished, updated, names in shards:
+        records, arrived, created, _ = per_shard.get((arn, shard), (0, None, 0, []))
+        newest = _epoch(created)
+        lag = None
+        if not finished and (newest or arrived):
+            lag = round(max(0.0, (now - (newest or _utc(arrived))).total_seconds()), 3)
         for name in names or [""]:
-            table(name or "(no records yet)")["streams"].append({
+            t = table(name or "(no records yet)")
+            t["streams"].append({
                 "source": source, "stream_arn": arn, "shard_id": shard, "checkpoint": seq,
-                "finished": bool(finished), "updated_at": _utc(updated),
+                "finished": bool(finished), "updated_at": _utc(updated), "records": records,
+                "newest_change_at": newest, "newest_arrival_at": _utc(arrived) if records else None,
+                "lag_seconds": lag,
             })
-    for name, n in client.query(
-        f"SELECT table_name, count() FROM {q}.quarantine GROUP BY table_name"
+            if newest:
+                t["last_change_at"] = _max(t["last_change_at"], newest)
+    for name, source, n in client.query(
+        f"SELECT table_name, source, count() FROM {q}.quarantine GROUP BY table_name, source ORDER BY ALL"
     ).result_rows:
-        table(name or "(unknown table)")["quarantined"] = n
-    return {"raw_database": database, "tables": [tables[k] for k in sorted(tables)]}
+        t = table(name or "(unknown table)")
+        t["quarantined"] += n
+        t["quarantined_by_source"][source] = n
+    for t in tables.values():
+        lags = [s["lag_seconds"] for s in t["streams"] if s["lag_seconds"] is not None]
+        t["stream_lag_seconds"] = max(lags) if lags else None
+        t["last_change_at"] = _max(t["last_change_at"], t["latest_export_time"])
+    return {"raw_database": database, "generated_at": now, "tables": [tables[k] for k in sorted(tables)]}
+
+
+def _epoch(value) -> datetime | None:
+    """ApproximateCreationDateTime as a time: epoch milliseconds (Kinesis) or seconds (DynamoDB Streams)."""
+    if not value:
+        return None
+    value = int(value)
+    return datetime.fromtimestamp(value / 1000 if value > 10**11 else value, timezone.utc)
 
 
 def _max(a, b):
@@ -95,9 +134,17 @@ def to_text(report: dict) -> str:
                    f"quarantined {t['quarantined']:,}")
         if t["latest_export_time"]:
             out.append(f"  latest loaded export as of {t['latest_export_time']}")
+        if t["quarantined_by_source"]:
+            out.append("  quarantined   " + ", ".join(f"{n:,} from {s}" for s, n in t["quarantined_by_source"].items()))
         if t["last_landed_at"]:
             out.append(f"  last row landed at {t['last_landed_at']}")
+        if t["last_change_at"]:
+            out.append(f"  last change seen {t['last_change_at']}")
+        if t["stream_lag_seconds"] is not None:
+            out.append(f"  stream lag    {t['stream_lag_seconds']:,.1f} s behind now (newest change landed, worst shard)")
         for s in t["streams"]:
             state = "finished" if s["finished"] else f"at {s['checkpoint'] or '(start)'}"
-            out.append(f"  {s['source']} {s['shard_id']}: {state} (updated {s['updated_at']})")
+            lag = f", lag {s['lag_seconds']:,.1f} s" if s["lag_seconds"] is not None else ""
+            out.append(f"  {s['source']} {s['shard_id']}: {state}, {s['records']:,} records{lag} "
+                       f"(updated {s['updated_at']})")
     return "\n".join(out)

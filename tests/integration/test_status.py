@@ -31,3 +31,54 @@ def test_status_reports_exports_files_lines_and_quarantine(s3, clickhouse):
     assert users["last_landed_at"].endswith("+00:00")
     text = clickhouse.cli("status", check=True).stdout
     assert "users" in text and "data files    1 failed, 1 loaded" in text
+
+
+def test_status_reports_each_shard_checkpoint_lag_and_last_change(moto_endpoint, clickhouse):
+    import time
+    import uuid
+
+    import boto3
+
+    from dynamodb_cdc.testing.streams import change_record
+
+    kinesis = boto3.client("kinesis")
+    name = f"status-{uuid.uuid4().hex[:8]}"
+    kinesis.create_stream(StreamName=name, ShardCount=2)
+    at_ms = int(time.time() * 1000) - 3_600_000  # changes made an hour ago, landed now
+    puts = []
+    for i in range(6):
+        data = change_record("users", "INSERT", {"id": {"S": f"u{i}"}}, new={"id": {"S": f"u{i}"}}, at_ms=at_ms + i)
+        puts.append(kinesis.put_record(StreamName=name, Data=data, PartitionKey=f"key-{i}"))
+    kinesis.put_record(StreamName=name, Data=b'{"tableName":"users","eventName":"PUT"}', PartitionKey="x")
+    clickhouse.cli("consume-kinesis", "--stream", name, check=True)
+
+    report = json.loads(clickhouse.cli("status", "--json", check=True).stdout)
+    (users,) = report["tables"]
+    assert users["stream_records"] == 6
+    assert users["quarantined"] == 1 and users["quarantined_by_source"] == {"kinesis": 1}
+    shards = {s["shard_id"]: s for s in users["streams"]}
+    assert set(shards) == {"shardId-000000000000", "shardId-000000000001"}
+    newest: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for i, p in enumerate(puts):
+        newest[p["ShardId"]] = at_ms + i
+        counts[p["ShardId"]] = counts.get(p["ShardId"], 0) + 1
+    last_seq = {}
+    for p in puts:
+        last_seq[p["ShardId"]] = p["SequenceNumber"]
+    for shard_id, s in shards.items():
+        assert s["records"] == counts.get(shard_id, 0)
+        assert not s["finished"]
+        if shard_id in newest:
+            assert s["newest_change_at"] == datetime.fromtimestamp(newest[shard_id] / 1000, timezone.utc).isoformat()
+            assert 3600 - 5 <= s["lag_seconds"] <= 3600 + 300
+    # the checkpoint is the shard's last record read, the quarantined one included
+    for shard_id, s in shards.items():
+        assert int(s["checkpoint"]) >= int(last_seq.get(shard_id, "0"))
+    assert users["stream_lag_seconds"] == max(s["lag_seconds"] for s in shards.values() if s["lag_seconds"] is not None)
+    assert users["last_change_at"] == datetime.fromtimestamp((at_ms + 5) / 1000, timezone.utc).isoformat()
+
+    text = clickhouse.cli("status", check=True).stdout
+    assert "quarantined   1 from kinesis" in text
+    assert "stream lag" in text and "last change seen" in text
+    assert all(f"kinesis {shard_id}: at " in text for shard_id in shards)
