@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("uri", help="s3://bucket/prefix of the exports, or of one export folder")
     load.add_argument("--batch-rows", type=int, default=int(_env("BATCH_ROWS", "100000")), help="lines per insert")
     load.add_argument("--tmp-dir", default=_env("TMP_DIR"), help="where verified data files are staged")
+    load.add_argument("--server-side", action="store_true",
+                      help="ClickHouse reads each data file from S3 itself (s3() table function); no MD5 check, "
+                      "whole-file retries (see README)")
     bar = load.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="always draw a bar")
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="plain log lines only")
@@ -259,7 +262,8 @@ def cmd_load_export(args) -> int:
             s3_client(),
             store,
             args.uri,
-            LoadOptions(batch_rows=args.batch_rows, tmp_dir=args.tmp_dir, progress=args.progress),
+            LoadOptions(batch_rows=args.batch_rows, tmp_dir=args.tmp_dir, progress=args.progress,
+                        server_side=args.server_side),
         )
     finally:
         client.close()

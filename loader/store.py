@@ -40,6 +40,23 @@ LOADING, LOADED, FAILED = "loading", "loaded", "failed"
 
 
 @dataclass(frozen=True)
+class S3Source:
+    """Where ClickHouse reads one object from, for server-side loading (--server-side)."""
+
+    url: str
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    session_token: str = ""
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the credentials (for messages and logs)."""
+        for secret in (self.secret_access_key, self.session_token, self.access_key_id):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+
+@dataclass(frozen=True)
 class FileState:
     status: str
     lines_committed: int
@@ -138,6 +155,37 @@ class Store:
         self.client.insert(
             f"{self.db}._export_lines_in", columns, column_names=LINE_COLUMNS, column_oriented=True
         )
+
+    def insert_lines_from_s3(self, summary: ExportSummary, data_file_key: str, source: "S3Source") -> None:
+        """Server-side: ClickHouse reads one gzip data file itself and routes its lines like insert_lines.
+
+        One reading stream (max_threads 1) keeps the lines in file order, so line numbers are
+        exact.  The credentials go in the s3() arguments, which ClickHouse masks in its logs and
+        query_log; they never appear in an error raised from here.
+        """
+        args = [literal(source.url)]
+        if source.access_key_id:
+            args += [literal(source.access_key_id), literal(source.secret_access_key)]
+            if source.session_token:
+                args.append(literal(source.session_token))
+        else:
+            args.append("NOSIGN")
+        args += ["'LineAsString'", "'line String'", "'gzip'"]
+        sql = (
+            f"INSERT INTO {self.q}._export_lines_in ({', '.join(LINE_COLUMNS)}) "
+            f"SELECT {literal(summary.table_name)}, {literal(summary.table_arn)}, {literal(summary.export_arn)}, "
+            f"{literal(summary.export_type)}, "
+            f"toDateTime64({literal(summary.point_in_time.strftime('%Y-%m-%d %H:%M:%S.%f'))}, 3, 'UTC'), "
+            + (f"toDateTime64({literal(summary.export_from_time.strftime('%Y-%m-%d %H:%M:%S.%f'))}, 3, 'UTC'), "
+               if summary.export_from_time else "NULL, ")
+            + f"{literal(data_file_key)}, rowNumberInAllBlocks() + 1, trimRight(line, '\\r') "
+            f"FROM s3({', '.join(args)})"
+        )
+        try:
+            self.client.command(sql, settings={"max_threads": 1, "max_insert_threads": 1,
+                                               "input_format_parallel_parsing": 0})
+        except Exception as ex:
+            raise RuntimeError(source.scrub(str(ex))) from None
 
     def discard_after(self, export_arn: str, data_file_key: str, line_number: int) -> None:
         """Remove rows of a file beyond its last committed line (left by an interrupted run)."""

@@ -1,0 +1,89 @@
+"""load-export --server-side: ClickHouse (chDB's s3() table function) reads the data files from moto itself."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import BIN
+from dynamodb_cdc.manifest import md5_base64
+from dynamodb_cdc.testing.exports import dumps_line, write_full_export
+
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("CLICKHOUSE_URL")), reason="a ClickHouse server elsewhere cannot reach this machine's moto")
+
+ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/users"
+T0 = datetime(2026, 4, 5, 6, 7, 8, tzinfo=timezone.utc)
+SECRET = "srv-side-S3cret-0123456789"
+
+
+def load(ch, uri: str, *extra: str, raw_db: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "AWS_SECRET_ACCESS_KEY": SECRET}
+    return subprocess.run(
+        [str(BIN / "dynamodb-cdc"), "load-export", uri, *extra, "--clickhouse-url", ch.url,
+         "--raw-database", raw_db or ch.raw_db], capture_output=True, text=True, env=env, timeout=300)
+
+
+def lines_of(ch, db: str):
+    return ch.rows(f"SELECT data_file_key, line_number, line, export_arn, export_time FROM {db}.export_lines "
+                   "ORDER BY data_file_key, line_number")
+
+
+def test_server_side_lands_what_the_client_side_load_lands(s3, clickhouse):
+    lines = [dumps_line({"Item": {"id": {"S": f"u{i}"}, "name": {"S": f"Zoë {i}"}, "n": {"N": str(i)}}})
+             for i in range(50)]
+    lines[7] = b'{"Item":{"id":{"S":"broken"}'
+    lines[20] = b'{"Item":{"id":{"S":"\xff"}}}'
+    lines[33] = b'{"Item":{"id":{"S":"crlf"}}}\r'
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=T0, files=3, lines=lines)
+    uri = f"s3://{s3.bucket}/p"
+
+    server = load(clickhouse, uri, "--server-side")
+    assert server.returncode == 0, server.stderr
+    assert "read by ClickHouse" in server.stderr and SECRET not in server.stderr
+    client = load(clickhouse, uri, raw_db="client_side")
+    assert client.returncode == 0, client.stderr
+
+    assert lines_of(clickhouse, clickhouse.raw_db) == lines_of(clickhouse, "client_side")
+    assert len(lines_of(clickhouse, clickhouse.raw_db)) == 48
+    quarantine = "SELECT location, line_number, payload, error FROM {}.quarantine ORDER BY location, line_number"
+    assert clickhouse.rows(quarantine.format(clickhouse.raw_db)) == clickhouse.rows(quarantine.format("client_side"))
+    ledger = ("SELECT data_file_key, status, lines_committed, lines_landed, lines_quarantined "
+              "FROM {}.export_files FINAL ORDER BY data_file_key")
+    rows = clickhouse.rows(ledger.format(clickhouse.raw_db))
+    assert [r[:2] for r in rows] == [(k, "loaded") for k in sorted(w.data_keys)]
+    assert sum(r[3] for r in rows) == 48 and sum(r[4] for r in rows) == 2
+
+    again = load(clickhouse, uri, "--server-side")
+    assert again.returncode == 0 and "all 3 data files already loaded" in again.stderr
+    assert len(lines_of(clickhouse, clickhouse.raw_db)) == 48
+
+
+def test_server_side_refuses_bad_files_clearly_and_lands_nothing_of_them(s3, clickhouse):
+    good = [dumps_line({"Item": {"id": {"S": f"u{i}"}}}) for i in range(6)]
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=T0, files=3, lines=good)
+    missing, short, corrupt = w.data_keys
+    s3.delete_object(Bucket=s3.bucket, Key=missing)
+    # A file with one line fewer than its itemCount (its MD5 updated: server-side cannot check MD5 anyway).
+    body = gzip.compress(good[1] + b"\n", mtime=0)
+    s3.put_object(Bucket=s3.bucket, Key=short, Body=body)
+    s3.put_object(Bucket=s3.bucket, Key=corrupt, Body=b"\x1f\x8b\x08\x00garbage, not deflate")
+    manifest_key = w.folder + "manifest-files.json"
+    manifest = s3.get_object(Bucket=s3.bucket, Key=manifest_key)["Body"].read().replace(
+        md5_base64(gzip.compress(good[1] + b"\n" + good[4] + b"\n", mtime=0)).encode(), md5_base64(body).encode())
+    s3.put_object(Bucket=s3.bucket, Key=manifest_key, Body=manifest)
+    s3.put_object(Bucket=s3.bucket, Key=w.folder + "manifest-files.md5", Body=md5_base64(manifest).encode())
+
+    result = load(clickhouse, f"s3://{s3.bucket}/p", "--server-side")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and SECRET not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert any(f"s3://{s3.bucket}/{missing}: ClickHouse could not read it" in e for e in errors), errors
+    assert any(f"s3://{s3.bucket}/{short} has 1 lines but the manifest says itemCount 2" in e for e in errors), errors
+    assert any(f"s3://{s3.bucket}/{corrupt}: ClickHouse could not read it" in e for e in errors), errors
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines") == 0
+    assert clickhouse.rows(f"SELECT DISTINCT status FROM {clickhouse.raw_db}.export_files FINAL") == [("failed",)]
