@@ -98,6 +98,25 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output for monitoring")
     status.set_defaults(func=cmd_status)
 
+    scaffold = sub.add_parser(
+        "scaffold",
+        parents=[common],
+        help="propose a table declaration and model stubs from the items already landed",
+        description="Samples the landed items of one DynamoDB table, prints the YAML declaration to paste under "
+        "vars: dynamodb_cdc_tables: (types that hold every sampled value exactly, each column commented with its "
+        "type mix and missing rate), and writes <table>_changes.sql and <table>_current.sql.",
+    )
+    scaffold.add_argument("table", help="DynamoDB table name, as in the raw tables' table_name")
+    scaffold.add_argument("--sample", type=int, default=10000, help="items to sample (default 10000)")
+    scaffold.add_argument("--key", default=None,
+                          help="PARTITION_KEY[,SORT_KEY] (default: the Keys of landed changes; required when only "
+                          "full exports have landed)")
+    scaffold.add_argument("--output-dir", default="models/dynamodb_cdc",
+                          help="where to write the two model files (default models/dynamodb_cdc)")
+    scaffold.add_argument("--no-models", action="store_true", help="only print the declaration")
+    scaffold.add_argument("--force", action="store_true", help="overwrite existing model files")
+    scaffold.set_defaults(func=cmd_scaffold)
+
     streaming = argparse.ArgumentParser(add_help=False)
     mode = streaming.add_mutually_exclusive_group()
     mode.add_argument("--until-caught-up", dest="follow", action="store_false", default=False,
@@ -333,6 +352,31 @@ def cmd_status(args) -> int:
     finally:
         client.close()
     print(to_json(report) if args.json else to_text(report))
+    return EXIT_OK
+
+
+def cmd_scaffold(args) -> int:
+    from pathlib import Path
+
+    from .scaffold import ScaffoldError, scaffold
+    from .store import Store
+
+    client = open_client(parse_url(args.clickhouse_url))
+    try:
+        Store(client, args.raw_database).ensure_schema()
+        try:
+            text, written = scaffold(
+                client, args.raw_database, args.table, limit=args.sample,
+                key=[k.strip() for k in args.key.split(",")] if args.key else None,
+                output_dir=None if args.no_models else Path(args.output_dir), force=args.force)
+        except ScaffoldError as e:
+            log.error("scaffold %s: %s", args.table, e)
+            return EXIT_FAILED
+    finally:
+        client.close()
+    sys.stdout.write(text)
+    for path in written:
+        log.info("wrote %s", path)
     return EXIT_OK
 
 

@@ -1,0 +1,86 @@
+"""Type inference of `dynamodb-cdc scaffold`: never a type the sample would overflow."""
+
+from __future__ import annotations
+
+import pytest
+
+from dynamodb_cdc.scaffold import AttributeStats, ScaffoldError, build, column_name, infer_column, number_type, render_yaml
+
+BIG38 = "12345678901234567890123456789012345678"
+
+
+@pytest.mark.parametrize("numbers,expected", [
+    (["0", "1", "-5"], "Int64"),
+    ([str(2 ** 63 - 1), str(-(2 ** 63))], "Int64"),
+    ([str(2 ** 63)], "UInt64"),  # one past Int64, not negative
+    ([str(2 ** 63), "-1"], "Int128"),  # past Int64 and negative
+    ([str(-(2 ** 63) - 1)], "Int128"),
+    ([str(2 ** 64)], "Int128"),
+    ([BIG38, "-" + BIG38], "Int128"),  # 38 digits fit Int128 (max 1.7E38)
+    (["99999999999999999999999999999999999999"], "Int128"),
+    ([str(2 ** 127)], "UInt128"),
+    (["1E+40"], "Int256"), (["1E+77"], "UInt256"), (["-1E+77"], "String"), (["1E+125"], "String"),
+    (["12.0", "1E+2", "007"], "Int64"),  # integers however written
+    (["19.99", "0.5", "-3"], "Decimal(38, 2)"),
+    (["1.230"], "Decimal(38, 2)"),  # trailing zeros do not count
+    (["0." + "1" * 38], "Decimal(38, 38)"),
+    (["1." + "1" * 37], "Decimal(38, 37)"),
+    (["11." + "1" * 37], "Decimal(76, 37)"),  # 39 digits: past Decimal(38, x)
+    (["1E-130"], "String"),  # 130 decimals: past Decimal256
+    (["9.9999999999999999999999999999999999999E+125", "0.5"], "String"),
+    (["abc"], "String"),
+])
+def test_number_type(numbers, expected):
+    assert number_type(numbers)[0] == expected
+
+
+def stats(name, tags, **kw):
+    return AttributeStats(name, tags=tags, **kw)
+
+
+def test_infer_column_per_tag_mix():
+    assert infer_column(stats("a", {"S": 50}, strings_distinct=50), 100)[0] == "String"
+    assert infer_column(stats("a", {"S": 50}, strings_distinct=2), 100)[0] == "LowCardinality(String)"
+    assert infer_column(stats("a", {"S": 3}, strings_distinct=3, strings_uuid=3), 3)[0] == "UUID"
+    assert infer_column(stats("a", {"N": 3, "S": 2}, numbers=["1", "2", "3"], strings_numeric=2,
+                                strings_distinct=2), 5)[0] == "Int64"
+    assert infer_column(stats("a", {"N": 3, "S": 2}, numbers=["1"], strings_numeric=1, strings_distinct=2), 5)[0] \
+        == "String"  # one S is not a number: String keeps both
+    assert infer_column(stats("a", {"BOOL": 4, "NULL": 1}), 9)[0] == "Bool"
+    assert infer_column(stats("a", {"NULL": 4}), 4)[0] == "String"
+    assert infer_column(stats("a", {"NS": 2}, numbers=["1.5", "2"]), 2)[0] == "Array(Decimal(38, 1))"
+    assert infer_column(stats("a", {"SS": 2}), 2)[0] == "Array(String)"
+    assert infer_column(stats("a", {"L": 2}, element_tags={"S"}), 2)[0] == "Array(String)"
+    assert infer_column(stats("a", {"L": 2}, element_tags={"S", "N"}), 2)[0] == "String"
+    assert infer_column(stats("a", {"M": 2}, element_tags={"S"}), 2)[0] == "Map(String, String)"
+    assert infer_column(stats("a", {"M": 2}, element_tags={"M"}), 2)[0] == "String"
+    ch_type, comment, _ = infer_column(stats("a", {"N": 3, "NULL": 1}, numbers=["1"]), 8)
+    assert "N 75%, NULL 25%" in comment and "missing in 50% of items" in comment
+
+
+def test_column_names_that_need_care():
+    taken: set[str] = set()
+    assert column_name("a.b", taken) == "a.b"  # dots, quotes and unicode are fine in a column name
+    assert column_name('say "hi"', taken) == "say_hi"  # dbt-clickhouse cannot write " or \\
+    assert column_name("_version", taken) == "version_attr"  # the changes model's own column
+    assert column_name("say_hi", taken) == "say_hi_2"
+
+
+def test_build_and_yaml():
+    st = {"pk": stats("pk", {"S": 2}, strings_distinct=2), "n": stats("n", {"N": 2}, numbers=["1", "2"]),
+          'we"ird': stats('we"ird', {"S": 1}, strings_distinct=1)}
+    with pytest.raises(ScaffoldError, match="pass --key"):
+        build("t-1", 2, st, [], None)
+    with pytest.raises(ScaffoldError, match="no items of DynamoDB table t-1"):
+        build("t-1", 0, {}, [], None)
+    with pytest.raises(ScaffoldError, match="key attribute 'x' does not occur"):
+        build("t-1", 2, st, [], ["x"])
+    declaration, columns, key = build("t-1", 2, st, [["pk"]], None)
+    assert declaration == "t_1" and key == ["pk"]
+    text = render_yaml("t-1", declaration, columns, key, 2, key_guessed=True)
+    import yaml
+
+    doc = yaml.safe_load(text)
+    assert doc == {"t_1": {"dynamodb_table": "t-1", "key": ["pk"], "columns": [
+        {"name": "pk", "type": "String"}, {"name": "n", "type": "Int64"},
+        {"name": "we_ird", "attribute": 'we"ird', "type": "String"}]}}
