@@ -139,3 +139,32 @@ def test_docs_lineage_and_source_freshness(s3, clickhouse, dbt):
                    for k, v in manifest["nodes"].items())
     fresh = dbt("source", "freshness", "--select", "source:dynamodb_cdc.dynamodb_cdc_raw.export_lines", vars={"stage": 1})
     assert "PASS" in fresh.stdout
+
+
+META_COLUMNS = ["_other_attributes", "_version", "_is_deleted", "_ttl_deleted", "_changed_at", "_event", "_source",
+                "_source_ref", "_conversion_errors", "_ingested_at"]
+
+
+def test_every_macro_model_and_column_is_documented(clickhouse, tmp_path):
+    """dbt docs is useful: the package's macros, example models and all their columns have descriptions."""
+    import yaml
+
+    root = Dbt(clickhouse, ROOT, tmp_path, "dynamodb_cdc")
+    root("parse")
+    manifest = json.loads((root.target / "manifest.json").read_text())
+    macros = {k: v for k, v in manifest["macros"].items() if v["package_name"] == "dynamodb_cdc"}
+    assert len(macros) > 40
+    assert [k for k, v in macros.items() if not v["description"].strip()] == []
+    tables = yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]["dynamodb_cdc_tables"]
+    models = {v["name"]: v for v in manifest["nodes"].values()
+              if v["resource_type"] == "model" and v["package_name"] == "dynamodb_cdc"}
+    assert {"users_changes", "users_current", "orders_changes", "orders_current"} <= set(models)
+    for name, node in models.items():
+        assert node["description"].strip(), name
+        documented = {c for c, v in node["columns"].items() if v["description"].strip()}
+        table = name.rsplit("_", 1)[0]
+        if table in tables:
+            expected = {c["name"] for c in tables[table]["columns"]} | set(META_COLUMNS)
+            if name.endswith("_current"):
+                expected -= {"_is_deleted"}
+            assert expected - documented == set(), name

@@ -432,3 +432,21 @@ def test_a_missing_stream_is_one_line_and_exit_1(moto_endpoint, clickhouse):
     assert "Traceback" not in result.stderr
     bad = clickhouse.cli("consume-kinesis", "--stream", "s", "--start-position", "at_timestamp")
     assert bad.returncode == 2 and "needs --start-timestamp" in bad.stderr
+
+
+def test_a_change_stamped_after_its_ingestion_fails_changes_not_after_ingestion(kinesis, clickhouse, tmp_path):
+    """A record whose ApproximateCreationDateTime is a day ahead (a clock or unit error) fails the dbt test."""
+    name, _ = new_stream(kinesis, 1)
+    shard = shards_of(kinesis, name)["shardId-000000000000"]
+    now_ms = int(time.time() * 1000)
+    for pk, at in (("ok", now_ms - 5_000), ("ahead", now_ms + 86_400_000)):
+        image = {"pk": {"S": pk}, "v": {"N": "1"}, "s": {"S": "x"}}
+        put(kinesis, name, shard, change_record("props", "INSERT", {"pk": image["pk"]}, new=image, at_ms=at))
+    clickhouse.cli("consume-kinesis", "--stream", name, check=True)
+    dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
+    dbt("deps")
+    dbt("run", "--select", "props_changes")
+    result = dbt("test", "--select", "props_changes", check=False)
+    assert result.returncode == 1
+    assert "Failure in test dynamodb_cdc_changes_not_after_ingestion_props_changes_60" in result.stdout
+    assert "Got 1 result, configured to fail if != 0" in result.stdout

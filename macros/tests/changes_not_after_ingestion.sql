@@ -1,0 +1,26 @@
+{#-
+  Fails (one row each) for every change whose change time is later than the
+  time it was landed, plus a tolerance: a clock that runs ahead, a timestamp
+  in the wrong unit, or a parsing error.  A real change always happens before
+  its record reaches ClickHouse.
+
+      models:
+        - name: users_changes
+          data_tests:
+            - dynamodb_cdc.changes_not_after_ingestion: {tolerance_seconds: 300}
+-#}
+{% test changes_not_after_ingestion(model, tolerance_seconds=300) %}
+  {{ return(adapter.dispatch('test_changes_not_after_ingestion', 'dynamodb_cdc')(model, tolerance_seconds)) }}
+{% endtest %}
+
+{% macro default__test_changes_not_after_ingestion(model, tolerance_seconds=300) %}
+  {{ exceptions.raise_compiler_error("dynamodb_cdc.changes_not_after_ingestion needs ClickHouse (profile type clickhouse or chdb); this target is '" ~ target.type ~ "'.") }}
+{% endmacro %}
+
+{% macro clickhouse__test_changes_not_after_ingestion(model, tolerance_seconds=300) %}
+SELECT 'change time later than its ingestion time' AS problem,
+       _source, _source_ref, _event, _changed_at, _ingested_at,
+       dateDiff('second', _ingested_at, _changed_at) AS seconds_ahead
+FROM {{ model }}
+WHERE _changed_at > _ingested_at + toIntervalSecond({{ tolerance_seconds | int }})
+{% endmacro %}
