@@ -87,3 +87,30 @@ def test_server_side_refuses_bad_files_clearly_and_lands_nothing_of_them(s3, cli
     assert any(f"s3://{s3.bucket}/{corrupt}: ClickHouse could not read it" in e for e in errors), errors
     assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines") == 0
     assert clickhouse.rows(f"SELECT DISTINCT status FROM {clickhouse.raw_db}.export_files FINAL") == [("failed",)]
+
+
+def test_an_interrupted_file_is_read_again_whole_and_lands_once(s3, clickhouse):
+    """A file left `loading` with some of its lines landed (a killed run, client- or server-side) is
+    removed and read again from its first line: every line exactly once."""
+    from dynamodb_cdc.manifest import DataFile
+    from dynamodb_cdc.s3export import read_export
+    from dynamodb_cdc.store import LOADING, Store
+
+    lines = [dumps_line({"Item": {"id": {"S": f"u{i}"}}}) for i in range(40)]
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=T0, files=2, lines=lines)
+    summary, files = read_export(s3, s3.bucket, w.folder + "manifest-summary.json")
+    first: DataFile = next(f for f in files if f.key == w.data_keys[0])
+    with clickhouse.client() as c:
+        store = Store(c, clickhouse.raw_db)
+        store.ensure_schema()
+        store.record_export(summary, s3_uri=w.uri, data_files=2, status=LOADING)
+        # 15 lines landed, the ledger says 10 committed: the state a kill leaves behind.
+        store.insert_lines(summary, first.key, [(n, lines[2 * (n - 1)]) for n in range(1, 16)])
+        store.record_file(summary, first, status=LOADING, lines_committed=10)
+
+    result = load(clickhouse, f"s3://{s3.bucket}/p", "--server-side")
+    assert result.returncode == 0, result.stderr
+    rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines "
+                           "ORDER BY data_file_key, line_number")
+    expected = [(key, n, lines[i + 2 * (n - 1)].decode()) for i, key in enumerate(w.data_keys) for n in range(1, 21)]
+    assert sorted(rows) == sorted(expected)
