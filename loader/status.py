@@ -55,7 +55,7 @@ def collect(client, database: str) -> dict:
         (r[0], r[1]): r[2:]
         for r in client.query(
             f"SELECT stream_arn, shard_id, count(), max(arrival_time), "
-            f"  max(toUInt64OrZero(JSONExtractRaw(data, 'dynamodb', 'ApproximateCreationDateTime'))) AS t, "
+            f"  max(JSONExtractFloat(data, 'dynamodb', 'ApproximateCreationDateTime')) AS t, "
             f"  groupUniqArray(table_name) "
             f"FROM {q}.stream_records GROUP BY stream_arn, shard_id"
         ).result_rows
@@ -99,8 +99,8 @@ def _epoch(value) -> datetime | None:
     """ApproximateCreationDateTime as a time: epoch milliseconds (Kinesis) or seconds (DynamoDB Streams)."""
     if not value:
         return None
-    value = int(value)
-    return datetime.fromtimestamp(value / 1000 if value > 10**11 else value, timezone.utc)
+    value = float(value)  # seconds may carry a fraction on the wire; milliseconds are exact in a double
+    return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, timezone.utc)
 
 
 def _max(a, b):

@@ -82,3 +82,31 @@ def test_status_reports_each_shard_checkpoint_lag_and_last_change(moto_endpoint,
     assert "quarantined   1 from kinesis" in text
     assert "stream lag" in text and "last change seen" in text
     assert all(f"kinesis {shard_id}: at " in text for shard_id in shards)
+
+
+def test_status_reads_dynamodb_streams_change_times_in_seconds(moto_endpoint, clickhouse):
+    import time
+    import uuid
+
+    import boto3
+
+    dynamodb = boto3.client("dynamodb")
+    name = f"status-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    before = time.time()
+    for i in range(3):
+        dynamodb.put_item(TableName=name, Item={"id": {"S": f"u{i}"}})
+    after = time.time()
+    clickhouse.cli("consume-streams", "--table", name, check=True)
+
+    (t,) = json.loads(clickhouse.cli("status", "--json", check=True).stdout)["tables"]
+    assert t["table"] == name and t["stream_records"] == 3
+    (shard,) = t["streams"]
+    assert shard["source"] == "dynamodb_streams" and shard["records"] == 3
+    newest = datetime.fromisoformat(shard["newest_change_at"]).timestamp()
+    assert before - 1 <= newest <= after + 1  # epoch seconds on the wire, read as seconds
+    assert 0 <= shard["lag_seconds"] <= time.time() - before + 1
+    assert t["last_change_at"] == shard["newest_change_at"]
