@@ -232,6 +232,23 @@
 
 
 {#-
+  The range of a DateTime / DateTime64(P) in ticks (10^-P seconds since the epoch)
+  and the SQL that makes the value from the ticks expression `ticks`:
+  DateTime 0..2^32-1 seconds; DateTime64 1900-01-01..2299-12-31 within Int64.
+-#}
+{% macro _ticks_range(t, ticks) %}
+  {%- set p = t.precision -%}
+  {%- if t.kind == 'datetime64' -%}
+    {{ return({'lo': [-2208988800 * 10 ** p, -(2 ** 63)] | max, 'hi': [(10413791999 + 1) * 10 ** p - 1, 2 ** 63 - 1] | min,
+               'make': "reinterpret(toInt64(" ~ ticks ~ "), " ~ dynamodb_cdc.string_literal(t.base) ~ ")"}) }}
+  {%- else -%}
+    {{ return({'lo': 0, 'hi': 2 ** 32 - 1,
+               'make': "reinterpret(toUInt32(" ~ ticks ~ "), " ~ dynamodb_cdc.string_literal(t.base) ~ ")"}) }}
+  {%- endif -%}
+{% endmacro %}
+
+
+{#-
   Exact DateTime / DateTime64(P) from epoch seconds: the number text `n` of an
   N (e.g. '1767323045' or '1767323045.678'), or NULL when it is not a number,
   has more than P fractional digits (trailing zeros do not count) or is out of
@@ -239,15 +256,8 @@
 -#}
 {% macro _epoch_datetime(n, t) %}
   {%- set p = t.precision -%}
-  {%- if t.kind == 'datetime64' -%}
-    {%- set lo = [-2208988800 * 10 ** p, -(2 ** 63)] | max -%}
-    {%- set hi = [(10413791999 + 1) * 10 ** p - 1, 2 ** 63 - 1] | min -%}
-    {%- set make = "reinterpret(toInt64(_t), " ~ dynamodb_cdc.string_literal(t.base) ~ ")" -%}
-  {%- else -%}
-    {%- set lo = 0 -%}
-    {%- set hi = 2 ** 32 - 1 -%}
-    {%- set make = "reinterpret(toUInt32(_t), " ~ dynamodb_cdc.string_literal(t.base) ~ ")" -%}
-  {%- endif -%}
+  {%- set r = dynamodb_cdc._ticks_range(t, "_t") -%}
+  {%- set lo, hi, make = r.lo, r.hi, r.make -%}
   {#- The instant in 10^-P seconds, as an exact integer: the number with its point moved P places. -#}
   {%- set ticks = "arrayMap(p -> if(p.1 AND (p.3 = '' OR (p.4 + " ~ p ~ " >= length(p.3) AND p.4 + " ~ p ~ " <= 20)), "
       ~ "if(p.3 = '', '0', concat(if(p.2, '-', ''), p.3, " ~ dynamodb_cdc._zeros("p.4 + " ~ p ~ " - length(p.3)", 20) ~ ")), NULL), ["
@@ -356,15 +366,8 @@
 -#}
 {% macro _exact_datetime(s, t) %}
   {%- set p = t.precision -%}
-  {%- if t.kind == 'datetime64' -%}
-    {%- set lo = [-2208988800 * 10 ** p, -(2 ** 63)] | max -%}
-    {%- set hi = [(10413791999 + 1) * 10 ** p - 1, 2 ** 63 - 1] | min -%}
-    {%- set make = "reinterpret(toInt64(t.2), " ~ dynamodb_cdc.string_literal(t.base) ~ ")" -%}
-  {%- else -%}
-    {%- set lo = 0 -%}
-    {%- set hi = 2 ** 32 - 1 -%}
-    {%- set make = "reinterpret(toUInt32(t.2), " ~ dynamodb_cdc.string_literal(t.base) ~ ")" -%}
-  {%- endif -%}
+  {%- set r = dynamodb_cdc._ticks_range(t, "t.2") -%}
+  {%- set lo, hi, make = r.lo, r.hi, r.make -%}
   {%- set offset = "if(g[6] IN ('', 'Z'), 0, if(startsWith(g[6], '-'), -1, 1) * (toInt64OrZero(substring(g[6], 2, 2)) * 3600 + toInt64OrZero(right(g[6], 2)) * 60))" -%}
   {%- set valid = "notEmpty(g) AND toString(toDate32OrNull(g[1])) = g[1] AND g[1] BETWEEN '1900-01-01' AND '2299-12-31' "
       ~ "AND toUInt8OrZero(g[2]) < 24 AND toUInt8OrZero(g[3]) < 60 AND toUInt8OrZero(g[4]) < 60 "

@@ -377,6 +377,16 @@ def oracle_date(text: str, base: str):
     return text if d is not None and lo <= text <= hi else None
 
 
+def in_range(ticks: int, precision: int, is64: bool) -> bool:
+    """DateTime: 0..2^32-1 s; DateTime64(P): 1900-01-01..2299-12-31 within Int64 ticks."""
+    if is64:
+        lo = max(-2208988800 * 10 ** precision, -(2 ** 63))
+        hi = min(10413792000 * 10 ** precision - 1, 2 ** 63 - 1)
+    else:
+        lo, hi = 0, 2 ** 32 - 1
+    return lo <= ticks <= hi
+
+
 def oracle_datetime(text: str, precision: int, is64: bool):
     """The instant in 10^-precision seconds since the epoch, or None."""
     import datetime
@@ -399,12 +409,7 @@ def oracle_datetime(text: str, precision: int, is64: bool):
         offset = (-1 if off[0] == "-" else 1) * (oh * 3600 + om * 60)
     seconds = (day - datetime.date(1970, 1, 1)).days * 86400 + hh * 3600 + mi * 60 + ss - offset
     ticks = seconds * 10 ** precision + int(frac.ljust(precision, "0") or 0)
-    if is64:
-        lo = max(-2208988800 * 10 ** precision, -(2 ** 63))
-        hi = min(10413792000 * 10 ** precision - 1, 2 ** 63 - 1)
-    else:
-        lo, hi = 0, 2 ** 32 - 1
-    return ticks if lo <= ticks <= hi else None
+    return ticks if in_range(ticks, precision, is64) else None
 
 
 def oracle_uuid(text: str):
@@ -485,12 +490,7 @@ def oracle_epoch(text: str, precision: int, is64: bool):
     if digits and len(digits) + exponent > 30:
         return None  # far out of any range (and no huge integers)
     ticks = int(digits) * 10 ** (exponent + precision) * (-1 if negative else 1) if digits else 0
-    if is64:
-        lo = max(-2208988800 * 10 ** precision, -(2 ** 63))
-        hi = min(10413792000 * 10 ** precision - 1, 2 ** 63 - 1)
-    else:
-        lo, hi = 0, 2 ** 32 - 1
-    return ticks if lo <= ticks <= hi else None
+    return ticks if in_range(ticks, precision, is64) else None
 
 
 # Hostile attribute names: each maps to a distinct value in ITEM.
