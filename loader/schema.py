@@ -111,7 +111,7 @@ COMMENT 'Ledger of export data files (read with FINAL)'""",
 ) ENGINE = MergeTree
 ORDER BY (source, origin, location, line_number)
 COMMENT 'Input the loader refused, with the reason; nothing is dropped silently'""",
-        # Inserts of export lines go here; two views route each line to
+        # Inserts of export lines go here; views check each line and route it to
         # export_lines or quarantine, so refused lines never reach the raw table.
         f"""CREATE TABLE IF NOT EXISTS {d}._export_lines_in (
     table_name String,
@@ -124,16 +124,33 @@ COMMENT 'Input the loader refused, with the reason; nothing is dropped silently'
     line_number UInt64,
     line String
 ) ENGINE = Null""",
+        # Each line is checked once (LINE_ERROR_EXPR parses the JSON), into a second Null
+        # table that the two routing views read.
+        f"""CREATE TABLE IF NOT EXISTS {d}._export_lines_checked (
+    table_name String,
+    table_arn String,
+    export_arn String,
+    export_type String,
+    export_time DateTime64(3, 'UTC'),
+    export_from_time Nullable(DateTime64(3, 'UTC')),
+    data_file_key String,
+    line_number UInt64,
+    line String,
+    error String
+) ENGINE = Null""",
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {d}._export_lines_check TO {d}._export_lines_checked AS
+SELECT table_name, table_arn, export_arn, export_type, export_time, export_from_time,
+       data_file_key, line_number, line, {LINE_ERROR_EXPR} AS error
+FROM {d}._export_lines_in""",
         f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {d}._export_lines_accept TO {d}.export_lines AS
 SELECT table_name, table_arn, export_arn, export_type, export_time, export_from_time,
        data_file_key, line_number, line, now64(6) AS _ingested_at
-FROM {d}._export_lines_in
-WHERE {LINE_ERROR_EXPR} = ''""",
+FROM {d}._export_lines_checked
+WHERE error = ''""",
         f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {d}._export_lines_refuse TO {d}.quarantine AS
 SELECT 'export' AS source, table_name, export_arn AS origin, data_file_key AS location,
-       line_number, '' AS sequence_number, line AS payload,
-       {LINE_ERROR_EXPR} AS error, now64(6) AS _ingested_at
-FROM {d}._export_lines_in
+       line_number, '' AS sequence_number, line AS payload, error, now64(6) AS _ingested_at
+FROM {d}._export_lines_checked
 WHERE error != ''""",
         # Stream consumers (Kinesis Data Streams for DynamoDB, DynamoDB Streams).
         f"""CREATE TABLE IF NOT EXISTS {d}.stream_records (
