@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import IO, Iterator
 
 from .manifest import DataFile, ExportSummary, ManifestError, check_windows
 from .progress import Progress
-from .s3export import DataFileError, S3Uri, fetch_data_file, find_summaries, iter_lines, read_export
+from .s3export import DataFileError, S3Uri, fetch_data_file, find_summaries, read_export
 from .store import FAILED, LOADED, LOADING, FileState, Store
 
 log = logging.getLogger(__name__)
@@ -161,16 +162,16 @@ def _load_file(s3, store: Store, bucket, summary, data_file: DataFile, committed
         store.record_file(
             summary, data_file, status=LOADING, lines_committed=committed, compressed_bytes=verified.compressed_bytes
         )
-        batch: list[tuple[int, bytes]] = []
-        size = 0
-        for number, line in iter_lines(verified.data, start_after=committed):
-            batch.append((number, line))
-            size += len(line)
-            if len(batch) >= options.batch_rows or size >= options.batch_bytes:
-                committed = _commit(store, summary, data_file, batch, verified, progress)
-                batch, size = [], 0
-        if batch:
-            committed = _commit(store, summary, data_file, batch, verified, progress)
+        for first, count, block in iter_blocks(
+            verified.data, start_after=committed, max_rows=options.batch_rows, max_bytes=options.batch_bytes
+        ):
+            store.insert_block(summary, data_file.key, first, block, tmp_dir=options.tmp_dir)
+            committed = first + count - 1
+            store.record_file(
+                summary, data_file, status=LOADING, lines_committed=committed,
+                compressed_bytes=verified.compressed_bytes,
+            )
+            progress.add_rows(count)
     finally:
         verified.close()
     landed, quarantined, examples = store.file_counts(summary.export_arn, data_file.key)
@@ -249,11 +250,49 @@ def _load_file_server_side(s3, store: Store, bucket, summary, data_file: DataFil
     return landed, quarantined, note
 
 
-def _commit(store: Store, summary, data_file, batch, verified, progress) -> int:
-    store.insert_lines(summary, data_file.key, batch)
-    last = batch[-1][0]
-    store.record_file(
-        summary, data_file, status=LOADING, lines_committed=last, compressed_bytes=verified.compressed_bytes
-    )
-    progress.add_rows(len(batch))
-    return last
+def iter_blocks(data: IO[bytes], *, start_after: int = 0, max_rows: int, max_bytes: int) -> Iterator[tuple[int, int, bytes]]:
+    """Yield (first line number, line count, bytes) for consecutive runs of whole lines of a
+    decompressed file, each at most ``max_rows`` lines and, unless one line is longer, about
+    ``max_bytes``; lines are numbered from 1 and split on \\n exactly as ``iter_lines`` does
+    (a last line without its newline counts; blank lines count).  Lines up to ``start_after``
+    are skipped."""
+    number = 1
+    while number <= start_after:
+        if not data.readline():
+            return
+        number += 1
+    buf = b""
+    eof = False
+    while True:
+        if not eof and len(buf) < max_bytes:
+            chunk = data.read(max_bytes - len(buf))
+            if chunk:
+                buf += chunk
+                continue
+            eof = True
+        cut = _cut_after_lines(buf, max_rows)
+        if not cut:  # no whole line yet: the end of the file, or one line longer than max_bytes
+            if eof:
+                if buf:
+                    yield number, 1, buf
+                return
+            chunk = data.read(1 << 20)
+            if chunk:
+                buf += chunk
+            else:
+                eof = True
+            continue
+        block, buf = buf[:cut], buf[cut:]
+        count = block.count(b"\n")
+        yield number, count, block
+        number += count
+
+
+def _cut_after_lines(buf: bytes, max_rows: int) -> int:
+    """The position just past the last newline of ``buf`` that ends at most ``max_rows`` lines (0: none)."""
+    if buf.count(b"\n") <= max_rows:
+        return buf.rfind(b"\n") + 1
+    pos = -1
+    for _ in range(max_rows):
+        pos = buf.index(b"\n", pos + 1)
+    return pos + 1

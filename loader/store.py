@@ -38,6 +38,9 @@ STREAM_COLUMNS = [
 
 LOADING, LOADED, FAILED = "loading", "loaded", "failed"
 
+# One reading stream, in file order: rowNumberInAllBlocks() is then the line's position.
+SEQUENTIAL_READ = {"max_threads": 1, "max_insert_threads": 1, "input_format_parallel_parsing": 0}
+
 
 @dataclass(frozen=True)
 class S3Source:
@@ -70,6 +73,8 @@ class Store:
         self.client = client
         self.db = database
         self.q = ident(database)
+        # chDB runs in this process: it reads a batch of lines from a local file itself.
+        self.embedded = type(client).__name__ == "ChdbClient"
 
     def ensure_schema(self) -> None:
         schema.ensure(self.client, self.db)
@@ -141,19 +146,62 @@ class Store:
     def insert_lines(self, summary: ExportSummary, data_file_key: str, batch: list[tuple[int, bytes]]) -> None:
         """Insert one batch of lines; ClickHouse routes refused lines to quarantine."""
         n = len(batch)
+        from_time = _millis(summary.export_from_time) if summary.export_from_time is not None else None
         columns = [
             [summary.table_name] * n,
             [summary.table_arn] * n,
             [summary.export_arn] * n,
             [summary.export_type] * n,
-            [summary.point_in_time] * n,
-            [summary.export_from_time] * n,
+            [_millis(summary.point_in_time)] * n,  # DateTime64(3) ticks: no per-row conversion
+            [from_time] * n,
             [data_file_key] * n,
             [number for number, _ in batch],
             [line for _, line in batch],
         ]
         self.client.insert(
             f"{self.db}._export_lines_in", columns, column_names=LINE_COLUMNS, column_oriented=True
+        )
+
+    def insert_block(
+        self, summary: ExportSummary, data_file_key: str, first_line: int, block: bytes, *, tmp_dir: str | None = None
+    ) -> None:
+        """Insert consecutive whole lines (``block``: their bytes, newlines included), the first
+        being line ``first_line`` of the data file; routed like insert_lines.
+
+        chDB reads the block from a local file itself (LineAsString, one reading stream so line
+        numbers are exact), with no per-line work in Python; a server gets them as insert_lines.
+        """
+        if not self.embedded:
+            lines = block.split(b"\n")
+            if block.endswith(b"\n"):
+                lines.pop()
+            self.insert_lines(
+                summary, data_file_key, [(first_line + i, line.rstrip(b"\r")) for i, line in enumerate(lines)]
+            )
+            return
+        import os
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="dynamodb-cdc-batch-", suffix=".lines") as f:
+            f.write(block)
+            f.flush()
+            source = f"file({literal(os.path.abspath(f.name))}, 'LineAsString', 'line String')"
+            self.client.command(self._lines_select(summary, data_file_key, first_line, source),
+                                settings=SEQUENTIAL_READ)
+
+    def _lines_select(self, summary: ExportSummary, data_file_key: str, first_line: int, source: str) -> str:
+        """INSERT ... SELECT of the routing table from a LineAsString ``source`` read in order."""
+        from_time = (
+            f"toDateTime64({literal(summary.export_from_time.strftime('%Y-%m-%d %H:%M:%S.%f'))}, 3, 'UTC')"
+            if summary.export_from_time else "NULL"
+        )
+        return (
+            f"INSERT INTO {self.q}._export_lines_in ({', '.join(LINE_COLUMNS)}) "
+            f"SELECT {literal(summary.table_name)}, {literal(summary.table_arn)}, {literal(summary.export_arn)}, "
+            f"{literal(summary.export_type)}, "
+            f"toDateTime64({literal(summary.point_in_time.strftime('%Y-%m-%d %H:%M:%S.%f'))}, 3, 'UTC'), "
+            f"{from_time}, {literal(data_file_key)}, {int(first_line)} + rowNumberInAllBlocks(), "
+            f"trimRight(line, '\\r') FROM {source}"
         )
 
     def insert_lines_from_s3(self, summary: ExportSummary, data_file_key: str, source: "S3Source") -> None:
@@ -171,19 +219,9 @@ class Store:
         else:
             args.append("NOSIGN")
         args += ["'LineAsString'", "'line String'", "'gzip'"]
-        sql = (
-            f"INSERT INTO {self.q}._export_lines_in ({', '.join(LINE_COLUMNS)}) "
-            f"SELECT {literal(summary.table_name)}, {literal(summary.table_arn)}, {literal(summary.export_arn)}, "
-            f"{literal(summary.export_type)}, "
-            f"toDateTime64({literal(summary.point_in_time.strftime('%Y-%m-%d %H:%M:%S.%f'))}, 3, 'UTC'), "
-            + (f"toDateTime64({literal(summary.export_from_time.strftime('%Y-%m-%d %H:%M:%S.%f'))}, 3, 'UTC'), "
-               if summary.export_from_time else "NULL, ")
-            + f"{literal(data_file_key)}, rowNumberInAllBlocks() + 1, trimRight(line, '\\r') "
-            f"FROM s3({', '.join(args)})"
-        )
+        sql = self._lines_select(summary, data_file_key, 1, f"s3({', '.join(args)})")
         try:
-            self.client.command(sql, settings={"max_threads": 1, "max_insert_threads": 1,
-                                               "input_format_parallel_parsing": 0})
+            self.client.command(sql, settings=SEQUENTIAL_READ)
         except Exception as ex:
             raise RuntimeError(source.scrub(str(ex))) from None
 
@@ -283,6 +321,14 @@ class Store:
 
     def _count(self, table: str, cond: str) -> int:
         return int(self.client.command(f"SELECT count() FROM {self.q}.{table} WHERE {cond}"))
+
+
+def _millis(value: datetime) -> int:
+    """A DateTime64(3) value as clickhouse-connect writes it: milliseconds since the epoch."""
+    return (_utc(value) - _EPOCH) // timedelta(milliseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -105,8 +105,8 @@ def test_interrupted_run_resumes_without_loss_or_doubles(s3, clickhouse):
     class CrashingStore(Store):
         inserts = 0
 
-        def insert_lines(self, *args, **kwargs):
-            super().insert_lines(*args, **kwargs)
+        def insert_block(self, *args, **kwargs):
+            super().insert_block(*args, **kwargs)
             CrashingStore.inserts += 1
             if CrashingStore.inserts == 4:  # rows are in ClickHouse, the checkpoint is not
                 raise Crash()
@@ -327,3 +327,44 @@ def test_window_gaps_and_a_missing_full_export_are_reported(s3, clickhouse):
     assert "users: gap from 2026-01-02T02:00:00+00:00 to 2026-01-02T03:00:00+00:00" in result.stderr
     # Everything that could land, landed.
     assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines") == 2
+
+
+def test_lines_sent_by_the_client_land_as_the_lines_read_by_chdb(s3, clickhouse):
+    """chDB reads each batch from a local file (LineAsString); a server gets the lines from the
+    client.  Both land the same rows, line numbers and quarantine, batches cut mid-file."""
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.s3export import s3_client
+    from dynamodb_cdc.store import Store
+
+    good = items(30)
+    lines = [line_of(i) for i in good[:10]] + [
+        b'{"Item":{"id":{"S":"broken"}',
+        b"",
+        line_of(good[10]) + b"\r",  # a CRLF line ending
+        b'{"Item":{"id":{"S":"\xff\xfe"}}}',
+        b'{"Item":{"id":{"S":"tab\\t and \\\\ and \\"quotes\\""}}}',
+    ] + [line_of(i) for i in good[11:]]
+    write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=T0, lines=lines)
+    other = clickhouse.raw_db + "_client_lines"
+    results = {}
+    with clickhouse.client() as client:
+        try:
+            for db, embedded in ((clickhouse.raw_db, None), (other, False)):
+                store = Store(client, db)
+                if embedded is not None:
+                    store.embedded = embedded
+                result = load_exports(s3_client(), store, f"s3://{s3.bucket}/p", LoadOptions(batch_rows=7, progress=False))
+                assert result.ok, result
+                results[db] = (
+                    client.query(f"SELECT line_number, line FROM {db}.export_lines ORDER BY line_number").result_rows,
+                    client.query(f"SELECT line_number, payload, error FROM {db}.quarantine ORDER BY line_number").result_rows,
+                )
+        finally:
+            client.command(f"DROP DATABASE IF EXISTS {other}")
+    first, second = results[clickhouse.raw_db], results[other]
+    assert first == second
+    assert [r[0] for r in first[0]] == list(range(1, 11)) + [13, 15] + list(range(16, 35))
+    assert first[0][10][1] == line_of(good[10]).decode()  # the \r is gone
+    assert first[0][11][1] == '{"Item":{"id":{"S":"tab\\t and \\\\ and \\"quotes\\""}}}'
+    assert [(r[0], r[2]) for r in first[1]] == [
+        (11, "line is not valid JSON"), (12, "line is not valid JSON"), (14, "line is not valid UTF-8")]
