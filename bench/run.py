@@ -1,7 +1,8 @@
 """``make bench``: the loader and the dbt package against baselines, on the same files, in one run.
 
 Sizes: BENCH_ITEMS (default 1,000,000) items in the full export, BENCH_CHANGES (default 100,000)
-changes in the incremental export and the Kinesis stream.  Writes bench/results.json: every
+changes in the incremental export and the Kinesis stream, BENCH_FINAL_ROWS (default 10,000,000)
+items in the current-state read test.  Writes bench/results.json: every
 figure under a stable name, the machine, the sizes, and the targets as pass / fail (the command
 itself does not fail on a missed target).
 
@@ -190,9 +191,86 @@ def child_latency(path: str, stream: str, count: int, interval: float) -> int:
     return 0
 
 
+def child_final(path: str, rows: int) -> int:
+    """Current-state reads at scale: the current view (FINAL) against a plain scan of the same
+    table, on a copy of the benchmark's changes model grown to ``rows`` items, then 10% of them
+    updated (a tenth of those deleted) in a later insert, as incremental runs append them."""
+    from dynamodb_cdc.connection import open_client
+
+    client = open_client(f"chdb://{path}")
+    cmd = client.command
+    out: dict = {}
+
+    def timed(sql: str, settings=None, repeat: int = 3):
+        best = None
+        result = None
+        for _ in range(repeat):
+            t = time.perf_counter()
+            result = client.query(sql, settings=settings or {}).result_rows
+            best = min(best or 1e9, time.perf_counter() - t)
+        return best, result
+
+    view = client.command(f"SELECT as_select FROM system.tables WHERE database = '{SCHEMA}' "
+                          f"AND name = 'bench_items_current'")
+    cmd("CREATE DATABASE IF NOT EXISTS f")
+    cmd(f"CREATE TABLE f.seed ENGINE = MergeTree ORDER BY pk AS SELECT * FROM {SCHEMA}.bench_items_changes FINAL "
+        f"WHERE _is_deleted = 0")
+    per_copy = int(cmd("SELECT count() FROM f.seed"))
+    scan = "SELECT count(), sum(age), sum(balance), uniqExact(city) FROM {rel}"
+    layouts = {"unpartitioned": "", "partitioned": "PARTITION BY cityHash64(pk) % 8"}
+    for label, partition in layouts.items():
+        t = f"f.changes_{label}"
+        cmd(f"CREATE TABLE {t} AS {SCHEMA}.bench_items_changes "
+            f"ENGINE = ReplacingMergeTree(_version, _is_deleted) {partition} ORDER BY pk")
+        cmd(f"CREATE VIEW f.current_{label} AS {view.replace(f'{SCHEMA}.bench_items_changes', t)}")
+        cmd(f"SYSTEM STOP MERGES {t}")  # measure the parts as the inserts left them, then merged
+        started = time.perf_counter()
+        copy = 0
+        while copy * per_copy < rows:
+            cmd(f"INSERT INTO {t} SELECT * REPLACE (concat(pk, '#', '{copy}') AS pk) FROM f.seed "
+                f"LIMIT {min(per_copy, rows - copy * per_copy)}")
+            copy += 1
+        expected = int(cmd(f"SELECT countIf(cityHash64(pk) % 100 != 0) FROM {t}"))  # one row per key so far
+        cmd(f"INSERT INTO {t} SELECT * REPLACE (_version + 1 AS _version, age + 1 AS age, "
+            f"toUInt8(cityHash64(pk) % 100 = 0) AS _is_deleted, "
+            f"if(cityHash64(pk) % 100 = 0, 'REMOVE', 'MODIFY') AS _event) "
+            f"FROM {t} WHERE cityHash64(pk) % 10 = 0")
+        out[f"{label}_fill_seconds"] = time.perf_counter() - started
+        out[f"{label}_table_rows"] = int(cmd(f"SELECT count() FROM {t}"))
+        out[f"{label}_parts_unmerged"] = int(cmd(f"SELECT count() FROM system.parts WHERE database = 'f' "
+                                                  f"AND table = 'changes_{label}' AND active"))
+        out[f"{label}_plain_scan_seconds"], _ = timed(scan.format(rel=t))
+        settings = {"do_not_merge_across_partitions_select_final": 1} if partition else None
+        out[f"{label}_final_unmerged_seconds"], got = timed(scan.format(rel=f"f.current_{label}"), settings)
+        out[f"{label}_current_rows"] = int(got[0][0])
+        assert out[f"{label}_current_rows"] == expected, (label, got, expected)
+        started = time.perf_counter()
+        cmd(f"SYSTEM START MERGES {t}")
+        cmd(f"OPTIMIZE TABLE {t} FINAL")
+        out[f"{label}_optimize_final_seconds"] = time.perf_counter() - started
+        out[f"{label}_parts_merged"] = int(cmd(f"SELECT count() FROM system.parts WHERE database = 'f' "
+                                                f"AND table = 'changes_{label}' AND active"))
+        out[f"{label}_plain_scan_merged_seconds"], _ = timed(scan.format(rel=t))
+        out[f"{label}_final_merged_seconds"], got = timed(scan.format(rel=f"f.current_{label}"), settings)
+        assert int(got[0][0]) == out[f"{label}_current_rows"], (got, out)
+    key = f"item-{7:09d}#0"
+    out["point_lookup_final_seconds"], got = timed(f"SELECT * FROM f.current_unpartitioned WHERE pk = '{key}'")
+    assert len(got) == 1, got
+    started = time.perf_counter()
+    cmd("CREATE TABLE f.current_table ENGINE = MergeTree ORDER BY pk AS SELECT * FROM f.current_unpartitioned")
+    out["materialized_build_seconds"] = time.perf_counter() - started
+    out["materialized_scan_seconds"], got = timed(scan.format(rel="f.current_table"))
+    assert int(got[0][0]) == out["unpartitioned_current_rows"]
+    assert out["partitioned_current_rows"] == out["unpartitioned_current_rows"]
+    client.close()
+    print(json.dumps(out))
+    return 0
+
+
 CHILDREN = {"_rss": lambda a: child_rss(a), "_query": lambda a: child_query(*a),
             "_clickhouse_s3": lambda a: child_clickhouse_s3(*a), "_naive": lambda a: child_naive(*a),
-            "_latency": lambda a: child_latency(a[0], a[1], int(a[2]), float(a[3]))}
+            "_latency": lambda a: child_latency(a[0], a[1], int(a[2]), float(a[3])),
+            "_final": lambda a: child_final(a[0], int(a[1]))}
 
 
 # -- the driver --------------------------------------------------------------------------
@@ -347,6 +425,16 @@ class Bench:
                 got = self.current_count(chdb)
                 assert got == ch.expected_count(base), (label, got, ch.expected_count(base))
 
+            # current-state reads at scale, on a copy of the changes model grown to BENCH_FINAL_ROWS
+            rows = int(os.environ.get("BENCH_FINAL_ROWS", "10000000"))
+            log(f"current view (FINAL) against a plain scan, {rows:,} items + 10% updated")
+            fin = run([PY, __file__, "_final", str(chdb_big), str(rows)]).json()
+            self.r["sizes"]["final_rows"] = rows
+            self.r["final"] = fin
+            for k, v in fin.items():
+                if k.endswith("_seconds"):
+                    f[f"final_{k}"] = v
+
             # Kinesis
             self.kinesis(ch)
         return self.r
@@ -445,6 +533,13 @@ def derive(f: dict, n: int, m: int) -> tuple[dict, dict]:
         "kinesis_consumer_vs_bare": f["kinesis_bare_seconds"] / f["kinesis_consumer_seconds"],
         "kinesis_consumer_loop_vs_bare": f["kinesis_bare_seconds"] / f["kinesis_consumer_loop_seconds"],
     }
+    for layout in ("unpartitioned", "partitioned"):
+        plain = f[f"final_{layout}_plain_scan_seconds"]
+        ratios[f"final_{layout}_unmerged_vs_plain_scan"] = f[f"final_{layout}_final_unmerged_seconds"] / plain
+        ratios[f"final_{layout}_merged_vs_plain_scan"] = (f[f"final_{layout}_final_merged_seconds"]
+                                                         / f[f"final_{layout}_plain_scan_merged_seconds"])
+    ratios["final_materialized_vs_plain_scan"] = (f["final_materialized_scan_seconds"]
+                                                  / f["final_unpartitioned_plain_scan_seconds"])
     rates = {
         "gzip_items_per_second": n / f["gzip_seconds"],
         "clickhouse_s3_items_per_second": n / f["clickhouse_s3_seconds"],
