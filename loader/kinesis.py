@@ -101,4 +101,4 @@ class KinesisSource:
         # MillisBehindLatest == 0 means caught up; a full page may still have more behind it
         # (moto counts it in whole milliseconds between records).
         at_tip = response.get("MillisBehindLatest") == 0 and len(records) < limit
-        return Page(records, response.get("NextShardIterator"), at_tip)
+        return Page(records, response.get("NextShardIterator"), at_tip, response.get("MillisBehindLatest"))

@@ -175,10 +175,14 @@ COMMENT 'Raw DynamoDB change records from Kinesis Data Streams and DynamoDB Stre
     sequence_number String COMMENT 'last sequence number whose record is in stream_records',
     finished UInt8 COMMENT '1 once a closed shard was read to its end',
     records UInt64 COMMENT 'records landed from this shard in this run',
-    updated_at DateTime64(6, 'UTC') DEFAULT now64(6)
+    updated_at DateTime64(6, 'UTC') DEFAULT now64(6),
+    millis_behind_latest Nullable(Int64) COMMENT 'Kinesis MillisBehindLatest of the last page read before this checkpoint'
 ) ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY (source, stream_arn, shard_id)
 COMMENT 'Per-shard checkpoints of the stream consumers (read with FINAL)'""",
+        # Raw databases created before the column existed get it.
+        f"ALTER TABLE {d}.stream_checkpoints ADD COLUMN IF NOT EXISTS millis_behind_latest Nullable(Int64) "
+        "COMMENT 'Kinesis MillisBehindLatest of the last page read before this checkpoint'",
         f"""CREATE TABLE IF NOT EXISTS {d}._stream_records_in (
     source String,
     stream_arn String,

@@ -25,6 +25,7 @@ def collect(client, database: str) -> dict:
             "streams": [],
             "stream_records": 0,
             "stream_lag_seconds": None,
+            "stream_millis_behind_latest": None,
             "last_change_at": None,
             "quarantined": 0,
             "quarantined_by_source": {},
@@ -63,10 +64,11 @@ def collect(client, database: str) -> dict:
     now = datetime.now(timezone.utc)
     shards = client.query(
         f"SELECT c.source, c.stream_arn, c.shard_id, c.sequence_number, c.finished, c.updated_at, "
+        f"  c.millis_behind_latest, "
         f"  (SELECT groupUniqArray(table_name) FROM {q}.stream_records r WHERE r.stream_arn = c.stream_arn) "
         f"FROM {q}.stream_checkpoints AS c FINAL ORDER BY c.stream_arn, c.shard_id"
     ).result_rows
-    for source, arn, shard, seq, finished, updated, names in shards:
+    for source, arn, shard, seq, finished, updated, behind, names in shards:
         records, arrived, created, _ = per_shard.get((arn, shard), (0, None, 0, []))
         newest = _epoch(created)
         lag = None
@@ -79,6 +81,8 @@ def collect(client, database: str) -> dict:
                 "finished": bool(finished), "updated_at": _utc(updated), "records": records,
                 "newest_change_at": newest, "newest_arrival_at": _utc(arrived) if records else None,
                 "lag_seconds": lag,
+                # Kinesis: MillisBehindLatest of the last page read when the checkpoint was written
+                "millis_behind_latest": None if finished or behind is None else int(behind),
             })
             if newest:
                 t["last_change_at"] = _max(t["last_change_at"], newest)
@@ -91,6 +95,8 @@ def collect(client, database: str) -> dict:
     for t in tables.values():
         lags = [s["lag_seconds"] for s in t["streams"] if s["lag_seconds"] is not None]
         t["stream_lag_seconds"] = max(lags) if lags else None
+        behind = [s["millis_behind_latest"] for s in t["streams"] if s["millis_behind_latest"] is not None]
+        t["stream_millis_behind_latest"] = max(behind) if behind else None
         t["last_change_at"] = _max(t["last_change_at"], t["latest_export_time"])
     return {"raw_database": database, "generated_at": now, "tables": [tables[k] for k in sorted(tables)]}
 
@@ -145,6 +151,8 @@ def to_text(report: dict) -> str:
         for s in t["streams"]:
             state = "finished" if s["finished"] else f"at {s['checkpoint'] or '(start)'}"
             lag = f", lag {s['lag_seconds']:,.1f} s" if s["lag_seconds"] is not None else ""
+            if s["millis_behind_latest"] is not None:
+                lag += f", {s['millis_behind_latest']:,} ms behind latest when checkpointed"
             out.append(f"  {s['source']} {s['shard_id']}: {state}, {s['records']:,} records{lag} "
                        f"(updated {s['updated_at']})")
     return "\n".join(out)

@@ -292,11 +292,11 @@ class Store:
             f"{self.db}.stream_checkpoints",
             [[
                 source, stream_arn, c.shard_id, c.parent_shard_id, c.adjacent_parent_shard_id, c.sequence_number,
-                int(c.finished), c.records, now,
+                int(c.finished), c.records, now, c.millis_behind_latest,
             ] for c in checkpoints],
             column_names=[
                 "source", "stream_arn", "shard_id", "parent_shard_id", "adjacent_parent_shard_id", "sequence_number",
-                "finished", "records", "updated_at",
+                "finished", "records", "updated_at", "millis_behind_latest",
             ],
         )
 

@@ -82,6 +82,7 @@ class Page:
     records: list[Record]
     next_iterator: str | None  # None: a closed shard read to its end
     at_tip: bool  # Kinesis: MillisBehindLatest == 0; DynamoDB Streams: an empty page
+    millis_behind: int | None = None  # Kinesis: MillisBehindLatest of this page; DynamoDB Streams: unknown
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Checkpoint:
     parent_shard_id: str = ""
     adjacent_parent_shard_id: str = ""
     records: int = 0
+    millis_behind_latest: int | None = None  # Kinesis: how far the last page read was behind the shard's tip
 
 
 class Source(Protocol):
@@ -322,6 +324,7 @@ class _ShardState:
     landed: int = 0  # records landed from this shard in this run
     dirty: bool = False  # a checkpoint row is owed at the next flush
     expirations: int = 0  # expired iterators in a row
+    millis_behind: int | None = None  # MillisBehindLatest of the last page read (Kinesis)
 
     def __post_init__(self):
         if self.checkpoint is not None and self.checkpoint.sequence_number:
@@ -463,6 +466,7 @@ class _Consumer:
             state.iterator = None
             return
         state.expirations = 0
+        state.millis_behind = page.millis_behind
         fresh = []
         for record in page.records:
             number = seq(record.sequence_number)
@@ -542,7 +546,7 @@ class _Consumer:
             self.store.insert_stream_records(src.name, src.stream_arn, records)
         self.store.record_checkpoints(src.name, src.stream_arn, [
             Checkpoint(s.shard.shard_id, s.last_read_text, s.ended, s.shard.parent_shard_id,
-                       s.shard.adjacent_parent_shard_id, s.landed)
+                       s.shard.adjacent_parent_shard_id, s.landed, s.millis_behind)
             for s in owed])
         for s in owed:
             s.dirty = False

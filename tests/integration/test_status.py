@@ -110,3 +110,34 @@ def test_status_reads_dynamodb_streams_change_times_in_seconds(moto_endpoint, cl
     assert before - 1 <= newest <= after + 1  # epoch seconds on the wire, read as seconds
     assert 0 <= shard["lag_seconds"] <= time.time() - before + 1
     assert t["last_change_at"] == shard["newest_change_at"]
+    assert shard["millis_behind_latest"] is None and t["stream_millis_behind_latest"] is None  # Kinesis only
+
+
+def test_checkpoints_record_kinesis_millis_behind_latest(moto_endpoint, clickhouse):
+    """Each checkpoint keeps MillisBehindLatest of the last page read; status shows the latest."""
+    import time
+    import uuid
+
+    import boto3
+
+    from dynamodb_cdc.testing.streams import change_record
+
+    kinesis = boto3.client("kinesis")
+    name = f"behind-{uuid.uuid4().hex[:8]}"
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    for i in range(3):
+        kinesis.put_record(StreamName=name, PartitionKey="k",
+                           Data=change_record("users", "INSERT", {"id": {"S": f"u{i}"}}, new={"id": {"S": f"u{i}"}},
+                                               at_ms=int(time.time() * 1000)))
+        time.sleep(0.3)
+    clickhouse.cli("consume-kinesis", "--stream", name, "--batch-rows", "1", check=True)  # one record a page
+
+    behind = [r[0] for r in clickhouse.rows(
+        f"SELECT millis_behind_latest FROM {clickhouse.raw_db}.stream_checkpoints ORDER BY updated_at")]
+    # moto: the time between the page's last record and the shard's newest one
+    assert len(behind) == 4 and behind[0] is None  # the first row is written before any page is read
+    assert 550 <= behind[1] <= 60_000 and 250 <= behind[2] <= behind[1] - 250 and behind[3] == 0
+    (t,) = json.loads(clickhouse.cli("status", "--json", check=True).stdout)["tables"]
+    (shard,) = t["streams"]
+    assert shard["millis_behind_latest"] == 0 and t["stream_millis_behind_latest"] == 0
+    assert "0 ms behind latest when checkpointed" in clickhouse.cli("status", check=True).stdout
