@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -179,13 +182,8 @@ class Store:
                 summary, data_file_key, [(first_line + i, line.rstrip(b"\r")) for i, line in enumerate(lines)]
             )
             return
-        import os
-        import tempfile
-
-        with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="dynamodb-cdc-batch-", suffix=".lines") as f:
-            f.write(block)
-            f.flush()
-            source = f"file({literal(os.path.abspath(f.name))}, 'LineAsString', 'line String')"
+        with _local_file(block, tmp_dir) as path:
+            source = f"file({literal(path)}, 'LineAsString', 'line String')"
             self.client.command(self._lines_select(summary, data_file_key, first_line, source),
                                 settings=SEQUENTIAL_READ)
 
@@ -321,6 +319,24 @@ class Store:
 
     def _count(self, table: str, cond: str) -> int:
         return int(self.client.command(f"SELECT count() FROM {self.q}.{table} WHERE {cond}"))
+
+
+@contextmanager
+def _local_file(data: bytes, tmp_dir: str | None):
+    """A path holding ``data`` for the embedded engine to read.  On Linux, an already-unlinked
+    temporary file reached through /proc/self/fd (the engine is this process), so nothing is
+    left behind even if the process is killed; elsewhere, a named temporary file."""
+    with tempfile.TemporaryFile(dir=tmp_dir, prefix="dynamodb-cdc-batch-") as f:
+        f.write(data)
+        f.flush()
+        path = f"/proc/self/fd/{f.fileno()}"
+        if os.path.exists(path):
+            yield path
+            return
+    with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="dynamodb-cdc-batch-") as f:
+        f.write(data)
+        f.flush()
+        yield os.path.abspath(f.name)
 
 
 def _millis(value: datetime) -> int:
