@@ -228,7 +228,7 @@ def child_final(path: str, rows: int) -> int:
         copy = 0
         while copy * per_copy < rows:
             cmd(f"INSERT INTO {t} SELECT * REPLACE (concat(pk, '#', '{copy}') AS pk) FROM f.seed "
-                f"LIMIT {min(per_copy, rows - copy * per_copy)}")
+                f"ORDER BY pk LIMIT {min(per_copy, rows - copy * per_copy)}")  # the same rows in both layouts
             copy += 1
         expected = int(cmd(f"SELECT countIf(cityHash64(pk) % 100 != 0) FROM {t}"))  # one row per key so far
         cmd(f"INSERT INTO {t} SELECT * REPLACE (_version + 1 AS _version, age + 1 AS age, "
@@ -591,7 +591,7 @@ def main() -> int:
         ratios, rates = derive(f, n, m)
         out = {
             "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": f"BENCH_ITEMS={n} BENCH_CHANGES={m} make bench",
+            "command": f"BENCH_ITEMS={n} BENCH_CHANGES={m} BENCH_FINAL_ROWS={result['sizes']['final_rows']} make bench",
             "machine": machine(),
             **result,
             "seconds": {k: round(v, 4) for k, v in f.items() if k.endswith("_seconds")},
