@@ -14,7 +14,7 @@ from typing import IO, Iterator
 
 from .manifest import DataFile, ExportSummary, ManifestError, check_windows
 from .progress import Progress
-from .s3export import DataFileError, S3Uri, fetch_data_file, find_summaries, read_export
+from .s3export import DataFileError, S3Uri, VerifiedFile, fetch_data_file, find_summaries, read_export
 from .store import FAILED, LOADED, LOADING, FileState, Store
 
 log = logging.getLogger(__name__)
@@ -121,18 +121,23 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
     )
     store.record_export(summary, s3_uri=summary_uri, data_files=len(files), status=LOADING)
     progress = Progress(len(todo), enabled=options.progress)
+    # The next data file is downloaded and verified in a second thread while this one is inserted
+    # (zlib, hashing, sockets and the engine all release the GIL): no ClickHouse call happens there.
+    fetcher = None if options.server_side else _Prefetcher(s3, bucket, todo, options, progress)
     try:
         for data_file in todo:
             resume_after = plans[data_file.key].resume_after
             try:
-                if options.server_side:
+                if fetcher is None:
                     landed, quarantined, note = _load_file_server_side(s3, store, bucket, summary, data_file, progress)
                 else:
                     landed, quarantined, note = _load_file(
-                        s3, store, bucket, summary, data_file, resume_after, options, progress
+                        store, bucket, summary, data_file, resume_after, options, progress, fetcher.take(data_file)
                     )
             except DataFileError as ex:
                 message = str(ex)
+                # Nothing of a refused file lands past its checkpoint (rows an interrupted run left).
+                store.discard_after(summary.export_arn, data_file.key, resume_after)
                 store.record_file(summary, data_file, status=FAILED, lines_committed=resume_after, error=message)
                 out.files_failed += 1
                 out.errors.append(message)
@@ -143,6 +148,8 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
             out.lines_quarantined += quarantined
             progress.file_done(note)
     finally:
+        if fetcher is not None:
+            fetcher.close()
         progress.close()
     status = FAILED if out.errors else LOADED
     store.record_export(
@@ -151,13 +158,51 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
     return out
 
 
-def _load_file(s3, store: Store, bucket, summary, data_file: DataFile, committed: int, options, progress):
+class _Prefetcher:
+    """Downloads and verifies data files one ahead of the file being inserted."""
+
+    def __init__(self, s3, bucket, files: list[DataFile], options, progress):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynamodb-cdc-fetch")
+        self.files = files
+        self.started: dict[str, object] = {}
+        self.args = (s3, bucket)
+        self.kwargs = {"tmp_dir": options.tmp_dir, "on_bytes": progress.add_bytes}
+        self._start(0)
+
+    def _start(self, index: int) -> None:
+        if index < len(self.files) and self.files[index].key not in self.started:
+            f = self.files[index]
+            self.started[f.key] = self.pool.submit(fetch_data_file, *self.args, f, **self.kwargs)
+
+    def take(self, data_file: DataFile) -> "VerifiedFile":
+        """This file, verified (raises DataFileError as fetch_data_file does); the next one starts."""
+        index = self.files.index(data_file)
+        self._start(index)
+        future = self.started.pop(data_file.key)
+        self._start(index + 1)
+        return future.result()
+
+    def close(self) -> None:
+        """Wait for a download still running and drop whatever was fetched ahead and not used."""
+        self.pool.shutdown(wait=True)
+        for future in self.started.values():
+            if not future.cancelled() and future.exception() is None:
+                future.result().close()
+        self.started.clear()
+
+
+def _load_file(store: Store, bucket, summary, data_file: DataFile, committed: int, options, progress, verified):
     where = f"s3://{bucket}/{data_file.key}"
     if committed:
         log.info("%s: resuming after line %d", where, committed)
     # Rows past the last committed line may exist if the previous run stopped mid-batch.
-    store.discard_after(summary.export_arn, data_file.key, committed)
-    verified = fetch_data_file(s3, bucket, data_file, tmp_dir=options.tmp_dir, on_bytes=progress.add_bytes)
+    try:
+        store.discard_after(summary.export_arn, data_file.key, committed)
+    except BaseException:
+        verified.close()
+        raise
     try:
         store.record_file(
             summary, data_file, status=LOADING, lines_committed=committed, compressed_bytes=verified.compressed_bytes
