@@ -38,7 +38,7 @@
       catchup=true,
   ) }}
 --exports:begin
-SELECT * EXCEPT (_key_ok)
+SELECT * EXCEPT (_key_ok, _failed_attributes)
 FROM (
 {{ dynamodb_cdc._changes_select(spec, sources=['exports']) }}
 )
@@ -46,7 +46,7 @@ WHERE _key_ok
 --exports:end
 UNION ALL
 --streams:begin
-SELECT * EXCEPT (_key_ok)
+SELECT * EXCEPT (_key_ok, _failed_attributes)
 FROM (
 {{ dynamodb_cdc._changes_select(spec, sources=['streams']) }}
 )
@@ -60,16 +60,16 @@ WHERE _key_ok
       order_by=order_by,
   ) }}
   {%- set since = none -%}
-  {%- set snapshots = true -%}
   {%- set existing = none -%}
+  {#- The snapshot pass reads the whole table again: run it only when a snapshot can change something. -#}
+  {%- set snapshots = execute and dynamodb_cdc._snapshots_matter(spec, none) -%}
   {%- if is_incremental() -%}
     {%- set since = "(SELECT max(_ingested_at) FROM " ~ this ~ ") - toIntervalSecond("
         ~ (var('dynamodb_cdc_lookback_seconds', 300) | int) ~ ")" -%}
     {%- set existing = this -%}
-    {#- The snapshot pass reads the whole table: run it only when a snapshot can change something. -#}
     {%- set snapshots = execute and dynamodb_cdc._snapshots_matter(spec, since) -%}
   {%- endif %}
-SELECT * EXCEPT (_key_ok)
+SELECT * EXCEPT (_key_ok, _failed_attributes)
 FROM (
 {{ dynamodb_cdc._changes_select(spec, since=since, snapshots=snapshots, existing=existing) }}
 )
@@ -82,15 +82,17 @@ WHERE _key_ok
   True when some full export of the table can add delete rows in this run:
   one completed since `since`, or one newer than the oldest change read now
   (a late change, or a late older export, of a key that a later snapshot no
-  longer has).
+  longer has).  With `since` none (a first or full-refresh run), only the
+  second: a table whose oldest change is its first full export (the usual
+  start) skips the pass, since no key can be older than that snapshot.
 -#}
 {% macro _snapshots_matter(spec, since) %}
   {%- set sql -%}
 SELECT count() FROM {{ source('dynamodb_cdc_raw', 'exports') }} FINAL
 WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
   AND export_type = 'FULL_EXPORT' AND status = 'loaded'
-  AND (updated_at > {{ since }}
-       OR {{ dynamodb_cdc._version_expr("toUInt64(toUnixTimestamp64Micro(export_time))", "0", "toUInt256(0)") }}
+  AND ({{ 'updated_at > ' ~ since ~ ' OR' if since is not none }}
+       {{ dynamodb_cdc._version_expr("toUInt64(toUnixTimestamp64Micro(export_time))", "0", "toUInt256(0)") }}
           > ifNull((SELECT minOrNull({{ dynamodb_cdc._version_expr('_time_us', '_rank', '_seq') }})
                     FROM ({{ dynamodb_cdc._events(spec, since) }})), toUInt256(0) - 1))
   {%- endset -%}
@@ -116,7 +118,8 @@ WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
 
 {#-
   Every change event of a table read from the raw tables, not yet typed:
-  _keys and _item (AttributeValue maps as JSON text), _is_deleted,
+  _keys and _item (the key and the item as arrays of (attribute name,
+  AttributeValue JSON text), each document parsed once), _is_deleted,
   _ttl_deleted, _time_us, _rank, _seq, _changed_at, _event, _source,
   _source_ref, _ingested_at and _usable (0 when the event cannot be applied:
   no usable time, no keys, or an INSERT/MODIFY without its new image).
@@ -129,14 +132,15 @@ SELECT
     _keys, _item, _is_deleted, _ttl_deleted, assumeNotNull(_time_n) AS _time_us, _rank, _seq,
     fromUnixTimestamp64Micro(toInt64(assumeNotNull(_changed_n)), 'UTC') AS _changed_at,
     _event, _source, _source_ref, _ingested_at,
-    toUInt8(_time_n IS NOT NULL AND _keys != '' AND (_is_deleted OR _item != '')) AS _usable
+    toUInt8(_time_n IS NOT NULL AND notEmpty(_keys) AND (_is_deleted OR _has_item)) AS _usable
 FROM (
     {%- if 'exports' in sources %}
     SELECT
-        if(export_type = 'FULL_EXPORT', JSONExtractRaw(line, 'Item'),
-           if(JSONHas(line, 'Keys'), JSONExtractRaw(line, 'Keys'), JSONExtractRaw(line, 'Key'))) AS _keys,
-        if(export_type = 'FULL_EXPORT', JSONExtractRaw(line, 'Item'), JSONExtractRaw(line, 'NewImage')) AS _item,
-        toUInt8(export_type != 'FULL_EXPORT' AND NOT JSONHas(line, 'NewImage')) AS _is_deleted,
+        if(export_type = 'FULL_EXPORT', JSONExtractKeysAndValuesRaw(line, 'Item'),
+           if(JSONHas(line, 'Keys'), JSONExtractKeysAndValuesRaw(line, 'Keys'), JSONExtractKeysAndValuesRaw(line, 'Key'))) AS _keys,
+        if(export_type = 'FULL_EXPORT', JSONExtractKeysAndValuesRaw(line, 'Item'), JSONExtractKeysAndValuesRaw(line, 'NewImage')) AS _item,
+        toUInt8(export_type = 'FULL_EXPORT' OR JSONHas(line, 'NewImage')) AS _has_item,
+        toUInt8(NOT _has_item) AS _is_deleted,
         toUInt8(0) AS _ttl_deleted,
         if(export_type = 'FULL_EXPORT', toUInt64(toUnixTimestamp64Micro(export_time)),
            multiIf(JSONType(line, {{ wts }}) = 'Object', toUInt64OrNull(JSONExtractString(line, {{ wts }}, 'N')),
@@ -163,19 +167,21 @@ FROM (
     {%- endif %}
     {%- if 'streams' in sources %}
 
-    SELECT _keys, _item, _is_deleted, _ttl AS _ttl_deleted, _time_n, _changed_n, _rank, _seq,
+    SELECT _keys, _item, _has_item, _is_deleted, _ttl AS _ttl_deleted, _time_n, _changed_n, _rank, _seq,
            _event, _source, _source_ref, _ingested_at
     FROM (
         SELECT
-            JSONExtractRaw(data, 'dynamodb', 'Keys') AS _keys,
+            JSONExtractKeysAndValuesRaw(data, 'dynamodb', 'Keys') AS _keys,
             toUInt8(JSONExtractString(data, 'eventName') = 'REMOVE'
                     AND JSONExtractString(data, 'userIdentity', 'type') = 'Service'
                     AND JSONExtractString(data, 'userIdentity', 'principalId') = 'dynamodb.amazonaws.com') AS _ttl,
             {%- if keep_ttl %}
-            if(_ttl, JSONExtractRaw(data, 'dynamodb', 'OldImage'), JSONExtractRaw(data, 'dynamodb', 'NewImage')) AS _item,
+            if(_ttl, JSONExtractKeysAndValuesRaw(data, 'dynamodb', 'OldImage'), JSONExtractKeysAndValuesRaw(data, 'dynamodb', 'NewImage')) AS _item,
+            toUInt8(JSONHas(data, 'dynamodb', if(_ttl, 'OldImage', 'NewImage'))) AS _has_item,
             toUInt8(JSONExtractString(data, 'eventName') = 'REMOVE' AND NOT _ttl) AS _is_deleted,
             {%- else %}
-            JSONExtractRaw(data, 'dynamodb', 'NewImage') AS _item,
+            JSONExtractKeysAndValuesRaw(data, 'dynamodb', 'NewImage') AS _item,
+            toUInt8(JSONHas(data, 'dynamodb', 'NewImage')) AS _has_item,
             toUInt8(JSONExtractString(data, 'eventName') = 'REMOVE') AS _is_deleted,
             {%- endif %}
             JSONExtractRaw(data, 'dynamodb', 'ApproximateCreationDateTime') AS _t_raw,
@@ -226,7 +232,7 @@ attributes AS (
     SELECT
         *,
         {%- for c in cols %}
-        {{ dynamodb_cdc.attribute_path('_keys' if c.is_key else '_item', c.path) }} AS _av_{{ loop.index }}{{ ',' if not loop.last }}
+        {{ dynamodb_cdc._kv_path('_keys' if c.is_key else '_item', c.path) }} AS _av_{{ loop.index }}{{ ',' if not loop.last }}
         {%- endfor %}
     FROM events
 ),
@@ -248,6 +254,12 @@ changes AS (
             if({{ dynamodb_cdc.conversion_failed('_av_' ~ loop.index, c.type, c.binary) }}, {{ dynamodb_cdc.string_literal(c.name) }}, ''){{ ',' if not loop.last }}
             {%- endfor %}
         ]) AS _conversion_errors,
+        {#- the top-level attributes whose column could not take them (they stay in _other_attributes) -#}
+        arrayFilter(x -> x != '', [
+            {%- for c in cols if c.path | length == 1 %}
+            if({{ dynamodb_cdc.conversion_failed('_av_' ~ (cols.index(c) + 1), c.type, c.binary) }}, {{ dynamodb_cdc.string_literal(c.path[0]) }}, ''){{ ',' if not loop.last }}
+            {%- endfor %}
+        ]) AS _failed_attributes,
         _ingested_at,
         toUInt8(_usable AND {{ dynamodb_cdc._key_ok(spec, cols) }}) AS _key_ok
     FROM attributes
@@ -269,7 +281,7 @@ snapshot_keys AS (
     SELECT DISTINCT
         export_arn,
         {%- for k in spec.key %}
-        {{ dynamodb_cdc._typed_column(k, dynamodb_cdc.attribute_path("JSONExtractRaw(line, 'Item')", k.path)) }} AS {{ keys[loop.index0] }}{{ ',' if not loop.last }}
+        {{ dynamodb_cdc._typed_column(k, dynamodb_cdc._kv_path("JSONExtractKeysAndValuesRaw(line, 'Item')", k.path)) }} AS {{ keys[loop.index0] }}{{ ',' if not loop.last }}
         {%- endfor %}
     FROM {{ source('dynamodb_cdc_raw', 'export_lines') }}
     WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
@@ -315,6 +327,7 @@ SELECT
     CAST('full_export', 'LowCardinality(String)') AS _source,
     export_arn AS _source_ref,
     CAST([], 'Array(String)') AS _conversion_errors,
+    CAST([], 'Array(String)') AS _failed_attributes,
     updated_at AS _ingested_at,
     toUInt8(1) AS _key_ok
 FROM absent
@@ -332,16 +345,29 @@ FROM absent
 -#}
 {% macro _other_attributes(item_expr, cols) %}
   {%- set taken = [] -%}
-  {%- set failed = [] -%}
   {%- for c in cols if c.path | length == 1 -%}
     {%- do taken.append(dynamodb_cdc.string_literal(c.path[0])) -%}
-    {%- do failed.append("if(" ~ dynamodb_cdc.conversion_failed('_av_' ~ (cols.index(c) + 1), c.type, c.binary) ~ ", "
-                         ~ dynamodb_cdc.string_literal(c.path[0]) ~ ", '')") -%}
   {%- endfor -%}
 concat('{', arrayStringConcat(arrayMap(kv -> concat(toJSONString(kv.1), ':', kv.2),
-    arrayFilter(kv -> kv.1 NOT IN ({{ taken | join(', ') }}) OR has([{{ failed | join(', ') }}], kv.1),
-                JSONExtractKeysAndValuesRaw({{ item_expr }}))), ','), '}')
+    arrayFilter(kv -> kv.1 NOT IN ({{ taken | join(', ') if taken else "''" }}) OR has(_failed_attributes, kv.1), {{ item_expr }})), ','), '}')
 {%- endmacro %}
+
+
+{#-
+  The AttributeValue (JSON text) at `path` in an item given as an array of
+  (attribute name, AttributeValue JSON text), as _events gives it; '' when
+  missing.  The top-level attribute is looked up in the array (the item was
+  parsed once); deeper levels are read as attribute_path reads them.
+-#}
+{% macro _kv_path(kv_expr, path) %}
+  {%- set names = dynamodb_cdc._attribute_names(path) -%}
+  {%- set top = kv_expr ~ ".2[indexOf(" ~ kv_expr ~ ".1, " ~ dynamodb_cdc.string_literal(names[0]) ~ ")]" -%}
+  {%- if names | length == 1 -%}
+    {{ return(top) }}
+  {%- endif -%}
+  {#- the keys attribute_path uses below the top-level name -#}
+  {{ return('JSONExtractRaw(' ~ top ~ ', ' ~ dynamodb_cdc._path_keys(names)[1:] | join(', ') ~ ')') }}
+{% endmacro %}
 
 
 {#- A declared column, typed: keys are never NULL (rows whose key fails are dropped by _key_ok). -#}

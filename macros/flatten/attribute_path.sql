@@ -33,8 +33,16 @@
 {% endmacro %}
 
 {% macro clickhouse__attribute_path(item_expr, path) %}
+  {%- set keys = dynamodb_cdc._path_keys(dynamodb_cdc._attribute_names(path)) -%}
+  {{ return('JSONExtractRaw(' ~ item_expr ~ ', ' ~ keys | join(', ') ~ ')') }}
+{% endmacro %}
+
+
+{#- The JSONExtract keys (SQL literals) of checked path names: each level below the first
+    goes through its container's tag ('M' for a map key, 'L' for a list position). -#}
+{% macro _path_keys(names) %}
   {%- set keys = [] -%}
-  {%- for name in dynamodb_cdc._attribute_names(path) -%}
+  {%- for name in names -%}
     {%- if name is integer -%}
       {#- ClickHouse JSON indexes are 1-based; negative ones count from the end. -#}
       {%- do keys.extend(["'L'", (name + 1 if name >= 0 else name) ~ '']) -%}
@@ -43,7 +51,7 @@
       {%- do keys.append(dynamodb_cdc.string_literal(name)) -%}
     {%- endif -%}
   {%- endfor -%}
-  {{ return('JSONExtractRaw(' ~ item_expr ~ ', ' ~ keys | join(', ') ~ ')') }}
+  {{ return(keys) }}
 {% endmacro %}
 
 

@@ -101,6 +101,18 @@ def test_full_refresh_then_incremental_runs_match_expected_seeds(s3, clickhouse,
     dbt("run", vars={"stage": 3})
     dbt("test", vars={"stage": 3})
     assert ch.scalar(f"SELECT count() FROM {ch.schema}.customers_current WHERE customer_id = 99") == 0
+    # The current state as a plain table, ordered like the changes model, equals the view (dbt test).
+    assert ch.rows(f"SELECT engine, sorting_key FROM system.tables WHERE database = '{ch.schema}' "
+                   f"AND name = 'customers_current_table'") == [("MergeTree", "tenant, customer_id")]
+    # optimize_changes merges the changes model into one part; the current state is unchanged.
+    parts = f"SELECT count() FROM system.parts WHERE active AND database = '{ch.schema}' AND table = 'customers_changes'"
+    assert ch.scalar(parts) > 1
+    before = ch.rows(f"SELECT * FROM {ch.schema}.customers_current ORDER BY tenant, customer_id")
+    optimized = dbt("run-operation", "dynamodb_cdc.optimize_changes", "--args", "{model: customers_changes}", vars={"stage": 3})
+    assert "active parts before, 1 after" in optimized.stdout
+    assert ch.scalar(parts) == 1
+    assert ch.rows(f"SELECT * FROM {ch.schema}.customers_current ORDER BY tenant, customer_id") == before
+    assert ch.scalar(f"SELECT countIf(_is_deleted = 1) FROM {changes}") > 0  # delete rows are kept
 
     # Stage 4: a value that overflows its declared type becomes NULL and is counted; a key that
     # cannot be converted leaves the row out, and is counted too.

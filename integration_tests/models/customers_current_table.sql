@@ -1,0 +1,1 @@
+{{ dynamodb_cdc.current_table(ref('customers_changes'), 'customers') }}
