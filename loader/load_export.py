@@ -127,17 +127,20 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
     try:
         for data_file in todo:
             resume_after = plans[data_file.key].resume_after
+            started = data_file.key in states  # else no row of it can exist: nothing to discard
             try:
                 if fetcher is None:
                     landed, quarantined, note = _load_file_server_side(s3, store, bucket, summary, data_file, progress)
                 else:
                     landed, quarantined, note = _load_file(
-                        store, bucket, summary, data_file, resume_after, options, progress, fetcher.take(data_file)
+                        store, bucket, summary, data_file, resume_after, options, progress, fetcher.take(data_file),
+                        started=started,
                     )
             except DataFileError as ex:
                 message = str(ex)
                 # Nothing of a refused file lands past its checkpoint (rows an interrupted run left).
-                store.discard_after(summary.export_arn, data_file.key, resume_after)
+                if started or options.server_side:
+                    store.discard_after(summary.export_arn, data_file.key, resume_after)
                 store.record_file(summary, data_file, status=FAILED, lines_committed=resume_after, error=message)
                 out.files_failed += 1
                 out.errors.append(message)
@@ -193,13 +196,15 @@ class _Prefetcher:
         self.started.clear()
 
 
-def _load_file(store: Store, bucket, summary, data_file: DataFile, committed: int, options, progress, verified):
+def _load_file(store: Store, bucket, summary, data_file: DataFile, committed: int, options, progress, verified,
+               *, started: bool = True):
     where = f"s3://{bucket}/{data_file.key}"
     if committed:
         log.info("%s: resuming after line %d", where, committed)
     # Rows past the last committed line may exist if the previous run stopped mid-batch.
     try:
-        store.discard_after(summary.export_arn, data_file.key, committed)
+        if started:
+            store.discard_after(summary.export_arn, data_file.key, committed)
     except BaseException:
         verified.close()
         raise
@@ -207,16 +212,27 @@ def _load_file(store: Store, bucket, summary, data_file: DataFile, committed: in
         store.record_file(
             summary, data_file, status=LOADING, lines_committed=committed, compressed_bytes=verified.compressed_bytes
         )
-        for first, count, block in iter_blocks(
-            verified.data, start_after=committed, max_rows=options.batch_rows, max_bytes=options.batch_bytes
-        ):
-            store.insert_block(summary, data_file.key, first, block, tmp_dir=options.tmp_dir)
-            committed = first + count - 1
+        if (store.embedded and committed == 0 and 0 < verified.lines <= options.batch_rows
+                and verified.decompressed_bytes <= options.batch_bytes):
+            # The whole file is one batch: the engine reads the verified file itself.
+            store.insert_verified_file(summary, data_file.key, verified.data)
+            committed = verified.lines
             store.record_file(
                 summary, data_file, status=LOADING, lines_committed=committed,
                 compressed_bytes=verified.compressed_bytes,
             )
-            progress.add_rows(count)
+            progress.add_rows(committed)
+        else:
+            for first, count, block in iter_blocks(
+                verified.data, start_after=committed, max_rows=options.batch_rows, max_bytes=options.batch_bytes
+            ):
+                store.insert_block(summary, data_file.key, first, block, tmp_dir=options.tmp_dir)
+                committed = first + count - 1
+                store.record_file(
+                    summary, data_file, status=LOADING, lines_committed=committed,
+                    compressed_bytes=verified.compressed_bytes,
+                )
+                progress.add_rows(count)
     finally:
         verified.close()
     landed, quarantined, examples = store.file_counts(summary.export_arn, data_file.key)

@@ -8,6 +8,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import IO
 
 from . import schema
 from .manifest import FULL_EXPORT, DataFile, ExportSummary, ExportWindow
@@ -186,6 +187,19 @@ class Store:
             source = f"file({literal(path)}, 'LineAsString', 'line String')"
             self.client.command(self._lines_select(summary, data_file_key, first_line, source),
                                 settings=SEQUENTIAL_READ)
+
+    def insert_verified_file(self, summary: ExportSummary, data_file_key: str, data: IO[bytes]) -> None:
+        """chDB only: insert every line of a decompressed data file (an open temporary file) from
+        line 1, the engine reading the file itself through /proc/self/fd: no copy, no per-line work
+        in Python.  Elsewhere, the same as one insert_block of the whole file."""
+        data.flush()
+        path = f"/proc/self/fd/{data.fileno()}"
+        if not os.path.exists(path):
+            data.seek(0)
+            self.insert_block(summary, data_file_key, 1, data.read())
+            return
+        source = f"file({literal(path)}, 'LineAsString', 'line String')"
+        self.client.command(self._lines_select(summary, data_file_key, 1, source), settings=SEQUENTIAL_READ)
 
     def _lines_select(self, summary: ExportSummary, data_file_key: str, first_line: int, source: str) -> str:
         """INSERT ... SELECT of the routing table from a LineAsString ``source`` read in order."""

@@ -68,17 +68,20 @@ def props_current(ch, tmp_path) -> list[tuple]:
     return ch.rows(f"SELECT pk, v, s FROM {ch.schema}.props_current ORDER BY pk")
 
 
-def test_load_export_killed_at_random_points_lands_every_line_exactly_once(s3, clickhouse, tmp_path):
-    n, files = 30_000, 10
+@pytest.mark.parametrize("batch_rows", ["500", "100000"], ids=["in-batches", "whole-files"])
+def test_load_export_killed_at_random_points_lands_every_line_exactly_once(s3, clickhouse, tmp_path, batch_rows):
+    """In batches of 500 lines, and with each data file inserted whole (the engine reading the file)."""
+    whole = batch_rows == "100000"
+    n, files = (60_000, 20) if whole else (30_000, 10)  # whole files go fast: more of them to kill in
     items = [props_item(i) for i in range(n)]
     w = write_full_export(s3, s3.bucket, ARN, items, prefix="p", export_time=T0, files=files)
-    cmd = cli_cmd(clickhouse, "load-export", f"s3://{s3.bucket}/p", "--batch-rows", "500", "--no-progress")
+    cmd = cli_cmd(clickhouse, "load-export", f"s3://{s3.bucket}/p", "--batch-rows", batch_rows, "--no-progress")
     rng = random.Random(5)
     for attempt in range(3):
         # After the 1st or 2nd data file of this run, then anywhere in the next one (mid-batch included).
-        code = kill_during(cmd, "lines landed", rng.choice([1, 2]), rng.uniform(0.0, 0.3))
+        code = kill_during(cmd, "lines landed", rng.choice([1, 2]), rng.uniform(0.0, 0.05 if whole else 0.3))
         assert code is None, f"attempt {attempt}: the loader ended ({code}) before it was killed"
-    clickhouse.cli("load-export", f"s3://{s3.bucket}/p", "--batch-rows", "500", check=True)
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/p", "--batch-rows", batch_rows, check=True)
 
     per_file = dict(clickhouse.rows(
         f"SELECT data_file_key, count() FROM {clickhouse.raw_db}.export_lines GROUP BY data_file_key"))
