@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="... or this many bytes of record data (default 20 MiB)")
     streaming.add_argument("--batch-seconds", type=float, default=float(_env("BATCH_SECONDS", "5")),
                            help="... or when the oldest pending record is this old (default 5)")
+    streaming.add_argument("--readers", type=int, default=int(_env("READERS", "4")),
+                           help="shards read at once, each in its own thread (default 4; 1: one after the other)")
 
     kinesis = sub.add_parser(
         "consume-kinesis",
@@ -405,6 +407,7 @@ def _consume_options(args):
         start=StartPosition.parse(args.start_position, args.start_timestamp),
         follow=args.follow,
         limits=BatchLimits(args.batch_rows, args.batch_bytes, args.batch_seconds),
+        readers=args.readers,
     )
 
 

@@ -299,6 +299,11 @@ class ConsumeOptions:
     poll_interval: float = 0.2  # between two GetRecords on one shard (Kinesis allows 5 per second)
     idle_interval: float = 1.0  # --follow: after an empty page from an open shard
     relist_interval: float = 60.0  # --follow: how often to look for new shards
+    readers: int = 4  # shards whose GetRecords run at once (--readers); 1 reads them one after the other
+
+    def __post_init__(self):
+        if self.readers < 1:
+            raise ValueError("--readers must be at least 1")
 
 
 @dataclass
@@ -356,6 +361,7 @@ class _Consumer:
         self.batch_since: float | None = None  # when the oldest pending record or checkpoint arrived
         self.relist = False
         self.page_limit = max(1, min(source.max_page_records, options.limits.rows))
+        self.pool = None  # reader threads, made when two shards are due at once
 
     # -- main loop ---------------------------------------------------------------
     def run(self) -> ConsumeResult:
@@ -391,10 +397,15 @@ class _Consumer:
                 if not active and not self.opt.follow:
                     break
                 due = [s for s in active if s.due_at <= now]
-                for state in due:
-                    self._poll(state)
-                    if self.batch_since is not None and self._flush_due():
-                        self._flush()
+                # GetRecords of up to `readers` shards run at once; their pages are applied here, in
+                # shard order, one at a time (only this thread touches the batch and checkpoints).
+                for group in (due[i:i + self.opt.readers] for i in range(0, len(due), max(1, self.opt.readers))):
+                    for state, fetched in zip(group, self._fetch_all(group)):
+                        self._apply(state, fetched)
+                        if self.batch_since is not None and self._flush_due():
+                            self._flush()
+                        if self.stop.is_set():
+                            break
                     if self.stop.is_set():
                         break
                 if self.batch_since is not None and self._flush_due():
@@ -407,6 +418,9 @@ class _Consumer:
         except StreamError:
             self._flush()  # what was read before the error is good: land it and checkpoint it
             raise
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
         self._flush()
         if self.stop.is_set():
             log.info("%s: stopped on request; pending records landed and checkpointed", src.label)
@@ -446,7 +460,21 @@ class _Consumer:
         self.shards = self._call(self.src.list_shards, f"{self.src.label}: listing shards")
 
     # -- reading -----------------------------------------------------------------
-    def _poll(self, state: _ShardState) -> None:
+    def _fetch_all(self, states: list[_ShardState]) -> list[Page | None]:
+        """The next page of each shard (None: its iterator expired), fetched in parallel threads
+        when there are several.  A StreamError of any of them is raised here."""
+        if len(states) == 1:
+            return [self._fetch(states[0])]
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=max(1, self.opt.readers), thread_name_prefix="dynamodb-cdc-shard")
+        futures = [self.pool.submit(self._fetch, state) for state in states]
+        return [f.result() for f in futures]
+
+    def _fetch(self, state: _ShardState) -> Page | None:
+        """GetRecords on one shard (opening its iterator first if needed); touches only that shard's
+        iterator, so shards can be fetched in parallel."""
         from botocore.exceptions import ClientError
 
         shard = state.shard
@@ -454,9 +482,16 @@ class _Consumer:
         if state.iterator is None:
             state.iterator = self._open(state, where)
         try:
-            page = self._call(lambda: self.src.get_records(shard.shard_id, state.iterator, self.page_limit),
+            return self._call(lambda: self.src.get_records(shard.shard_id, state.iterator, self.page_limit),
                               f"{where}: GetRecords")
         except ClientError:  # only an expired iterator gets here (see _call)
+            return None
+
+    def _apply(self, state: _ShardState, page: Page | None) -> None:
+        """Take a fetched page into the batch and the shard's state (this thread only)."""
+        shard = state.shard
+        where = f"{self.src.label}: shard {shard.shard_id}"
+        if page is None:  # the iterator expired
             state.expirations += 1
             if state.expirations > MAX_EXPIRATIONS:
                 raise StreamError(f"{where}: the shard iterator expired {state.expirations} times in a row, even "

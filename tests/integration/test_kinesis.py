@@ -450,3 +450,47 @@ def test_a_change_stamped_after_its_ingestion_fails_changes_not_after_ingestion(
     assert result.returncode == 1
     assert "Failure in test dynamodb_cdc_changes_not_after_ingestion_props_changes_60" in result.stdout
     assert "Got 1 result, configured to fail if != 0" in result.stdout
+
+
+@pytest.mark.parametrize("readers", [1, 4])
+def test_shards_are_read_in_parallel_up_to_readers_and_every_record_lands_once(kinesis, clickhouse, readers):
+    """GetRecords of several shards overlap (in threads) up to `readers`, never beyond; pages are
+    still applied one at a time, so every record lands once and each checkpoint is its shard's last."""
+    import threading
+    import time
+
+    from dynamodb_cdc.kinesis import KinesisSource
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import ConsumeOptions, consume
+
+    name, arn = new_stream(kinesis, 6)
+    puts = [put(kinesis, name, shard, data)
+            for shard in shards_of(kinesis, name).values() for data in orders_changes(T_MS, 5)]
+
+    class Overlap(KinesisSource):
+        lock = threading.Lock()
+        now = peak = 0
+
+        def get_records(self, shard_id, iterator, limit):
+            with Overlap.lock:
+                Overlap.now += 1
+                Overlap.peak = max(Overlap.peak, Overlap.now)
+            try:
+                time.sleep(0.1)  # long enough for the other readers to be in flight too
+                return super().get_records(shard_id, iterator, limit)
+            finally:
+                with Overlap.lock:
+                    Overlap.now -= 1
+
+    with clickhouse.client() as client:
+        store = Store(client, clickhouse.raw_db)
+        store.ensure_schema()
+        result = consume(Overlap(kinesis, arn), store, ConsumeOptions(readers=readers))
+    assert Overlap.peak == readers
+    assert result.records == len(puts) == 30
+    landed = clickhouse.rows(f"SELECT shard_id, sequence_number FROM {clickhouse.raw_db}.stream_records")
+    assert sorted(landed) == sorted((p["shard_id"], p["sequence_number"]) for p in puts)
+    last = {}
+    for p in puts:
+        last[p["shard_id"]] = p["sequence_number"]
+    assert {k: v[2] for k, v in checkpoints(clickhouse).items()} == last
