@@ -7,8 +7,8 @@
     model   the changes model's name (a relation in `schema`)
     schema  its schema (database); default: the target's schema
 
-  OPTIMIZE ... FINAL rewrites the whole table (at 10M rows on 2 cores, about
-  half a minute): the cost moves from every read to one scheduled job.  Delete
+  OPTIMIZE ... FINAL rewrites the whole table (11M rows on 2 cores: about
+  20 s in make bench): the cost moves from every read to one scheduled job.  Delete
   rows (_is_deleted = 1) are kept, since a late older change must still lose to
   them; ClickHouse keeps merging in the background as well.
 -#}
