@@ -368,3 +368,26 @@ def test_lines_sent_by_the_client_land_as_the_lines_read_by_chdb(s3, clickhouse)
     assert first[0][11][1] == '{"Item":{"id":{"S":"tab\\t and \\\\ and \\"quotes\\""}}}'
     assert [(r[0], r[2]) for r in first[1]] == [
         (11, "line is not valid JSON"), (12, "line is not valid JSON"), (14, "line is not valid UTF-8")]
+
+
+@pytest.mark.parametrize("batch_rows", ["100000", "7000"], ids=["whole-file", "in-batches"])
+def test_line_numbers_stay_exact_in_a_big_file_read_whole_or_in_batches(s3, clickhouse, batch_rows):
+    """One ~26 MB data file, over the engine's 10 MiB chunk for parallel parsing: read whole (the
+    engine reads the verified file) and in batches of ~15 MB, every row keeps its own line
+    number, and a bad line among them is quarantined under its own."""
+    n = 12_000
+    big = [{"id": {"S": f"u{i:05d}"}, "n": {"N": str(i + 1)}, "pad": {"S": f"{i:05d}" * 400}} for i in range(n)]
+    w = write_full_export(s3, s3.bucket, ARN, big, prefix="big", export_time=T0, files=1)
+    key = w.data_keys[0]
+    body = gzip.decompress(s3.get_object(Bucket=s3.bucket, Key=key)["Body"].read()).split(b"\n")
+    body[9_000] = b"{not json"  # line 9,001
+    data = b"\n".join(body)
+    replace_data_file(s3, s3.bucket, key, gzip.compress(data), fix_manifest_md5=True, manifest_key=w.folder + "manifest-files.json")
+    assert len(data) > 20 << 20
+
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/big", "--batch-rows", batch_rows, check=True)
+    raw = clickhouse.raw_db
+    assert clickhouse.rows(
+        f"SELECT count(), uniqExact(line_number), countIf(toUInt64(JSONExtractString(line, 'Item', 'n', 'N')) != line_number) "
+        f"FROM {raw}.export_lines") == [(n - 1, n - 1, 0)]
+    assert clickhouse.rows(f"SELECT line_number, payload FROM {raw}.quarantine") == [(9_001, "{not json")]
