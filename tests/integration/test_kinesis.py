@@ -494,3 +494,36 @@ def test_shards_are_read_in_parallel_up_to_readers_and_every_record_lands_once(k
     for p in puts:
         last[p["shard_id"]] = p["sequence_number"]
     assert {k: v[2] for k, v in checkpoints(clickhouse).items()} == last
+
+
+def test_ttl_deletes_are_flagged_and_applied_or_kept_as_history_per_declaration(kinesis, clickhouse, tmp_path):
+    """A TTL REMOVE (userIdentity: the DynamoDB service) and a user's REMOVE, through a moto stream:
+    `ttl_delete` (default) deletes both items; `ttl_keep` keeps the TTL-expired one with its last
+    values as soft-deleted history (_ttl_deleted = 1, _is_deleted = 0). Both flag the TTL delete."""
+    name, _ = new_stream(kinesis, 1)
+    shard = shards_of(kinesis, name)["shardId-000000000000"]
+    a, b, c = ({"id": {"S": k}} for k in ("s1", "s2", "s3"))
+    va, vb, vc = ({"id": {"S": k}, "name": {"S": n}} for k, n in (("s1", "Ann"), ("s2", "Bo"), ("s3", "Cy")))
+    vb2 = {"id": {"S": "s2"}, "name": {"S": "Bo v2"}}
+    for data in (
+        change_record("sessions", "INSERT", a, new=va, at_ms=T_MS),
+        change_record("sessions", "INSERT", b, new=vb, at_ms=T_MS + 1),
+        change_record("sessions", "INSERT", c, new=vc, at_ms=T_MS + 2),
+        change_record("sessions", "MODIFY", b, new=vb2, old=vb, at_ms=T_MS + 3),
+        change_record("sessions", "REMOVE", a, old=va, at_ms=T_MS + 4),  # a user's delete
+        change_record("sessions", "REMOVE", b, old=vb2, at_ms=T_MS + 5, user_identity=TTL_IDENTITY),  # TTL
+    ):
+        put(kinesis, name, shard, data)
+    clickhouse.cli("consume-kinesis", "--stream", name, check=True)
+    dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
+    dbt("deps")
+    dbt("run", "--select", "ttl_delete_changes", "ttl_delete_current", "ttl_keep_changes", "ttl_keep_current")
+
+    s = clickhouse.schema
+    assert clickhouse.rows(f"SELECT id, name, _ttl_deleted FROM {s}.ttl_delete_current ORDER BY id") == [("s3", "Cy", 0)]
+    assert clickhouse.rows(f"SELECT id, name, _ttl_deleted FROM {s}.ttl_keep_current ORDER BY id") == [
+        ("s2", "Bo v2", 1), ("s3", "Cy", 0)]
+    last = "SELECT _event, _is_deleted, _ttl_deleted FROM {}.{} WHERE id = '{}' ORDER BY _version DESC LIMIT 1"
+    for model, deleted in (("ttl_delete_changes", 1), ("ttl_keep_changes", 0)):
+        assert clickhouse.rows(last.format(s, model, "s2")) == [("REMOVE", deleted, 1)], model  # the TTL delete
+        assert clickhouse.rows(last.format(s, model, "s1")) == [("REMOVE", 1, 0)], model  # the user's delete
