@@ -37,6 +37,9 @@
   | UUID                                                              | S    | the UUID written 8-4-4-4-12 hex digits (any case)|
   | Date, Date32                                                      | S    | a valid date written YYYY-MM-DD within the type's|
   |                                                                   |      | range; NULL otherwise (never clamped or rolled)  |
+  |                                                                   | N    | epoch seconds: the UTC date of that instant      |
+  |                                                                   |      | (1767323045.678 -> 2026-01-02); NULL when not a  |
+  |                                                                   |      | number or out of the type's range                |
   | DateTime, DateTime('tz'), DateTime64(P), DateTime64(P, 'tz')      | S    | ISO 8601: YYYY-MM-DD or                          |
   |                                                                   |      | YYYY-MM-DD(T| )hh:mm:ss[.fff][Z|+hh:mm|-hh:mm];  |
   |                                                                   |      | no offset = UTC.  NULL when invalid, when the    |
@@ -134,7 +137,9 @@
     {%- if t.kind == 'uuid' -%}
       {%- set value = "arrayMap(u -> if(toString(toUUIDOrNull(u)) = lower(u), toUUIDOrNull(u), NULL), [" ~ text ~ "])[1]" -%}
     {%- elif t.kind == 'date' -%}
-      {%- set value = dynamodb_cdc._exact_date(text, t.base) -%}
+      {#- ISO text in an S, or epoch seconds in an N. -#}
+      {%- set value = "coalesce(" ~ dynamodb_cdc._exact_date(text, t.base) ~ ", " ~ dynamodb_cdc._epoch_date(
+          "if(" ~ dynamodb_cdc._has_tag(av, 'N', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'N'), '')", t.base) ~ ")" -%}
     {%- else -%}
       {#- ISO text in an S, or epoch seconds in an N. -#}
       {%- set value = "coalesce(" ~ dynamodb_cdc._exact_datetime(text, t) ~ ", " ~ dynamodb_cdc._epoch_datetime(
@@ -263,6 +268,23 @@
       ~ "if(p.3 = '', '0', concat(if(p.2, '-', ''), p.3, " ~ dynamodb_cdc._zeros("p.4 + " ~ p ~ " - length(p.3)", 20) ~ ")), NULL), ["
       ~ dynamodb_cdc._number_parts(n) ~ "])[1]" -%}
   {{ return("arrayMap(_t -> if(_t BETWEEN " ~ lo ~ " AND " ~ hi ~ ", " ~ make ~ ", NULL), [toInt128OrNull(" ~ ticks ~ ")])[1]") }}
+{% endmacro %}
+
+
+{#-
+  Exact Date or Date32 (`base`) from epoch seconds, the number text `n` of an
+  N: the UTC date of that instant (the seconds rounded down, so any fraction
+  is fine), or NULL when it is not a number or the instant is outside the
+  type's range (Date 1970-01-01..2149-06-06, Date32 1900-01-01..2299-12-31).
+-#}
+{% macro _epoch_date(n, base) %}
+  {%- set lo, hi = (0, 5662310399) if base == 'Date' else (-2208988800, 10413791999) -%}
+  {#- Whole seconds, rounded down, as an exact integer: the digits before the point (at most 20). -#}
+  {%- set secs = "arrayMap(p -> if(p.1 AND p.4 <= 20, toInt128OrNull(if(p.3 = '' OR p.4 <= 0, '0', concat(substring(p.3, 1, p.4), "
+      ~ dynamodb_cdc._zeros("p.4 - length(p.3)", 20) ~ "))) * if(p.2, -1, 1) - if(p.2 AND p.4 < length(p.3), 1, 0), NULL), ["
+      ~ dynamodb_cdc._number_parts(n) ~ "])[1]" -%}
+  {{ return("arrayMap(_s -> if(_s BETWEEN " ~ lo ~ " AND " ~ hi ~ ", to" ~ base ~ "(toDateTime64(toInt64(_s), 0, 'UTC')), NULL), ["
+            ~ secs ~ "])[1]") }}
 {% endmacro %}
 
 

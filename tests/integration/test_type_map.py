@@ -438,11 +438,14 @@ TEXTS = [
 TEXT_AVS = [av_of({"S": t}) for t in TEXTS] + [
     "", "null", av_of({"NULL": True}), av_of({"N": "1700000000"}), av_of({"N": "20240102"}), av_of({"BOOL": True}),
     av_of({"B": "AAE="}), av_of({"L": [{"S": "2024-01-02"}]}), '{"S":20240102}',
-    # epoch seconds in an N (DateTime, DateTime64); never for Date or UUID
+    # epoch seconds in an N (Date, Date32 as the UTC date; DateTime, DateTime64); never for UUID
     av_of({"N": "0"}), av_of({"N": "1767323045.678"}), av_of({"N": "1767323045.6789"}), av_of({"N": "1.5E+9"}),
     av_of({"N": "-1"}), av_of({"N": "4294967295"}), av_of({"N": "4294967296"}), av_of({"N": "-2208988800"}),
     av_of({"N": "-2208988801"}), av_of({"N": "1767323045.123456789"}), av_of({"N": "1767323045.1200"}),
     av_of({"N": "1E+30"}), av_of({"N": "abc"}), av_of({"N": "9223372036.854775807"}),
+    av_of({"N": "5662310399"}), av_of({"N": "5662310400"}), av_of({"N": "10413791999"}), av_of({"N": "10413792000"}),
+    av_of({"N": "-0.5"}), av_of({"N": "86399.999"}), av_of({"N": "86400"}), av_of({"N": "-86400.0001"}),
+    av_of({"N": "1767323045e-3"}), av_of({"N": "-2208988800.5"}),
 ]
 # declared type -> (kind, expected toTypeName, precision)
 TEMPORAL_TYPES = {
@@ -476,6 +479,8 @@ def expected_temporal(kind: str, base: str, precision, av_text: str):
             value = oracle_datetime(text, precision, kind == "datetime64")
     elif isinstance(av.get("N"), str) and kind in ("datetime", "datetime64"):
         value = oracle_epoch(av["N"], precision, kind == "datetime64")
+    elif isinstance(av.get("N"), str) and kind == "date":
+        value = oracle_epoch_date(av["N"], base)
     return value, int(value is None and "NULL" not in av)
 
 
@@ -491,6 +496,25 @@ def oracle_epoch(text: str, precision: int, is64: bool):
         return None  # far out of any range (and no huge integers)
     ticks = int(digits) * 10 ** (exponent + precision) * (-1 if negative else 1) if digits else 0
     return ticks if in_range(ticks, precision, is64) else None
+
+
+def oracle_epoch_date(text: str, base: str):
+    """Epoch seconds (an N) as the UTC date of that instant (text, as ClickHouse prints it), or None."""
+    import datetime
+    from fractions import Fraction
+
+    form = normal_form(text)
+    if form is None:
+        return None
+    negative, digits, exponent = form
+    if digits and len(digits) + exponent > 30:
+        return None
+    value = Fraction(int(digits or "0")) * Fraction(10) ** exponent * (-1 if negative else 1)
+    seconds = value.numerator // value.denominator  # rounded down
+    lo, hi = (0, 5662310399) if base == "Date" else (-2208988800, 10413791999)
+    if not lo <= seconds <= hi:
+        return None
+    return (datetime.date(1970, 1, 1) + datetime.timedelta(days=seconds // 86400)).isoformat()
 
 
 # Hostile attribute names: each maps to a distinct value in ITEM.
