@@ -42,6 +42,7 @@ RENDER_MACRO = """
       'conversion_failed': dynamodb_cdc.conversion_failed,
       'quote_identifier': dynamodb_cdc.quote_identifier,
       'string_literal': dynamodb_cdc.string_literal,
+      '_kv_path': dynamodb_cdc._kv_path,
       'default__attribute_path': dynamodb_cdc.default__attribute_path,
       'default__attribute_value': dynamodb_cdc.default__attribute_value,
       'default__conversion_failed': dynamodb_cdc.default__conversion_failed,
@@ -561,6 +562,7 @@ from dynamodb_cdc.connection import open_chdb_client  # noqa: E402
 
 AV = "av"  # the AttributeValue column in the test tables
 ITEM_COL = "item"
+KV_COL = "item_kv"  # the item as the changes model holds it: Array(Tuple(name, AttributeValue JSON))
 
 GOLDEN_CALLS = {
     "attribute_path_nested_quoting.sql": ("attribute_path", "_item", ["shipping", "it's", "a.b\\c`d", "日本"]),
@@ -649,6 +651,7 @@ def rendered(tmp_path_factory):
     calls.add("conversion_failed", "_av", "UInt8")
     for path, _ in PATH_CASES:
         calls.add("attribute_path", ITEM_COL, path)
+        calls.add("_kv_path", KV_COL, path)
     for name in HOSTILE_NAMES + ["plain"]:
         calls.add("quote_identifier", name)
         calls.add("string_literal", name)
@@ -950,6 +953,12 @@ def test_attribute_path_hostile_names_and_nesting(ch, rendered):
                 assert got == "", path
             else:
                 assert json.loads(got) == want, path
+    # The changes model's lookup in the item parsed once (JSONExtractKeysAndValuesRaw) finds the same.
+    kv = [rendered["get"]("_kv_path", KV_COL, path) for path, _ in PATH_CASES]
+    select = ", ".join(f"{e} AS p{i}" for i, e in enumerate(kv))
+    kv_rows = ch.query(f"SELECT {select} FROM (SELECT id, JSONExtractKeysAndValuesRaw(item) AS {KV_COL} FROM items) "
+                       f"ORDER BY id").result_rows
+    assert kv_rows == rows
     # A string path is one attribute name, never split on dots.
     assert rendered["get"]("attribute_path", ITEM_COL, "a.b") == "JSONExtractRaw(item, 'a.b')"
     assert rendered["get"]("attribute_path", ITEM_COL, ["a", "b"]) == "JSONExtractRaw(item, 'a', 'M', 'b')"
