@@ -399,7 +399,7 @@ class _Consumer:
                 due = [s for s in active if s.due_at <= now]
                 # GetRecords of up to `readers` shards run at once; their pages are applied here, in
                 # shard order, one at a time (only this thread touches the batch and checkpoints).
-                for group in (due[i:i + self.opt.readers] for i in range(0, len(due), max(1, self.opt.readers))):
+                for group in (due[i:i + self.opt.readers] for i in range(0, len(due), self.opt.readers)):
                     for state, fetched in zip(group, self._fetch_all(group)):
                         self._apply(state, fetched)
                         if self.batch_since is not None and self._flush_due():
@@ -468,7 +468,7 @@ class _Consumer:
         if self.pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            self.pool = ThreadPoolExecutor(max_workers=max(1, self.opt.readers), thread_name_prefix="dynamodb-cdc-shard")
+            self.pool = ThreadPoolExecutor(max_workers=self.opt.readers, thread_name_prefix="dynamodb-cdc-shard")
         futures = [self.pool.submit(self._fetch, state) for state in states]
         return [f.result() for f in futures]
 

@@ -61,14 +61,13 @@ WHERE _key_ok
   ) }}
   {%- set since = none -%}
   {%- set existing = none -%}
-  {#- The snapshot pass reads the whole table again: run it only when a snapshot can change something. -#}
-  {%- set snapshots = execute and dynamodb_cdc._snapshots_matter(spec, none) -%}
   {%- if is_incremental() -%}
     {%- set since = "(SELECT max(_ingested_at) FROM " ~ this ~ ") - toIntervalSecond("
         ~ (var('dynamodb_cdc_lookback_seconds', 300) | int) ~ ")" -%}
     {%- set existing = this -%}
-    {%- set snapshots = execute and dynamodb_cdc._snapshots_matter(spec, since) -%}
-  {%- endif %}
+  {%- endif -%}
+  {#- The snapshot pass reads the whole table again: run it only when a snapshot can change something. -#}
+  {%- set snapshots = execute and dynamodb_cdc._snapshots_matter(spec, since) %}
 SELECT * EXCEPT (_key_ok, _failed_attributes)
 FROM (
 {{ dynamodb_cdc._changes_select(spec, since=since, snapshots=snapshots, existing=existing) }}

@@ -22,9 +22,8 @@
 
 {% macro clickhouse__current_table(changes_relation, table_name) %}
   {#- The ORDER BY must be known when dbt parses the model, before any ref resolves: the declared key. -#}
-  {%- set name = table_name -%}
   {%- set order_by = [] -%}
-  {%- for k in dynamodb_cdc._table_spec(name).key -%}{%- do order_by.append(dynamodb_cdc.quote_identifier(k.name)) -%}{%- endfor %}
+  {%- for k in dynamodb_cdc._table_spec(table_name).key -%}{%- do order_by.append(dynamodb_cdc.quote_identifier(k.name)) -%}{%- endfor %}
   {{ config(materialized='table', engine='MergeTree', order_by=order_by) }}
 SELECT * EXCEPT (_is_deleted)
 FROM {{ changes_relation }} FINAL
