@@ -214,14 +214,11 @@ def _load_file(store: Store, bucket, summary, data_file: DataFile, committed: in
         )
         if (store.embedded and committed == 0 and 0 < verified.lines <= options.batch_rows
                 and verified.decompressed_bytes <= options.batch_bytes):
-            # The whole file is one batch: the engine reads the verified file itself.
+            # The whole file is one batch: the engine reads the verified file itself.  No
+            # checkpoint follows: the file is counted and marked loaded next, and an interrupted
+            # run finds it loading from line 0, so its rows are removed and read again.
             store.insert_verified_file(summary, data_file.key, verified.data)
-            committed = verified.lines
-            store.record_file(
-                summary, data_file, status=LOADING, lines_committed=committed,
-                compressed_bytes=verified.compressed_bytes,
-            )
-            progress.add_rows(committed)
+            progress.add_rows(verified.lines)
         else:
             for first, count, block in iter_blocks(
                 verified.data, start_after=committed, max_rows=options.batch_rows, max_bytes=options.batch_bytes

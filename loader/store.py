@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import IO
 
 from . import schema
 from .manifest import FULL_EXPORT, DataFile, ExportSummary, ExportWindow
-from .sql import ident, literal
+from .sql import ident, literal, values_insert
 from .streams import Checkpoint, Record
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,11 @@ STREAM_COLUMNS = [
     "table_name",
     "data",
 ]
+
+STREAM_STRUCTURE = (  # _stream_records_in, for reading a RowBinary batch
+    "source String, stream_arn String, shard_id String, sequence_number String, "
+    "arrival_time DateTime64(3, 'UTC'), partition_key String, table_name String, data String"
+)
 
 LOADING, LOADED, FAILED = "loading", "loaded", "failed"
 
@@ -85,14 +91,14 @@ class Store:
 
     # -- exports ---------------------------------------------------------------
     def record_export(self, summary: ExportSummary, *, s3_uri: str, data_files: int, status: str, error: str = "") -> None:
-        self.client.insert(
-            f"{self.db}.exports",
+        self._insert_values(
+            "exports",
             [[
                 summary.export_arn, summary.table_name, summary.table_arn, summary.export_type,
                 summary.point_in_time, summary.export_from_time, summary.export_to_time,
                 summary.output_view or "", s3_uri, summary.item_count, data_files, status, error, _now(),
             ]],
-            column_names=[
+            [
                 "export_arn", "table_name", "table_arn", "export_type", "export_time", "export_from_time",
                 "export_to_time", "output_view", "s3_uri", "manifest_item_count", "data_files", "status",
                 "error", "updated_at",
@@ -134,13 +140,13 @@ class Store:
         compressed_bytes: int = 0,
         error: str = "",
     ) -> None:
-        self.client.insert(
-            f"{self.db}.export_files",
+        self._insert_values(
+            "export_files",
             [[
                 summary.export_arn, summary.table_name, data_file.key, data_file.md5, data_file.item_count,
                 lines_committed, lines_landed, lines_quarantined, compressed_bytes, status, error, _now(),
             ]],
-            column_names=[
+            [
                 "export_arn", "table_name", "data_file_key", "md5", "manifest_item_count", "lines_committed",
                 "lines_landed", "lines_quarantined", "compressed_bytes", "status", "error", "updated_at",
             ],
@@ -256,11 +262,12 @@ class Store:
 
     def file_counts(self, export_arn: str, data_file_key: str) -> tuple[int, int, list[tuple[int, str]]]:
         """(lines landed, lines quarantined, first quarantine reasons) for one data file."""
-        landed = self._count(
-            "export_lines", f"export_arn = {literal(export_arn)} AND data_file_key = {literal(data_file_key)}"
-        )
         cond = f"source = 'export' AND origin = {literal(export_arn)} AND location = {literal(data_file_key)}"
-        quarantined = self._count("quarantine", cond)
+        landed, quarantined = self.client.query(
+            f"SELECT (SELECT count() FROM {self.q}.export_lines WHERE export_arn = {literal(export_arn)} "
+            f"AND data_file_key = {literal(data_file_key)}), (SELECT count() FROM {self.q}.quarantine WHERE {cond})"
+        ).result_rows[0]
+        landed, quarantined = int(landed), int(quarantined)
         examples = []
         if quarantined:
             examples = [
@@ -281,7 +288,18 @@ class Store:
         return {r[0]: Checkpoint(r[0], r[1], bool(r[2]), r[3], r[4], int(r[5])) for r in rows}
 
     def insert_stream_records(self, source: str, stream_arn: str, records: list[Record]) -> None:
-        """Insert one batch of change records; ClickHouse routes refused ones to quarantine."""
+        """Insert one batch of change records; ClickHouse routes refused ones to quarantine.
+
+        chDB reads the batch as RowBinary from a local file (the bytes of ``data`` exactly as
+        received); a server gets it through clickhouse-connect's insert.
+        """
+        if self.embedded:
+            with _local_file(_row_binary(source, stream_arn, records), None) as path:
+                self.client.command(
+                    f"INSERT INTO {self.q}._stream_records_in ({', '.join(STREAM_COLUMNS)}) "
+                    f"SELECT * FROM file({literal(path)}, 'RowBinary', {literal(STREAM_STRUCTURE)})"
+                )
+            return
         n = len(records)
         columns = [
             [source] * n,
@@ -300,13 +318,13 @@ class Store:
     def record_checkpoints(self, source: str, stream_arn: str, checkpoints: list[Checkpoint]) -> None:
         """One row per shard; call only after the records it covers are inserted."""
         now = _now()
-        self.client.insert(
-            f"{self.db}.stream_checkpoints",
+        self._insert_values(
+            "stream_checkpoints",
             [[
                 source, stream_arn, c.shard_id, c.parent_shard_id, c.adjacent_parent_shard_id, c.sequence_number,
                 int(c.finished), c.records, now, c.millis_behind_latest,
             ] for c in checkpoints],
-            column_names=[
+            [
                 "source", "stream_arn", "shard_id", "parent_shard_id", "adjacent_parent_shard_id", "sequence_number",
                 "finished", "records", "updated_at", "millis_behind_latest",
             ],
@@ -331,6 +349,11 @@ class Store:
         ).result_rows[0]
         return int(count), [tuple(e) for e in examples]
 
+    def _insert_values(self, table: str, rows: list[list], columns: list[str]) -> None:
+        """A few ledger rows as one INSERT ... VALUES: one query, where a client-side insert
+        would first describe the table (and load pandas on its first use)."""
+        self.client.command(values_insert(f"{self.q}.{ident(table)}", columns, rows))
+
     def _count(self, table: str, cond: str) -> int:
         return int(self.client.command(f"SELECT count() FROM {self.q}.{table} WHERE {cond}"))
 
@@ -351,6 +374,35 @@ def _local_file(data: bytes, tmp_dir: str | None):
         f.write(data)
         f.flush()
         yield os.path.abspath(f.name)
+
+
+def _row_binary(source: str, stream_arn: str, records: list[Record]) -> bytes:
+    """Records as RowBinary in STREAM_STRUCTURE's column order."""
+    prefix = _rb_string(source.encode()) + _rb_string(stream_arn.encode())
+    out = []
+    for r in records:
+        out += (
+            prefix, _rb_string(r.shard_id.encode()), _rb_string(r.sequence_number.encode()),
+            _INT64.pack(_millis(r.arrival_time)), _rb_string(r.partition_key.encode()),
+            _rb_string(r.table_name.encode()), _rb_string(r.data),
+        )
+    return b"".join(out)
+
+
+_INT64 = struct.Struct("<q")
+
+
+def _rb_string(data: bytes) -> bytes:
+    """A RowBinary String: its length as an unsigned LEB128 varint, then the bytes."""
+    n = len(data)
+    if n < 0x80:
+        return bytes((n,)) + data
+    head = bytearray()
+    while n >= 0x80:
+        head.append((n & 0x7F) | 0x80)
+        n >>= 7
+    head.append(n)
+    return bytes(head) + data
 
 
 def _millis(value: datetime) -> int:

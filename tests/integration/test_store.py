@@ -1,0 +1,103 @@
+"""What the loader writes reads back exactly: ledger rows written as INSERT ... VALUES, and
+stream records (RowBinary from a local file on chDB, clickhouse-connect's insert on a server)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from dynamodb_cdc.manifest import DataFile, ExportSummary
+from dynamodb_cdc.store import LOADING, Store
+from dynamodb_cdc.streams import Checkpoint, Record
+
+HOSTILE = [
+    "plain",
+    "it's",
+    "back\\slash\\",
+    "new\nline\r\ttab",
+    "nul\x00byte",
+    "{arn:String} %s %(x)s {{}}",
+    "'); DROP TABLE export_files; --",
+    "ü \u2028 \U0001f600",
+    "",
+]
+
+
+@pytest.fixture
+def store(clickhouse):
+    with clickhouse.client() as c:
+        s = Store(c, clickhouse.raw_db)
+        s.ensure_schema()
+        yield s
+
+
+def test_ledger_rows_with_hostile_text_read_back_exactly(store):
+    summary = ExportSummary(
+        export_arn="arn:aws:dynamodb:us-east-1:1:table/t/export/x'y", table_arn="arn:aws:dynamodb:us-east-1:1:table/t",
+        table_name="t", export_type="FULL_EXPORT", export_time=datetime(2026, 1, 5, 12, 0, 0, 123000, timezone.utc),
+        export_from_time=None, export_to_time=None, output_format="DYNAMODB_JSON", output_view=None,
+        s3_bucket="b", s3_prefix=None, manifest_files_key="k", item_count=3, summary_key="s",
+    )
+    for i, text in enumerate(HOSTILE):
+        data_file = DataFile(key=f"data/{i}-{text}.json.gz", item_count=2**40 + i, md5="m", etag=None, manifest_line=i)
+        store.record_file(summary, data_file, status=LOADING, lines_committed=2**63 - 1 - i, lines_landed=i,
+                          error=text)
+    store.record_export(summary, s3_uri="s3://b/it's", data_files=len(HOSTILE), status="loaded", error=HOSTILE[5])
+    assert [w.export_time for w in store.loaded_windows("t")] == [summary.export_time]  # milliseconds kept
+    # updated_at keeps its microseconds: ledger rows written within one second still order
+    stamps = [r[0] for r in store.client.query(
+        f"SELECT updated_at FROM {store.q}.export_files ORDER BY updated_at").result_rows]
+    assert len(set(stamps)) == len(HOSTILE)
+    states = store.file_states(summary.export_arn)
+    assert {key: (s.lines_committed, s.lines_landed, s.error) for key, s in states.items()} == {
+        f"data/{i}-{text}.json.gz": (2**63 - 1 - i, i, text) for i, text in enumerate(HOSTILE)
+    }
+
+
+def test_checkpoints_read_back_exactly_and_the_latest_row_wins(store):
+    arn = "arn:aws:kinesis:us-east-1:1:stream/s"
+    first = [Checkpoint(f"shard-{i}-{text}", str(10**30 + i), False, text, "", i, None) for i, text in enumerate(HOSTILE)]
+    store.record_checkpoints("kinesis", arn, first)
+    later = [Checkpoint(c.shard_id, str(10**40), True, c.parent_shard_id, "adj", 7, 1234) for c in first[:3]]
+    store.record_checkpoints("kinesis", arn, later)
+    got = store.stream_checkpoints("kinesis", arn)
+    assert got == {c.shard_id: Checkpoint(c.shard_id, c.sequence_number, c.finished, c.parent_shard_id,
+                                          c.adjacent_parent_shard_id, c.records)
+                   for c in later + first[3:]}
+
+
+def test_stream_records_land_byte_for_byte_with_their_times(store, clickhouse):
+    arn = "arn:aws:kinesis:us-east-1:1:stream/s"
+    good = b'{"eventName":"INSERT","tableName":"t","dynamodb":{"Keys":{"pk":{"S":"%d"}}}}'
+    datas = [
+        good % 1,
+        b'{"eventName":"MODIFY","tableName":"t","dynamodb":{"Keys":{"pk":{"S":"\xc3\xa9 \\u00e9 \\" 2"}}}}',
+        b'{"eventName":"INSERT","tableName":"t","dynamodb":{"Keys":{"pk":{"S":"' + b"x" * 400_000 + b'"}}}}',
+        b"\xff\xfe not json, not UTF-8",
+        b"",
+        b"line\nbreak\ttab\x00nul",
+    ]
+    records = [
+        Record(("shard-" + "9" * 200) if i % 2 else f"shard-{i}", str(10**45 + i),
+               datetime(2026, 1, 5, 12, 0, i, 7000 * i, timezone.utc), f"pk-{i}'", "", data)
+        for i, data in enumerate(datas)
+    ]
+    store.insert_stream_records("kinesis", arn, records)
+    rows = clickhouse.rows(
+        f"SELECT sequence_number, shard_id, hex(data), toUnixTimestamp64Milli(arrival_time), partition_key "
+        f"FROM {clickhouse.raw_db}.stream_records WHERE stream_arn = {{a:String}} "
+        f"UNION ALL SELECT sequence_number, location, hex(payload), 0, '' "
+        f"FROM {clickhouse.raw_db}.quarantine WHERE origin = {{a:String}}",
+        a=arn,
+    )
+    landed = {r[0]: r[1:] for r in rows}
+    assert len(rows) == len(records)
+    for r in records:
+        shard, data_hex, millis, partition_key = landed[r.sequence_number]
+        assert (shard, bytes.fromhex(data_hex)) == (r.shard_id, r.data)
+        if millis:  # landed in stream_records (the quarantine keeps no arrival time)
+            assert millis == int(r.arrival_time.timestamp() * 1000)
+            assert partition_key == r.partition_key
+    quarantined = {r[0] for r in rows if r[3] == 0}
+    assert quarantined == {records[i].sequence_number for i in (3, 4, 5)}
