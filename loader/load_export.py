@@ -1,7 +1,7 @@
 """``dynamodb-cdc load-export``: land DynamoDB S3 exports in ClickHouse, unparsed.
 
-Per data file: download, verify (MD5, gzip, line count) into a temporary
-file, then insert its lines in batches.  The ledger (``export_files``) records
+Per data file: download, verify (MD5, gzip, line count) into temporary files,
+one per batch of lines, then insert the batches in order.  The ledger (``export_files``) records
 the last committed line after every batch, so a rerun skips loaded files and
 resumes an interrupted file exactly where it stopped.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import IO, Iterator
+
 
 from .manifest import DataFile, ExportSummary, ManifestError, check_windows
 from .progress import Progress
@@ -171,7 +171,8 @@ class _Prefetcher:
         self.files = files
         self.started: dict[str, object] = {}
         self.args = (s3, bucket)
-        self.kwargs = {"tmp_dir": options.tmp_dir, "on_bytes": progress.add_bytes}
+        self.kwargs = {"tmp_dir": options.tmp_dir, "on_bytes": progress.add_bytes,
+                       "max_rows": options.batch_rows, "max_bytes": options.batch_bytes}
         self._start(0)
 
     def _start(self, index: int) -> None:
@@ -212,24 +213,21 @@ def _load_file(store: Store, bucket, summary, data_file: DataFile, committed: in
         store.record_file(
             summary, data_file, status=LOADING, lines_committed=committed, compressed_bytes=verified.compressed_bytes
         )
-        if (store.embedded and committed == 0 and 0 < verified.lines <= options.batch_rows
-                and verified.decompressed_bytes <= options.batch_bytes):
-            # The whole file is one batch: the engine reads the verified file itself.  No
-            # checkpoint follows: the file is counted and marked loaded next, and an interrupted
-            # run finds it loading from line 0, so its rows are removed and read again.
-            store.insert_verified_file(summary, data_file.key, verified.data)
-            progress.add_rows(verified.lines)
-        else:
-            for first, count, block in iter_blocks(
-                verified.data, start_after=committed, max_rows=options.batch_rows, max_bytes=options.batch_bytes
-            ):
-                store.insert_block(summary, data_file.key, first, block, tmp_dir=options.tmp_dir)
-                committed = first + count - 1
+        # One insert per segment (a batch), each checkpointed but the last: the file is counted
+        # and marked loaded next, and a run stopped before that redoes the last batch.
+        for segment in verified.segments:
+            last = segment.first_line + segment.lines - 1
+            if last <= committed:
+                continue
+            skip = max(committed - segment.first_line + 1, 0)
+            store.insert_segment(summary, data_file.key, segment, skip)
+            progress.add_rows(segment.lines - skip)
+            committed = last
+            if committed < verified.lines:
                 store.record_file(
                     summary, data_file, status=LOADING, lines_committed=committed,
                     compressed_bytes=verified.compressed_bytes,
                 )
-                progress.add_rows(count)
     finally:
         verified.close()
     landed, quarantined, examples = store.file_counts(summary.export_arn, data_file.key)
@@ -306,51 +304,3 @@ def _load_file_server_side(s3, store: Store, bucket, summary, data_file: DataFil
         note += f", {quarantined:,} quarantined ({reasons}{', ...' if quarantined > len(examples) else ''})"
         log.warning("%s: %d lines set aside in quarantine (%s)", where, quarantined, reasons)
     return landed, quarantined, note
-
-
-def iter_blocks(data: IO[bytes], *, start_after: int = 0, max_rows: int, max_bytes: int) -> Iterator[tuple[int, int, bytes]]:
-    """Yield (first line number, line count, bytes) for consecutive runs of whole lines of a
-    decompressed file, each at most ``max_rows`` lines and, unless one line is longer, about
-    ``max_bytes``; lines are numbered from 1 and split on \\n exactly as ``iter_lines`` does
-    (a last line without its newline counts; blank lines count).  Lines up to ``start_after``
-    are skipped."""
-    number = 1
-    while number <= start_after:
-        if not data.readline():
-            return
-        number += 1
-    buf = b""
-    eof = False
-    while True:
-        if not eof and len(buf) < max_bytes:
-            chunk = data.read(max_bytes - len(buf))
-            if chunk:
-                buf += chunk
-                continue
-            eof = True
-        cut = _cut_after_lines(buf, max_rows)
-        if not cut:  # no whole line yet: the end of the file, or one line longer than max_bytes
-            if eof:
-                if buf:
-                    yield number, 1, buf
-                return
-            chunk = data.read(1 << 20)
-            if chunk:
-                buf += chunk
-            else:
-                eof = True
-            continue
-        block, buf = buf[:cut], buf[cut:]
-        count = block.count(b"\n")
-        yield number, count, block
-        number += count
-
-
-def _cut_after_lines(buf: bytes, max_rows: int) -> int:
-    """The position just past the last newline of ``buf`` that ends at most ``max_rows`` lines (0: none)."""
-    if buf.count(b"\n") <= max_rows:
-        return buf.rfind(b"\n") + 1
-    pos = -1
-    for _ in range(max_rows):
-        pos = buf.index(b"\n", pos + 1)
-    return pos + 1

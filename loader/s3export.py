@@ -138,23 +138,116 @@ def _check_md5_beside(s3, bucket: str, key: str, content: bytes) -> None:
 
 
 @dataclass
-class VerifiedFile:
-    """A data file downloaded, checked and decompressed into a temporary file."""
+class Segment:
+    """Consecutive whole lines of a verified data file, in a temporary file of their own."""
 
-    data: IO[bytes]
+    first_line: int  # 1-based line number of its first line in the data file
+    lines: int
+    size: int  # bytes
+    file: IO[bytes]
+
+
+@dataclass
+class VerifiedFile:
+    """A data file downloaded, checked and decompressed into temporary files: its lines cut into
+    segments of at most one batch each, in order."""
+
+    segments: list[Segment]
     lines: int
     compressed_bytes: int
     decompressed_bytes: int
 
     def close(self) -> None:
-        self.data.close()
+        for segment in self.segments:
+            segment.file.close()
 
 
-def fetch_data_file(s3, bucket: str, data_file: DataFile, *, tmp_dir: str | None = None, on_bytes=None) -> VerifiedFile:
+class Segmenter:
+    """Cuts a stream of decompressed bytes into Segments of at most ``max_rows`` lines and, unless
+    one line is longer, at most ``max_bytes`` bytes (a segment that ends inside a line it could not
+    hold grows to that line's end).  Lines are split on \\n and numbered from 1 exactly as
+    ``iter_lines`` numbers them: a last line without its newline counts, blank lines count."""
+
+    def __init__(self, max_rows: int, max_bytes: int, tmp_dir: str | None = None):
+        self.max_rows, self.max_bytes, self.tmp_dir = max(1, max_rows), max(1, max_bytes), tmp_dir
+        self.segments: list[Segment] = []
+        self.file: IO[bytes] | None = None
+        self.rows = self.size = self.whole = 0  # newlines, bytes, and bytes up to the last newline
+
+    def write(self, piece: bytes) -> None:
+        while piece:
+            if self.file is None:
+                self.file = tempfile.TemporaryFile(dir=self.tmp_dir, prefix="dynamodb-cdc-")
+                self.rows = self.size = self.whole = 0
+            cut = self._cut(piece)
+            if cut is None:
+                self._put(piece)
+                return
+            self._put(piece[:cut])
+            piece = piece[cut:]
+            self._close()
+
+    def finish(self) -> list[Segment]:
+        if self.file is not None:
+            self._close()
+        return self.segments
+
+    def discard(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        for segment in self.segments:
+            segment.file.close()
+
+    def _cut(self, piece: bytes) -> int | None:
+        """Where the current segment ends in ``piece`` (0: before it), or None if not in it."""
+        need = self.max_rows - self.rows
+        by_rows = _after_newline(piece, need) if piece.count(b"\n") >= need else None
+        room = self.max_bytes - self.size
+        if by_rows is not None and by_rows <= room or len(piece) <= room:
+            return by_rows
+        last = piece.rfind(b"\n", 0, max(room, 0))  # the last line that still fits
+        if last >= 0:
+            return last + 1
+        if self.rows and self.size == self.whole:  # the next line does not fit: end here
+            return 0
+        first = piece.find(b"\n")  # a line longer than max_bytes, or the rest of one begun: keep it whole
+        return first + 1 if first >= 0 else None
+
+    def _put(self, data: bytes) -> None:
+        if data:
+            self.file.write(data)
+            newlines = data.count(b"\n")
+            self.rows += newlines
+            self.size += len(data)
+            if newlines:
+                self.whole = self.size - (len(data) - data.rindex(b"\n") - 1)
+
+    def _close(self) -> None:
+        lines = self.rows + (1 if self.size > self.whole else 0)
+        first = self.segments[-1].first_line + self.segments[-1].lines if self.segments else 1
+        self.file.flush()
+        self.file.seek(0)
+        if lines:
+            self.segments.append(Segment(first, lines, self.size, self.file))
+        else:
+            self.file.close()
+        self.file = None
+
+
+def _after_newline(data: bytes, n: int) -> int:
+    """The position just past the n-th newline of data (which has at least n)."""
+    pos = -1
+    for _ in range(n):
+        pos = data.index(b"\n", pos + 1)
+    return pos + 1
+
+
+def fetch_data_file(s3, bucket: str, data_file: DataFile, *, tmp_dir: str | None = None, on_bytes=None,
+                    max_rows: int = 1 << 62, max_bytes: int = 1 << 62) -> VerifiedFile:
     """Download a data file, verify MD5, gzip integrity and line count; nothing lands before this passes.
 
-    Memory stays flat: the object is streamed in 1 MiB chunks, hashed and
-    decompressed into a temporary file on disk.
+    Memory stays flat: the object is streamed in 1 MiB chunks, hashed and decompressed into
+    temporary files on disk, one per batch of at most ``max_rows`` lines and about ``max_bytes``.
     """
     from botocore.exceptions import ClientError
 
@@ -166,7 +259,7 @@ def fetch_data_file(s3, bucket: str, data_file: DataFile, *, tmp_dir: str | None
         if code in ("NoSuchKey", "404", "NotFound"):
             raise DataFileError(f"{where} is listed in the manifest but does not exist") from None
         raise
-    out = tempfile.TemporaryFile(dir=tmp_dir, prefix="dynamodb-cdc-")
+    out = Segmenter(max_rows, max_bytes, tmp_dir)
     md5 = hashlib.md5()
     inflate = zlib.decompressobj(wbits=31)
     in_member = False  # bytes fed to a gzip member whose end has not been seen
@@ -212,10 +305,11 @@ def fetch_data_file(s3, bucket: str, data_file: DataFile, *, tmp_dir: str | None
             raise DataFileError(
                 f"{where} has {lines} lines but the manifest says itemCount {data_file.item_count}"
             )
-        out.seek(0)
-        return VerifiedFile(out, lines, compressed, decompressed)
+        segments = out.finish()
+        assert sum(segment.lines for segment in segments) == lines
+        return VerifiedFile(segments, lines, compressed, decompressed)
     except BaseException:
-        out.close()
+        out.discard()
         raise
 
 

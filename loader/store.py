@@ -9,12 +9,15 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import IO
+from typing import TYPE_CHECKING
 
 from . import schema
 from .manifest import FULL_EXPORT, DataFile, ExportSummary, ExportWindow
 from .sql import ident, literal, values_insert
 from .streams import Checkpoint, Record
+
+if TYPE_CHECKING:
+    from .s3export import Segment
 
 log = logging.getLogger(__name__)
 
@@ -172,43 +175,33 @@ class Store:
             f"{self.db}._export_lines_in", columns, column_names=LINE_COLUMNS, column_oriented=True
         )
 
-    def insert_block(
-        self, summary: ExportSummary, data_file_key: str, first_line: int, block: bytes, *, tmp_dir: str | None = None
-    ) -> None:
-        """Insert consecutive whole lines (``block``: their bytes, newlines included), the first
-        being line ``first_line`` of the data file; routed like insert_lines.
+    def insert_segment(self, summary: ExportSummary, data_file_key: str, segment: "Segment", skip: int = 0) -> None:
+        """Insert the lines of one segment of a verified data file but its first ``skip``; routed
+        like insert_lines.
 
-        chDB reads the block from a local file itself (LineAsString, one reading stream so line
-        numbers are exact), with no per-line work in Python; a server gets them as insert_lines.
+        chDB reads the segment's temporary file itself through /proc/self/fd (LineAsString, one
+        reading stream so line numbers are exact): no copy and no per-line work in Python.  A
+        server, or chDB where /proc is missing, gets the lines through insert_lines.
         """
-        if not self.embedded:
-            lines = block.split(b"\n")
-            if block.endswith(b"\n"):
-                lines.pop()
-            self.insert_lines(
-                summary, data_file_key, [(first_line + i, line.rstrip(b"\r")) for i, line in enumerate(lines)]
-            )
-            return
-        with _local_file(block, tmp_dir) as path:
+        path = f"/proc/self/fd/{segment.file.fileno()}"
+        if self.embedded and os.path.exists(path):
             source = f"file({literal(path)}, 'LineAsString', 'line String')"
-            self.client.command(self._lines_select(summary, data_file_key, first_line, source),
+            self.client.command(self._lines_select(summary, data_file_key, segment.first_line, source, skip),
                                 settings=SEQUENTIAL_READ)
-
-    def insert_verified_file(self, summary: ExportSummary, data_file_key: str, data: IO[bytes]) -> None:
-        """chDB only: insert every line of a decompressed data file (an open temporary file) from
-        line 1, the engine reading the file itself through /proc/self/fd: no copy, no per-line work
-        in Python.  Elsewhere, the same as one insert_block of the whole file."""
-        data.flush()
-        path = f"/proc/self/fd/{data.fileno()}"
-        if not os.path.exists(path):
-            data.seek(0)
-            self.insert_block(summary, data_file_key, 1, data.read())
             return
-        source = f"file({literal(path)}, 'LineAsString', 'line String')"
-        self.client.command(self._lines_select(summary, data_file_key, 1, source), settings=SEQUENTIAL_READ)
+        segment.file.seek(0)
+        lines = segment.file.read().split(b"\n")
+        if lines[-1] == b"":  # the segment ends with a newline
+            lines.pop()
+        self.insert_lines(summary, data_file_key, [
+            (segment.first_line + i, line.rstrip(b"\r")) for i, line in enumerate(lines) if i >= skip
+        ])
 
-    def _lines_select(self, summary: ExportSummary, data_file_key: str, first_line: int, source: str) -> str:
-        """INSERT ... SELECT of the routing table from a LineAsString ``source`` read in order."""
+    def _lines_select(
+        self, summary: ExportSummary, data_file_key: str, first_line: int, source: str, skip: int = 0
+    ) -> str:
+        """INSERT ... SELECT of the routing table from a LineAsString ``source`` read in order,
+        its first line being line ``first_line``; with ``skip``, from its line skip + 1 on."""
         from_time = (
             f"toDateTime64({literal(summary.export_from_time.strftime('%Y-%m-%d %H:%M:%S.%f'))}, 3, 'UTC')"
             if summary.export_from_time else "NULL"
@@ -218,8 +211,9 @@ class Store:
             f"SELECT {literal(summary.table_name)}, {literal(summary.table_arn)}, {literal(summary.export_arn)}, "
             f"{literal(summary.export_type)}, "
             f"toDateTime64({literal(summary.point_in_time.strftime('%Y-%m-%d %H:%M:%S.%f'))}, 3, 'UTC'), "
-            f"{from_time}, {literal(data_file_key)}, {int(first_line)} + rowNumberInAllBlocks(), "
-            f"trimRight(line, '\\r') FROM {source}"
+            f"{from_time}, {literal(data_file_key)}, {int(first_line)} + "
+            + (f"_row_number, trimRight(line, '\\r') FROM {source} WHERE _row_number >= {int(skip)}" if skip else
+               f"rowNumberInAllBlocks(), trimRight(line, '\\r') FROM {source}")
         )
 
     def insert_lines_from_s3(self, summary: ExportSummary, data_file_key: str, source: "S3Source") -> None:

@@ -93,8 +93,10 @@ class Crash(BaseException):
     pass
 
 
-def test_interrupted_run_resumes_without_loss_or_doubles(s3, clickhouse):
-    """The process dies after a batch is inserted but before the ledger records it."""
+@pytest.mark.parametrize("resume_rows", ["10", "7"], ids=["same-batches", "other-batches"])
+def test_interrupted_run_resumes_without_loss_or_doubles(s3, clickhouse, resume_rows):
+    """The process dies after a batch is inserted but before the ledger records it.  The rerun
+    resumes after the checkpoint, also with other batch sizes (inside one of its batches)."""
     from dynamodb_cdc.load_export import LoadOptions, load_exports
     from dynamodb_cdc.s3export import s3_client
     from dynamodb_cdc.store import Store
@@ -105,8 +107,8 @@ def test_interrupted_run_resumes_without_loss_or_doubles(s3, clickhouse):
     class CrashingStore(Store):
         inserts = 0
 
-        def insert_block(self, *args, **kwargs):
-            super().insert_block(*args, **kwargs)
+        def insert_segment(self, *args, **kwargs):
+            super().insert_segment(*args, **kwargs)
             CrashingStore.inserts += 1
             if CrashingStore.inserts == 4:  # rows are in ClickHouse, the checkpoint is not
                 raise Crash()
@@ -120,8 +122,8 @@ def test_interrupted_run_resumes_without_loss_or_doubles(s3, clickhouse):
     book = ledger(clickhouse)
     assert any(v[0] == "loading" for v in book.values())
 
-    resumed = clickhouse.cli("load-export", f"s3://{s3.bucket}/p", "--batch-rows", "10", check=True)
-    assert "resuming after line" in resumed.stderr
+    resumed = clickhouse.cli("load-export", f"s3://{s3.bucket}/p", "--batch-rows", resume_rows, check=True)
+    assert "resuming after line 30" in resumed.stderr  # 3 batches of 10 were checkpointed
     rows = landed(clickhouse)
     assert len(rows) == 95
     assert len({(r[0], r[1]) for r in rows}) == 95  # nothing doubled
