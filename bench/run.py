@@ -397,6 +397,20 @@ class Bench:
             f["load_seconds"] = load.seconds
             f["load_peak_rss_bytes"] = load.rss
             assert query(chdb_big, f"SELECT count() FROM {RAW}.export_lines")[0][0] == self.n
+            # peak memory against file size: the same items as one data file, 10x larger
+            # (the ten gzip members concatenated, which is still one valid gzip file)
+            log("ours: dynamodb-cdc load-export, the same items as one data file")
+            one = self.work / "files" / "one-file.json.gz"
+            with one.open("wb") as out:
+                for path, _ in big_files:
+                    out.write(path.read_bytes())
+            one_file = g.write_full(s3, bucket, "onefile", [(one, self.n)])
+            chdb_one = self.work / "ch_one_file"
+            single = self.load(chdb_one, one_file.uri)
+            f["load_one_file_seconds"] = single.seconds
+            f["load_one_file_peak_rss_bytes"] = single.rss
+            assert query(chdb_one, f"SELECT count() FROM {RAW}.export_lines")[0][0] == self.n
+            shutil.rmtree(chdb_one, ignore_errors=True)
             log("ours: dynamodb-cdc load-export --server-side")
             chdb_ss = self.work / "ch_ours_server_side"
             ss = self.load(chdb_ss, big.uri, "--server-side")
@@ -528,6 +542,8 @@ def derive(f: dict, n: int, m: int) -> tuple[dict, dict]:
         "clickhouse_s3_vs_gzip": f["clickhouse_s3_seconds"] / f["gzip_seconds"],
         "naive_vs_end_to_end": f["naive_seconds"] / f["end_to_end_seconds"],
         "naive_vs_load": f["naive_seconds"] / f["load_seconds"],
+        "load_one_file_vs_ten_files": f["load_one_file_seconds"] / f["load_seconds"],
+        "load_one_file_vs_ten_files_peak_rss": f["load_one_file_peak_rss_bytes"] / f["load_peak_rss_bytes"],
         "incremental_big_vs_small_dbt": f["incremental_big_dbt_seconds"] / f["incremental_small_dbt_seconds"],
         "incremental_big_vs_small_model": f["incremental_big_model_seconds"] / f["incremental_small_model_seconds"],
         "kinesis_consumer_vs_bare": f["kinesis_bare_seconds"] / f["kinesis_consumer_seconds"],
