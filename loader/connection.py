@@ -34,6 +34,16 @@ CONNECT_ATTEMPTS = 5
 CONNECT_BACKOFF = 0.5  # seconds, doubling: 0.5 + 1 + 2 + 4 = 7.5 s of waiting at most
 
 
+# A server that stops answering mid-run: a unit of work (a batch with its checkpoint) is redone
+# this many times, waiting with doubling backoff in between, before the command stops.
+WRITE_ATTEMPTS = 6
+WRITE_BACKOFF = 1.0  # seconds: 1 + 2 + 4 + 8 + 16 = 31 s of waiting at most
+# Server error codes a later attempt may not meet: TIMEOUT_EXCEEDED, TOO_MANY_SIMULTANEOUS_QUERIES,
+# SOCKET_TIMEOUT, NETWORK_ERROR, MEMORY_LIMIT_EXCEEDED, TABLE_IS_READ_ONLY, TOO_MANY_PARTS,
+# UNKNOWN_STATUS_OF_INSERT, KEEPER_EXCEPTION.
+TRANSIENT_CODES = frozenset({159, 202, 209, 210, 241, 242, 252, 319, 999})
+
+
 class ClickHouseUnavailableError(RuntimeError):
     """A ClickHouse server could not be reached after bounded retries; one line, no credentials."""
 
@@ -204,6 +214,52 @@ def open_client(target: Target | str | None = None, *, database: str | None = No
     )
 
 
+def is_transient(ex: BaseException) -> bool:
+    """A ClickHouse failure that waiting may cure: the server unreachable or the connection lost
+    (clickhouse-connect's OperationalError), or one of TRANSIENT_CODES."""
+    import re
+
+    from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+    if isinstance(ex, OperationalError):
+        return True
+    code = re.search(r"\bCode: (\d+)", str(ex)) if isinstance(ex, DatabaseError) else None
+    return bool(code) and int(code.group(1)) in TRANSIENT_CODES
+
+
+def retrying(what: str, unit, *, redo=None, attempts: int | None = None, sleep=None):
+    """``unit()``, run again while ClickHouse is unavailable (is_transient), with doubling backoff.
+
+    Before each new attempt ``redo()`` runs first, if given: it removes what an attempt cut off
+    in the middle may have written (the failure may have come after the server took the rows),
+    so that the unit can run again without doubling anything.  When the attempts are spent, a
+    one-line ClickHouseUnavailableError says what was being done; the caller has checkpointed
+    nothing past the rows written, so a rerun continues from there.
+    """
+    attempts = attempts or WRITE_ATTEMPTS
+    sleep = sleep or time.sleep
+    waited = 0.0
+    for attempt in range(1, attempts + 1):
+        try:
+            if attempt > 1 and redo is not None:
+                redo()
+            return unit()
+        except Exception as ex:
+            if not is_transient(ex):
+                raise
+            reason = _reason(ex)
+            if attempt == attempts:
+                raise ClickHouseUnavailableError(
+                    f"ClickHouse stopped answering while {what}: {reason} ({attempts} attempts over "
+                    f"{waited:.0f} s). Nothing is checkpointed past the rows written: rerun to continue."
+                ) from None
+            delay = WRITE_BACKOFF * 2 ** (attempt - 1)
+            log.warning("ClickHouse failed while %s: %s; retrying in %.0f s (attempt %d of %d)",
+                        what, reason, delay, attempt + 1, attempts)
+            sleep(delay)
+            waited += delay
+
+
 def _reason(ex: Exception) -> str:
     """The cause of a connection failure in a few words (never the URL's credentials)."""
     import re
@@ -214,7 +270,8 @@ def _reason(ex: Exception) -> str:
     for word in ("timed out", "Connection refused", "Name or service not known"):
         if word.lower() in str(ex).lower():
             return word
-    return type(ex).__name__
+    code = re.search(r"\bCode: (\d+)", str(ex))  # the code only: the message may quote the query
+    return f"ClickHouse error code {code.group(1)}" if code else type(ex).__name__
 
 
 def _waiting_for_lock(open_):

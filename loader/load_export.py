@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 
 
+from .connection import retrying
 from .manifest import DataFile, ExportSummary, ManifestError, check_windows
 from .progress import Progress
 from .s3export import DataFileError, S3Uri, VerifiedFile, fetch_data_file, find_summaries, read_export
@@ -200,47 +201,51 @@ class _Prefetcher:
 def _load_file(store: Store, bucket, summary, data_file: DataFile, committed: int, options, progress, verified,
                *, started: bool = True):
     where = f"s3://{bucket}/{data_file.key}"
+    arn, key, size = summary.export_arn, data_file.key, verified.compressed_bytes
     if committed:
         log.info("%s: resuming after line %d", where, committed)
-    # Rows past the last committed line may exist if the previous run stopped mid-batch.
+
+    def checkpoint(lines: int, status: str = LOADING, **counts) -> None:
+        store.record_file(summary, data_file, status=status, lines_committed=lines, compressed_bytes=size, **counts)
+
+    def back_to(lines: int):
+        """Undo a batch cut off in the middle: its checkpoint (if it was written) and its rows."""
+        def undo() -> None:
+            checkpoint(lines)
+            store.discard_after(arn, key, lines)
+        return undo
+
     try:
-        if started:
-            store.discard_after(summary.export_arn, data_file.key, committed)
-    except BaseException:
-        verified.close()
-        raise
-    try:
-        store.record_file(
-            summary, data_file, status=LOADING, lines_committed=committed, compressed_bytes=verified.compressed_bytes
-        )
+        # Rows past the last committed line may exist if the previous run stopped mid-batch.
+        retrying(f"starting {where}", back_to(committed) if started else lambda: checkpoint(committed))
         # One insert per segment (a batch), each checkpointed but the last: the file is counted
-        # and marked loaded next, and a run stopped before that redoes the last batch.
+        # and marked loaded next, and a run stopped before that redoes the last batch.  While
+        # ClickHouse is unavailable, a batch is undone and redone (connection.retrying).
         for segment in verified.segments:
             last = segment.first_line + segment.lines - 1
             if last <= committed:
                 continue
             skip = max(committed - segment.first_line + 1, 0)
-            store.insert_segment(summary, data_file.key, segment, skip)
+
+            def batch(segment=segment, skip=skip, last=last) -> None:
+                store.insert_segment(summary, key, segment, skip)
+                if last < verified.lines:
+                    checkpoint(last)
+
+            retrying(f"loading lines {segment.first_line + skip}-{last} of {where}", batch, redo=back_to(committed))
             progress.add_rows(segment.lines - skip)
             committed = last
-            if committed < verified.lines:
-                store.record_file(
-                    summary, data_file, status=LOADING, lines_committed=committed,
-                    compressed_bytes=verified.compressed_bytes,
-                )
     finally:
         verified.close()
-    landed, quarantined, examples = store.file_counts(summary.export_arn, data_file.key)
+    landed, quarantined, examples = retrying(f"counting the lines of {where}", lambda: store.file_counts(arn, key))
     if landed + quarantined != verified.lines:
         # Cannot happen unless rows were changed behind the loader's back; never call that loaded.
         raise DataFileError(
             f"{where}: {verified.lines} lines read but {landed} landed and {quarantined} quarantined; "
             "rerun to reload the file"
         )
-    store.record_file(
-        summary, data_file, status=LOADED, lines_committed=verified.lines, lines_landed=landed,
-        lines_quarantined=quarantined, compressed_bytes=verified.compressed_bytes,
-    )
+    retrying(f"marking {where} loaded", lambda: checkpoint(
+        verified.lines, LOADED, lines_landed=landed, lines_quarantined=quarantined))
     note = f"{where}: {landed:,} lines landed"
     if quarantined:
         reasons = ", ".join(f"line {n}: {err}" for n, err in examples)

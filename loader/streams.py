@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Protocol
 
+from .connection import retrying
+
 log = logging.getLogger(__name__)
 
 TRIM_HORIZON, LATEST, AT_TIMESTAMP = "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"
@@ -577,12 +579,20 @@ class _Consumer:
         if not owed:
             return
         records = self.batch
-        if records:
-            self.store.insert_stream_records(src.name, src.stream_arn, records)
-        self.store.record_checkpoints(src.name, src.stream_arn, [
+        checkpoints = [
             Checkpoint(s.shard.shard_id, s.last_read_text, s.ended, s.shard.parent_shard_id,
                        s.shard.adjacent_parent_shard_id, s.landed, s.millis_behind)
-            for s in owed])
+            for s in owed]
+
+        # While ClickHouse is unavailable each step is tried again after a wait.  An insert whose
+        # answer was lost is inserted again, as after a crash between insert and checkpoint: a
+        # record may land twice in stream_records, never be lost, and the changes model keeps
+        # one row per change.  The checkpoints are written only once the insert has succeeded.
+        if records:
+            retrying(f"landing {plural(len(records), 'record')} of {src.label}",
+                     lambda: self.store.insert_stream_records(src.name, src.stream_arn, records), sleep=self.sleep)
+        retrying(f"checkpointing {plural(len(checkpoints), 'shard')} of {src.label}",
+                 lambda: self.store.record_checkpoints(src.name, src.stream_arn, checkpoints), sleep=self.sleep)
         for s in owed:
             s.dirty = False
             if s.ended:
@@ -597,7 +607,9 @@ class _Consumer:
         for r in records:
             lo, _ = spans.get(r.shard_id, (r.sequence_number, ""))
             spans[r.shard_id] = (lo, r.sequence_number)
-        quarantined, examples = self.store.stream_quarantine(src.name, src.stream_arn, spans)
+        quarantined, examples = retrying(f"counting the quarantined records of {src.label}",
+                                         lambda: self.store.stream_quarantine(src.name, src.stream_arn, spans),
+                                         sleep=self.sleep)
         if quarantined:
             self.result.quarantined += quarantined
             reasons = "; ".join(f"{shard} #{number}: {error}" for shard, number, error in examples)

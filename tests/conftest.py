@@ -137,3 +137,45 @@ class Dbt:
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}")
         return result
+
+
+class Outage:
+    """A real ClickHouse client whose calls fail the way a server going away makes them fail.
+
+    ``plan(n, method, sql)`` is asked before the n-th call (1-based, counting command, query and
+    insert; ``sql`` is the statement or the table) and answers None (the call goes through),
+    "before" (the request never reached the server: nothing happened) or "after" (the server did
+    the work and the answer was lost).  Either way the caller gets clickhouse-connect's
+    OperationalError, as from a refused or dropped connection.  There is no ClickHouse server to
+    stop here, so the engine stays real and only the failure is made up.
+    """
+
+    def __init__(self, client, plan):
+        self.client, self.plan, self.calls, self.failed = client, plan, 0, []
+
+    def _call(self, method, sql, *args, **kwargs):
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        self.calls += 1
+        when = self.plan(self.calls, method, sql)
+        if when == "before":
+            self.failed.append((method, sql, when))
+            raise OperationalError("Error HTTPConnectionPool(host='127.0.0.1', port=8123): Max retries exceeded "
+                                   "(Caused by NewConnectionError: [Errno 111] Connection refused)")
+        result = getattr(self.client, method)(sql, *args, **kwargs)
+        if when == "after":
+            self.failed.append((method, sql, when))
+            raise OperationalError("Failed to read response data from server")
+        return result
+
+    def command(self, sql, *args, **kwargs):
+        return self._call("command", sql, *args, **kwargs)
+
+    def query(self, sql, *args, **kwargs):
+        return self._call("query", sql, *args, **kwargs)
+
+    def insert(self, table, *args, **kwargs):
+        return self._call("insert", table, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)

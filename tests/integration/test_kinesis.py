@@ -527,3 +527,84 @@ def test_ttl_deletes_are_flagged_and_applied_or_kept_as_history_per_declaration(
     for model, deleted in (("ttl_delete_changes", 1), ("ttl_keep_changes", 0)):
         assert clickhouse.rows(last.format(s, model, "s2")) == [("REMOVE", deleted, 1)], model  # the TTL delete
         assert clickhouse.rows(last.format(s, model, "s1")) == [("REMOVE", 1, 0)], model  # the user's delete
+
+
+def _stream_insert(method, sql) -> bool:
+    """A batch of stream records: RowBinary read by chDB, or clickhouse-connect's insert on a server."""
+    return "_stream_records_in" in sql and (method == "insert" or sql.startswith("INSERT"))
+
+
+def _outage_store(clickhouse, client, plan):
+    from conftest import Outage
+    from dynamodb_cdc.store import Store
+
+    store = Store(Outage(client, plan), clickhouse.raw_db)
+    store.embedded = clickhouse.embedded  # the wrapper hides the client's kind
+    store.ensure_schema()
+    return store
+
+
+def test_clickhouse_failing_mid_consume_is_retried_and_nothing_is_lost(kinesis, clickhouse, monkeypatch):
+    """A batch whose answer was lost is inserted again (at least once, as after a crash), a refused
+    checkpoint is written again; every record lands and the checkpoint reaches the last one."""
+    from dynamodb_cdc import connection
+    from dynamodb_cdc.kinesis import KinesisSource
+    from dynamodb_cdc.streams import BatchLimits, ConsumeOptions, consume
+
+    monkeypatch.setattr(connection, "WRITE_BACKOFF", 0.01)
+    name, arn = new_stream(kinesis, 1)
+    shard = shards_of(kinesis, name)["shardId-000000000000"]
+    puts = [put(kinesis, name, shard, data) for data in orders_changes(T_MS, 10)]
+    inserts, marks = [], []
+
+    def plan(n, method, sql):
+        if _stream_insert(method, sql):
+            inserts.append(n)
+            return "after" if len(inserts) == 2 else None  # the 2nd batch lands, its answer is lost
+        if "stream_checkpoints" in sql and (method == "insert" or sql.startswith("INSERT")):
+            marks.append(n)
+            return "before" if len(marks) == 4 else None
+        return None
+
+    with clickhouse.client() as client:
+        store = _outage_store(clickhouse, client, plan)
+        result = consume(KinesisSource(kinesis, arn), store, ConsumeOptions(limits=BatchLimits(rows=3)))
+        assert [f[2] for f in store.client.failed] == ["after", "before"]
+    assert result.records == 10
+    numbers = [r[0] for r in clickhouse.rows(
+        f"SELECT sequence_number FROM {clickhouse.raw_db}.stream_records ORDER BY toUInt256(sequence_number)")]
+    assert set(numbers) == {p["sequence_number"] for p in puts}  # nothing lost
+    assert {n for n in numbers if numbers.count(n) > 1} == {p["sequence_number"] for p in puts[3:6]}
+    assert len(numbers) == 13  # only the batch whose answer was lost, once more
+    assert checkpoints(clickhouse)["shardId-000000000000"][2] == puts[-1]["sequence_number"]
+
+
+def test_clickhouse_gone_for_good_stops_the_consumer_with_its_checkpoint_at_the_rows_written(
+        kinesis, clickhouse, monkeypatch):
+    from dynamodb_cdc import connection
+    from dynamodb_cdc.connection import ClickHouseUnavailableError
+    from dynamodb_cdc.kinesis import KinesisSource
+    from dynamodb_cdc.streams import BatchLimits, ConsumeOptions, consume
+
+    monkeypatch.setattr(connection, "WRITE_BACKOFF", 0.01)
+    name, arn = new_stream(kinesis, 1)
+    shard = shards_of(kinesis, name)["shardId-000000000000"]
+    puts = [put(kinesis, name, shard, data) for data in orders_changes(T_MS, 10)]
+    inserts = []
+
+    def plan(n, method, sql):  # two batches land, then the server is gone
+        if _stream_insert(method, sql):
+            inserts.append(n)
+        return "before" if len(inserts) > 2 else None
+
+    with clickhouse.client() as client:
+        store = _outage_store(clickhouse, client, plan)
+        with pytest.raises(ClickHouseUnavailableError) as err:
+            consume(KinesisSource(kinesis, arn), store, ConsumeOptions(limits=BatchLimits(rows=3)))
+    assert str(err.value).startswith("ClickHouse stopped answering while landing 3 records of Kinesis stream")
+    assert checkpoints(clickhouse)["shardId-000000000000"][2] == puts[5]["sequence_number"]
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.stream_records") == 6
+
+    clickhouse.cli("consume-kinesis", "--stream", name, "--batch-rows", "3", check=True)
+    numbers = [r[0] for r in clickhouse.rows(f"SELECT sequence_number FROM {clickhouse.raw_db}.stream_records")]
+    assert sorted(numbers, key=int) == [p["sequence_number"] for p in puts]  # all, each once

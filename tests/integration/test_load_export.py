@@ -393,3 +393,88 @@ def test_line_numbers_stay_exact_in_a_big_file_read_whole_or_in_batches(s3, clic
         f"SELECT count(), uniqExact(line_number), countIf(toUInt64(JSONExtractString(line, 'Item', 'n', 'N')) != line_number) "
         f"FROM {raw}.export_lines") == [(n - 1, n - 1, 0)]
     assert clickhouse.rows(f"SELECT line_number, payload FROM {raw}.quarantine") == [(9_001, "{not json")]
+
+
+def _outage_store(clickhouse, client, plan):
+    from conftest import Outage
+    from dynamodb_cdc.store import Store
+
+    store = Store(Outage(client, plan), clickhouse.raw_db)
+    store.embedded = clickhouse.embedded  # the wrapper hides the client's kind
+    store.ensure_schema()
+    return store
+
+
+def test_clickhouse_failing_mid_run_is_retried_and_every_line_lands_once(s3, clickhouse, monkeypatch, caplog):
+    """Batches cut off before or after the server took them, and a lost checkpoint, are redone
+    after a wait; nothing is doubled or lost."""
+    from dynamodb_cdc import connection
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.s3export import s3_client
+
+    monkeypatch.setattr(connection, "WRITE_BACKOFF", 0.01)
+    data = items(95)
+    w = write_full_export(s3, s3.bucket, ARN, data, prefix="p", export_time=T0, files=2)
+    inserts, checkpoints = [], []
+
+    def plan(n, method, sql):
+        if sql.startswith("INSERT") and "_export_lines_in" in sql:
+            inserts.append(n)
+            return {2: "after", 4: "before", 5: "before"}.get(len(inserts))  # the 4th batch fails twice
+        if "export_files" in sql and "INSERT" in sql and "'loading'" in sql:
+            checkpoints.append(n)
+            return "after" if len(checkpoints) == 3 else None
+        return None
+
+    with clickhouse.client() as client:
+        store = _outage_store(clickhouse, client, plan)
+        result = load_exports(s3_client(), store, f"s3://{s3.bucket}/p", LoadOptions(batch_rows=10, progress=False))
+        assert result.ok, result.errors
+        assert [f[2] for f in store.client.failed] == ["after", "after", "before", "before"]
+    rows = landed(clickhouse)
+    assert len(rows) == 95 and len({(r[0], r[1]) for r in rows}) == 95  # nothing doubled
+    assert {r[2] for r in rows} == {line_of(i).decode() for i in data}  # nothing lost
+    assert {k: v[0] for k, v in ledger(clickhouse).items()} == {k: "loaded" for k in w.data_keys}
+    retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(retries) == 4 and all("Connection refused" in m or "OperationalError" in m for m in retries)
+
+
+def test_clickhouse_gone_for_good_stops_with_a_clear_error_and_a_rerun_completes(s3, clickhouse, monkeypatch):
+    from dynamodb_cdc import connection
+    from dynamodb_cdc.connection import ClickHouseUnavailableError
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.s3export import s3_client
+
+    monkeypatch.setattr(connection, "WRITE_BACKOFF", 0.01)
+    data = items(95)
+    w = write_full_export(s3, s3.bucket, ARN, data, prefix="p", export_time=T0, files=2)
+    inserts, lost = [], []
+
+    def plan(n, method, sql):
+        """The server takes three batches but the answer to the third checkpoint is lost; from then
+        on it refuses every batch (the ledger and deletes still go through)."""
+        if sql.startswith("INSERT") and "_export_lines_in" in sql:
+            inserts.append(n)
+            return "before" if lost else None
+        if len(inserts) == 3 and not lost and "export_files" in sql and "'loading'" in sql:
+            lost.append(n)
+            return "after"
+        return None
+
+    with clickhouse.client() as client:
+        store = _outage_store(clickhouse, client, plan)
+        with pytest.raises(ClickHouseUnavailableError) as err:
+            load_exports(s3_client(), store, f"s3://{s3.bucket}/p", LoadOptions(batch_rows=10, progress=False))
+    first = w.data_keys[0]
+    assert str(err.value).startswith(f"ClickHouse stopped answering while loading lines 21-30 of s3://{s3.bucket}/{first}")
+    assert "6 attempts" in str(err.value) and "rerun to continue" in str(err.value)
+    # The third batch was undone, its checkpoint first: the ledger never claims rows that are not there.
+    assert clickhouse.rows(f"SELECT status, lines_committed FROM {clickhouse.raw_db}.export_files FINAL "
+                           f"WHERE data_file_key = {{k:String}}", k=first) == [("loading", 20)]
+    assert sorted(r[1] for r in landed(clickhouse)) == list(range(1, 21))
+
+    resumed = clickhouse.cli("load-export", f"s3://{s3.bucket}/p", "--batch-rows", "10", check=True)
+    assert "resuming after line 20" in resumed.stderr
+    rows = landed(clickhouse)
+    assert len(rows) == 95 and len({(r[0], r[1]) for r in rows}) == 95
+    assert {r[2] for r in rows} == {line_of(i).decode() for i in data}

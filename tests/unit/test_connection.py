@@ -62,3 +62,44 @@ def test_second_process_gets_one_line_lock_error(tmp_path):
     client = open_chdb_client(path)
     assert client.command("SELECT 1") == 1
     client.close()
+
+
+def test_only_failures_that_waiting_may_cure_are_retried():
+    from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+    from dynamodb_cdc.connection import ClickHouseUnavailableError, is_transient, retrying
+
+    assert is_transient(OperationalError("Error executing HTTP request"))
+    assert is_transient(DatabaseError("Code: 252. DB::Exception: Too many parts (300). (TOO_MANY_PARTS)"))
+    assert not is_transient(DatabaseError("Code: 62. DB::Exception: Syntax error (SYNTAX_ERROR)"))
+    assert not is_transient(ValueError("Code: 252"))
+
+    calls, waits, undone = [], [], []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("[Errno 111] Connection refused")
+        return "done"
+
+    assert retrying("testing", flaky, redo=lambda: undone.append(len(calls)), sleep=waits.append) == "done"
+    assert (len(calls), waits, undone) == (3, [1.0, 2.0], [1, 2])  # doubling waits; undone before each rerun
+
+    def broken():
+        raise DatabaseError("Code: 62. DB::Exception: Syntax error (SYNTAX_ERROR)")
+
+    with pytest.raises(DatabaseError):  # not retried: the same statement would fail again
+        retrying("testing", broken, sleep=waits.append)
+
+    def gone():
+        raise OperationalError(  # as clickhouse-connect words it
+            "Error HTTPConnectionPool(host='127.0.0.1', port=8123): Max retries exceeded with url: /?database=x "
+            "(Caused by NewConnectionError(\"<urllib3.connection.HTTPConnection object at 0x7f>: Failed to "
+            "establish a new connection: [Errno 111] Connection refused\")) executing HTTP request attempt 1 "
+            "(http://127.0.0.1:8123)")
+
+    with pytest.raises(ClickHouseUnavailableError) as err:
+        retrying("loading lines 1-10 of s3://b/k", gone, attempts=3, sleep=lambda s: None)
+    assert str(err.value) == ("ClickHouse stopped answering while loading lines 1-10 of s3://b/k: [Errno 111] "
+                              "Connection refused (3 attempts over 3 s). Nothing is checkpointed past the rows "
+                              "written: rerun to continue.")
