@@ -131,7 +131,8 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
             started = data_file.key in states  # else no row of it can exist: nothing to discard
             try:
                 if fetcher is None:
-                    landed, quarantined, note = _load_file_server_side(s3, store, bucket, summary, data_file, progress)
+                    landed, quarantined, note = _load_file_server_side(s3, store, bucket, summary, data_file, progress,
+                                                                       started=started)
                 else:
                     landed, quarantined, note = _load_file(
                         store, bucket, summary, data_file, resume_after, options, progress, fetcher.take(data_file),
@@ -275,7 +276,7 @@ def s3_source(s3, bucket: str, key: str):
     return S3Source(url, frozen.access_key or "", frozen.secret_key or "", frozen.token or "")
 
 
-def _load_file_server_side(s3, store: Store, bucket, summary, data_file: DataFile, progress):
+def _load_file_server_side(s3, store: Store, bucket, summary, data_file: DataFile, progress, *, started: bool = True):
     """ClickHouse reads the gzip file from S3 itself; the loader checks the line count after.
 
     The whole file is one unit: an interrupted or failed file is removed and read again from
@@ -286,7 +287,8 @@ def _load_file_server_side(s3, store: Store, bucket, summary, data_file: DataFil
     if GLOB_CHARACTERS & set(data_file.key):
         raise DataFileError(f"{where}: the key holds one of * ? {{ }}, which s3() reads as a pattern; "
                             "load this export without --server-side")
-    store.discard_after(summary.export_arn, data_file.key, 0)
+    if started:  # else no row of it can exist: nothing to remove
+        store.discard_after(summary.export_arn, data_file.key, 0)
     store.record_file(summary, data_file, status=LOADING, lines_committed=0)
     try:
         store.insert_lines_from_s3(summary, data_file.key, s3_source(s3, bucket, data_file.key))
