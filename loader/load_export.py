@@ -9,6 +9,8 @@ resumes an interrupted file exactly where it stopped.
 from __future__ import annotations
 
 import logging
+import queue
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 
@@ -28,6 +30,11 @@ class LoadOptions:
     tmp_dir: str | None = None
     progress: bool | None = None  # None: a bar when stderr is a terminal
     server_side: bool = False  # ClickHouse reads the data files itself (s3() table function)
+    parallel_files: int = 2  # --server-side: data files read at once, each through a client of its own
+
+    def __post_init__(self):
+        if self.parallel_files < 1:
+            raise ValueError("--parallel-files must be at least 1")
 
 
 @dataclass
@@ -125,37 +132,60 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
     # The next data file is downloaded and verified in a second thread while this one is inserted
     # (zlib, hashing, sockets and the engine all release the GIL): no ClickHouse call happens there.
     fetcher = None if options.server_side else _Prefetcher(s3, bucket, todo, options, progress)
+    # --server-side: up to `parallel_files` files are read by ClickHouse at once, each through a
+    # client of its own; their outcomes are recorded here in file order.
+    stores: queue.SimpleQueue = queue.SimpleQueue()
+    for st in store.siblings(min(options.parallel_files, len(todo)) if options.server_side else 1):
+        stores.put(st)
+
+    def load(data_file: DataFile):
+        """(landed, quarantined, note), or the DataFileError that refused the file."""
+        st = stores.get()
+        resume_after = plans[data_file.key].resume_after
+        started = data_file.key in states  # else no row of it can exist: nothing to discard
+        try:
+            if fetcher is None:
+                return _load_file_server_side(s3, st, bucket, summary, data_file, progress, started=started)
+            return _load_file(st, bucket, summary, data_file, resume_after, options, progress,
+                              fetcher.take(data_file), started=started)
+        except DataFileError as ex:
+            # Nothing of a refused file lands past its checkpoint (rows an interrupted run left).
+            if started or options.server_side:
+                st.discard_after(summary.export_arn, data_file.key, resume_after)
+            st.record_file(summary, data_file, status=FAILED, lines_committed=resume_after, error=str(ex))
+            return ex
+        finally:
+            stores.put(st)
+
+    pool = ThreadPoolExecutor(max_workers=options.parallel_files, thread_name_prefix="dynamodb-cdc-load") \
+        if options.server_side and options.parallel_files > 1 else None
     try:
-        for data_file in todo:
-            resume_after = plans[data_file.key].resume_after
-            started = data_file.key in states  # else no row of it can exist: nothing to discard
-            try:
-                if fetcher is None:
-                    landed, quarantined, note = _load_file_server_side(s3, store, bucket, summary, data_file, progress,
-                                                                       started=started)
-                else:
-                    landed, quarantined, note = _load_file(
-                        store, bucket, summary, data_file, resume_after, options, progress, fetcher.take(data_file),
-                        started=started,
-                    )
-            except DataFileError as ex:
-                message = str(ex)
-                # Nothing of a refused file lands past its checkpoint (rows an interrupted run left).
-                if started or options.server_side:
-                    store.discard_after(summary.export_arn, data_file.key, resume_after)
-                store.record_file(summary, data_file, status=FAILED, lines_committed=resume_after, error=message)
+        if pool is None:
+            outcomes = (load(f) for f in todo)  # one after the other, as they are consumed
+        else:
+            futures = [pool.submit(load, f) for f in todo]
+            outcomes = (future.result() for future in futures)
+        for outcome in outcomes:
+            if isinstance(outcome, DataFileError):
                 out.files_failed += 1
-                out.errors.append(message)
-                progress.file_done(f"FAILED {message}")
+                out.errors.append(str(outcome))
+                progress.file_done(f"FAILED {outcome}")
                 continue
+            landed, quarantined, note = outcome
             out.files_loaded += 1
             out.lines_landed += landed
             out.lines_quarantined += quarantined
             progress.file_done(note)
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         if fetcher is not None:
             fetcher.close()
         progress.close()
+        while not stores.empty():
+            st = stores.get()
+            if st is not store:
+                st.client.close()
     status = FAILED if out.errors else LOADED
     store.record_export(
         summary, s3_uri=summary_uri, data_files=len(files), status=status, error="; ".join(out.errors)[:10_000]

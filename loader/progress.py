@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 
 log = logging.getLogger("dynamodb_cdc")
@@ -27,21 +28,25 @@ class Progress:
         self.files = self.rows = self.bytes = 0
         self.started = time.monotonic()
         self._drawn = 0.0
+        self._lock = threading.Lock()  # counted from the download thread and the loading workers
 
     def add_bytes(self, n: int) -> None:
-        self.bytes += n
-        self._draw()
+        with self._lock:
+            self.bytes += n
+            self._draw()
 
     def add_rows(self, n: int) -> None:
-        self.rows += n
-        self._draw()
+        with self._lock:
+            self.rows += n
+            self._draw()
 
     def file_done(self, message: str) -> None:
-        self.files += 1
-        if self.tty:
-            self._clear()
-        log.info("[%d/%d] %s", self.files, self.total_files, message)
-        self._draw(force=True)
+        with self._lock:
+            self.files += 1
+            if self.tty:
+                self._clear()
+            log.info("[%d/%d] %s", self.files, self.total_files, message)
+            self._draw(force=True)
 
     def _draw(self, force: bool = False) -> None:
         if not self.tty:

@@ -6,6 +6,7 @@ import logging
 import os
 import struct
 import tempfile
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -88,6 +89,16 @@ class Store:
         self.q = ident(database)
         # chDB runs in this process: it reads a batch of lines from a local file itself.
         self.embedded = type(client).__name__ == "ChdbClient"
+
+    opener = None  # () -> a new client of the same ClickHouse, for siblings()
+
+    def siblings(self, n: int) -> list["Store"]:
+        """This store and up to n - 1 more of its kind, each on a client of its own (from
+        ``opener``), for work side by side; the engine runs their queries at once."""
+        out = [self]
+        while self.opener is not None and len(out) < n:
+            out.append(type(self)(self.opener(), self.db))
+        return out
 
     def ensure_schema(self) -> None:
         schema.ensure(self.client, self.db)
@@ -412,13 +423,16 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 _last_now = datetime.min.replace(tzinfo=timezone.utc)
+_now_lock = threading.Lock()
 
 
 def _now() -> datetime:
-    """Strictly increasing wall-clock time, so the latest ledger row always wins."""
+    """Strictly increasing wall-clock time, so the latest ledger row always wins (files loaded
+    side by side share it)."""
     global _last_now
-    now = datetime.now(timezone.utc)
-    if now <= _last_now:
-        now = _last_now + timedelta(microseconds=1)
-    _last_now = now
-    return now
+    with _now_lock:
+        now = datetime.now(timezone.utc)
+        if now <= _last_now:
+            now = _last_now + timedelta(microseconds=1)
+        _last_now = now
+        return now

@@ -114,3 +114,48 @@ def test_an_interrupted_file_is_read_again_whole_and_lands_once(s3, clickhouse):
                            "ORDER BY data_file_key, line_number")
     expected = [(key, n, lines[i + 2 * (n - 1)].decode()) for i, key in enumerate(w.data_keys) for n in range(1, 21)]
     assert sorted(rows) == sorted(expected)
+
+
+@pytest.mark.parametrize("parallel", [1, 3])
+def test_files_are_read_side_by_side_up_to_parallel_files_and_land_once(s3, clickhouse, parallel):
+    """--parallel-files N: up to N data files are read by ClickHouse at once, each through a client
+    of its own; every line lands once and each file's outcome is recorded in file order."""
+    import threading
+    import time
+
+    from dynamodb_cdc.connection import open_client
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.s3export import s3_client
+    from dynamodb_cdc.store import Store
+
+    lines = [dumps_line({"Item": {"id": {"S": f"u{i}"}, "n": {"N": str(i)}}}) for i in range(60)]
+    lines[9] = b"not json"
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=T0, files=6, lines=lines)
+    lock, active, peak, clients = threading.Lock(), [0], [0], set()
+
+    class Watched(Store):
+        def insert_lines_from_s3(self, *args, **kwargs):
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+                clients.add(id(self.client))
+            try:
+                time.sleep(0.3)  # long enough for the others to start
+                return super().insert_lines_from_s3(*args, **kwargs)
+            finally:
+                with lock:
+                    active[0] -= 1
+
+    with clickhouse.client() as c:
+        store = Watched(c, clickhouse.raw_db)
+        store.opener = lambda: open_client(clickhouse.url)
+        result = load_exports(s3_client(), store, f"s3://{s3.bucket}/p",
+                              LoadOptions(server_side=True, parallel_files=parallel, progress=False))
+    assert result.ok, result.errors
+    assert peak[0] == parallel and len(clients) == parallel
+    assert (result.exports[0].files_loaded, result.exports[0].lines_landed, result.exports[0].lines_quarantined) == (6, 59, 1)
+    rows = lines_of(clickhouse, clickhouse.raw_db)
+    assert len(rows) == 59 and len({(r[0], r[1]) for r in rows}) == 59
+    assert sorted(r[2].encode() for r in rows) == sorted(line for i, line in enumerate(lines) if i != 9)
+    ledger = clickhouse.rows(f"SELECT data_file_key, status FROM {clickhouse.raw_db}.export_files FINAL")
+    assert sorted(ledger) == [(k, "loaded") for k in sorted(w.data_keys)]
