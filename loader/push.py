@@ -45,9 +45,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Callable
 
+from . import clock
 from .push_convert import (
     Column,
     ConvertOptions,
@@ -181,23 +181,6 @@ COMMENT 'Rows dynamodb-cdc push set aside, with the reason (read with FINAL)'"""
 ORDER BY (target_table, key_json)
 COMMENT 'Every key dynamodb-cdc push wrote, for --sync-deletes (read with FINAL)'""",
     ]
-
-
-_last_now = datetime.min.replace(tzinfo=timezone.utc)
-_now_lock = threading.Lock()
-
-
-def _now() -> datetime:
-    """Strictly increasing UTC time (ReplacingMergeTree keeps the highest updated_at)."""
-    global _last_now
-    with _now_lock:
-        now = datetime.now(timezone.utc)
-        if now <= _last_now:
-            from datetime import timedelta
-
-            now = _last_now + timedelta(microseconds=1)
-        _last_now = now
-        return now
 
 
 RUN_COLUMNS = ["run_id", "relation", "target_table", "mode", "started_at", "finished_at", "rows_read",
@@ -610,7 +593,7 @@ class Pusher:
         self.result = PushResult(str(uuid.uuid4()), mode, RUNNING, self.relation, opt.table, watermark=watermark)
         self.run_row = {
             "run_id": self.result.run_id, "relation": self.relation, "target_table": opt.table, "mode": mode,
-            "started_at": _now(), "finished_at": None, "rows_read": 0, "rows_written": 0, "rows_deleted": 0,
+            "started_at": clock.now(), "finished_at": None, "rows_read": 0, "rows_written": 0, "rows_deleted": 0,
             "rows_set_aside": 0, "version_column": opt.version_column or "", "version_type": self.version_type,
             "watermark_from": watermark_from, "watermark": watermark, "key_types": self.key_types,
             "import_arn": "", "status": RUNNING, "error": "",
@@ -647,7 +630,7 @@ class Pusher:
         self.run_row.update(
             rows_read=r.rows_read, rows_written=r.rows_written, rows_deleted=r.rows_deleted,
             rows_set_aside=r.rows_set_aside, status=r.status, error=r.error[:10_000], import_arn=r.import_arn,
-            finished_at=None if r.status in (RUNNING, IMPORTING) else _now(), updated_at=_now(),
+            finished_at=None if r.status in (RUNNING, IMPORTING) else clock.now(), updated_at=clock.now(),
         )
         self.state.record_run(self.run_row)
 
@@ -706,7 +689,7 @@ class Pusher:
             return None
 
     def _set_aside(self, pending: list, key_json: str, key_hash: str, row: str, reason: str) -> None:
-        now = _now()
+        now = clock.now()
         self.result.rows_set_aside += 1
         if self.result.rows_set_aside <= 20:
             log.warning("set aside %s: %s", key_json or row[:200], reason)
@@ -738,7 +721,7 @@ class Pusher:
 
     def _collect(self, outcomes: list[BatchOutcome], keys_pending: list, quarantine_pending: list) -> None:
         for outcome in outcomes:
-            now = _now()
+            now = clock.now()
             for r in outcome.done:
                 deleted = 1 if r.item is None else 0
                 if deleted:
@@ -853,7 +836,7 @@ class Pusher:
                 lines += 1
                 self.result.rows_written += 1
                 keys_pending.append([self.opt.table, item_json(self.converter.key_of(item)), key_hash,
-                                     self.relation, self.result.run_id, 0, _now()])
+                                     self.relation, self.result.run_id, 0, clock.now()])
                 if lines >= self.opt.import_file_rows:
                     close_file()
                 self._flush_state(keys_pending, quarantine_pending)
@@ -917,8 +900,8 @@ class Pusher:
         ok = d["ImportStatus"] == "COMPLETED" and not int(d.get("ErrorCount") or 0)
         status = (PARTIAL if pending["rows_set_aside"] else SUCCEEDED) if ok else FAILED
         error = "" if ok else f"ImportTable ended {d['ImportStatus']}: {d.get('FailureMessage') or ''}"
-        self.state.record_run({**pending, "status": status, "error": error, "finished_at": _now(),
-                               "updated_at": _now()})
+        self.state.record_run({**pending, "status": status, "error": error, "finished_at": clock.now(),
+                               "updated_at": clock.now()})
         log.info("ImportTable %s of run %s: %s", pending["import_arn"], pending["run_id"], d["ImportStatus"])
 
 

@@ -6,13 +6,12 @@ import logging
 import os
 import struct
 import tempfile
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from . import schema
+from . import clock, schema
 from .manifest import FULL_EXPORT, DataFile, ExportSummary, ExportWindow
 from .sql import ident, literal, values_insert
 from .streams import Checkpoint, Record
@@ -110,7 +109,7 @@ class Store:
             [[
                 summary.export_arn, summary.table_name, summary.table_arn, summary.export_type,
                 summary.point_in_time, summary.export_from_time, summary.export_to_time,
-                summary.output_view or "", s3_uri, summary.item_count, data_files, status, error, _now(),
+                summary.output_view or "", s3_uri, summary.item_count, data_files, status, error, clock.now(),
             ]],
             [
                 "export_arn", "table_name", "table_arn", "export_type", "export_time", "export_from_time",
@@ -158,7 +157,7 @@ class Store:
             "export_files",
             [[
                 summary.export_arn, summary.table_name, data_file.key, data_file.md5, data_file.item_count,
-                lines_committed, lines_landed, lines_quarantined, compressed_bytes, status, error, _now(),
+                lines_committed, lines_landed, lines_quarantined, compressed_bytes, status, error, clock.now(),
             ]],
             [
                 "export_arn", "table_name", "data_file_key", "md5", "manifest_item_count", "lines_committed",
@@ -322,7 +321,7 @@ class Store:
 
     def record_checkpoints(self, source: str, stream_arn: str, checkpoints: list[Checkpoint]) -> None:
         """One row per shard; call only after the records it covers are inserted."""
-        now = _now()
+        now = clock.now()
         self._insert_values(
             "stream_checkpoints",
             [[
@@ -422,17 +421,3 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
-_last_now = datetime.min.replace(tzinfo=timezone.utc)
-_now_lock = threading.Lock()
-
-
-def _now() -> datetime:
-    """Strictly increasing wall-clock time, so the latest ledger row always wins (files loaded
-    side by side share it)."""
-    global _last_now
-    with _now_lock:
-        now = datetime.now(timezone.utc)
-        if now <= _last_now:
-            now = _last_now + timedelta(microseconds=1)
-        _last_now = now
-        return now
