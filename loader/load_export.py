@@ -2,8 +2,8 @@
 
 Per data file: download, verify (MD5, gzip, line count) into temporary files,
 one per batch of lines, then insert the batches in order.  The ledger (``export_files``) records
-the last committed line after every batch, so a rerun skips loaded files and
-resumes an interrupted file exactly where it stopped.
+the last committed line after every batch but a file's last (the file is marked loaded then), so
+a rerun skips loaded files and resumes an interrupted file exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import logging
 import queue
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-
 
 from .connection import retrying
 from .manifest import DataFile, ExportSummary, ManifestError, check_windows
@@ -149,8 +148,9 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
             return _load_file(st, bucket, summary, data_file, resume_after, options, progress,
                               fetcher.take(data_file), started=started)
         except DataFileError as ex:
-            # Nothing of a refused file lands past its checkpoint (rows an interrupted run left).
-            if started or options.server_side:
+            # Nothing of a refused file lands past its checkpoint (rows an interrupted run left;
+            # --server-side removes what its own failed read left before raising).
+            if started:
                 st.discard_after(summary.export_arn, data_file.key, resume_after)
             st.record_file(summary, data_file, status=FAILED, lines_committed=resume_after, error=str(ex))
             return ex
@@ -197,8 +197,6 @@ class _Prefetcher:
     """Downloads and verifies data files one ahead of the file being inserted."""
 
     def __init__(self, s3, bucket, files: list[DataFile], options, progress):
-        from concurrent.futures import ThreadPoolExecutor
-
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynamodb-cdc-fetch")
         self.files = files
         self.started: dict[str, object] = {}
@@ -277,12 +275,17 @@ def _load_file(store: Store, bucket, summary, data_file: DataFile, committed: in
         )
     retrying(f"marking {where} loaded", lambda: checkpoint(
         verified.lines, LOADED, lines_landed=landed, lines_quarantined=quarantined))
-    note = f"{where}: {landed:,} lines landed"
+    return landed, quarantined, _note(where, landed, quarantined, examples)
+
+
+def _note(where: str, landed: int, quarantined: int, examples, how: str = "") -> str:
+    """A loaded file's progress line; its quarantined lines are also logged as a warning."""
+    note = f"{where}: {landed:,} lines landed{how}"
     if quarantined:
         reasons = ", ".join(f"line {n}: {err}" for n, err in examples)
         note += f", {quarantined:,} quarantined ({reasons}{', ...' if quarantined > len(examples) else ''})"
         log.warning("%s: %d lines set aside in quarantine (%s)", where, quarantined, reasons)
-    return landed, quarantined, note
+    return note
 
 
 GLOB_CHARACTERS = set("*?{}")
@@ -335,9 +338,4 @@ def _load_file_server_side(s3, store: Store, bucket, summary, data_file: DataFil
     store.record_file(summary, data_file, status=LOADED, lines_committed=data_file.item_count, lines_landed=landed,
                       lines_quarantined=quarantined)
     progress.add_rows(landed + quarantined)
-    note = f"{where}: {landed:,} lines landed (read by ClickHouse)"
-    if quarantined:
-        reasons = ", ".join(f"line {n}: {err}" for n, err in examples)
-        note += f", {quarantined:,} quarantined ({reasons}{', ...' if quarantined > len(examples) else ''})"
-        log.warning("%s: %d lines set aside in quarantine (%s)", where, quarantined, reasons)
-    return landed, quarantined, note
+    return landed, quarantined, _note(where, landed, quarantined, examples, " (read by ClickHouse)")

@@ -155,7 +155,6 @@ class VerifiedFile:
     segments: list[Segment]
     lines: int
     compressed_bytes: int
-    decompressed_bytes: int
 
     def close(self) -> None:
         for segment in self.segments:
@@ -263,8 +262,7 @@ def fetch_data_file(s3, bucket: str, data_file: DataFile, *, tmp_dir: str | None
     md5 = hashlib.md5()
     inflate = zlib.decompressobj(wbits=31)
     in_member = False  # bytes fed to a gzip member whose end has not been seen
-    compressed = decompressed = newlines = 0
-    last = b"\n"
+    compressed = 0
     gzip_error = None  # once set, keep hashing so an MD5 mismatch can be named as the cause
     try:
         for chunk in body.iter_chunks(CHUNK):
@@ -280,11 +278,7 @@ def fetch_data_file(s3, bucket: str, data_file: DataFile, *, tmp_dir: str | None
                 except zlib.error as ex:
                     gzip_error = f"{where} is not a valid gzip file ({ex})"
                     break
-                if piece:
-                    out.write(piece)
-                    decompressed += len(piece)
-                    newlines += piece.count(b"\n")
-                    last = piece[-1:]
+                out.write(piece)
                 data = inflate.unconsumed_tail  # output was capped: feed the rest
                 if inflate.eof:  # end of a gzip member; more members may follow
                     data = inflate.unused_data
@@ -300,14 +294,13 @@ def fetch_data_file(s3, bucket: str, data_file: DataFile, *, tmp_dir: str | None
             raise DataFileError(gzip_error)
         if in_member:
             raise DataFileError(f"{where} is a truncated gzip file (it ends inside a compressed stream)")
-        lines = newlines + (0 if last == b"\n" else 1)
+        segments = out.finish()
+        lines = sum(segment.lines for segment in segments)
         if lines != data_file.item_count:
             raise DataFileError(
                 f"{where} has {lines} lines but the manifest says itemCount {data_file.item_count}"
             )
-        segments = out.finish()
-        assert sum(segment.lines for segment in segments) == lines
-        return VerifiedFile(segments, lines, compressed, decompressed)
+        return VerifiedFile(segments, lines, compressed)
     except BaseException:
         out.discard()
         raise

@@ -298,7 +298,7 @@ class Store:
         received); a server gets it through clickhouse-connect's insert.
         """
         if self.embedded:
-            with _local_file(_row_binary(source, stream_arn, records), None) as path:
+            with _local_file(_row_binary(source, stream_arn, records)) as path:
                 self.client.command(
                     f"INSERT INTO {self.q}._stream_records_in ({', '.join(STREAM_COLUMNS)}) "
                     f"SELECT * FROM file({literal(path)}, 'RowBinary', {literal(STREAM_STRUCTURE)})"
@@ -363,18 +363,18 @@ class Store:
 
 
 @contextmanager
-def _local_file(data: bytes, tmp_dir: str | None):
+def _local_file(data: bytes):
     """A path holding ``data`` for the embedded engine to read.  On Linux, an already-unlinked
     temporary file reached through /proc/self/fd (the engine is this process), so nothing is
     left behind even if the process is killed; elsewhere, a named temporary file."""
-    with tempfile.TemporaryFile(dir=tmp_dir, prefix="dynamodb-cdc-batch-") as f:
+    with tempfile.TemporaryFile(prefix="dynamodb-cdc-batch-") as f:
         f.write(data)
         f.flush()
         path = f"/proc/self/fd/{f.fileno()}"
         if os.path.exists(path):
             yield path
             return
-    with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="dynamodb-cdc-batch-") as f:
+    with tempfile.NamedTemporaryFile(prefix="dynamodb-cdc-batch-") as f:
         f.write(data)
         f.flush()
         yield os.path.abspath(f.name)
@@ -419,5 +419,3 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
-
-

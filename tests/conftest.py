@@ -179,3 +179,13 @@ class Outage:
 
     def __getattr__(self, name):
         return getattr(self.client, name)
+
+
+def outage_store(ch: ClickHouse, client, plan):
+    """A loader Store of ``ch`` on ``client`` behind Outage(plan), its raw tables created."""
+    from dynamodb_cdc.store import Store
+
+    store = Store(Outage(client, plan), ch.raw_db)
+    store.embedded = ch.embedded  # the wrapper hides the client's kind
+    store.ensure_schema()
+    return store

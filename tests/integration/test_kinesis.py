@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import BIN, ROOT, SAMPLES, Dbt
+from conftest import BIN, ROOT, SAMPLES, Dbt, outage_store
 from dynamodb_cdc.testing.streams import (
     TTL_IDENTITY, change_record, hash_key_in, partition_key, sample_records, wait_for_log,
 )
@@ -534,16 +534,6 @@ def _stream_insert(method, sql) -> bool:
     return "_stream_records_in" in sql and (method == "insert" or sql.startswith("INSERT"))
 
 
-def _outage_store(clickhouse, client, plan):
-    from conftest import Outage
-    from dynamodb_cdc.store import Store
-
-    store = Store(Outage(client, plan), clickhouse.raw_db)
-    store.embedded = clickhouse.embedded  # the wrapper hides the client's kind
-    store.ensure_schema()
-    return store
-
-
 def test_clickhouse_failing_mid_consume_is_retried_and_nothing_is_lost(kinesis, clickhouse, monkeypatch):
     """A batch whose answer was lost is inserted again (at least once, as after a crash), a refused
     checkpoint is written again; every record lands and the checkpoint reaches the last one."""
@@ -567,7 +557,7 @@ def test_clickhouse_failing_mid_consume_is_retried_and_nothing_is_lost(kinesis, 
         return None
 
     with clickhouse.client() as client:
-        store = _outage_store(clickhouse, client, plan)
+        store = outage_store(clickhouse, client, plan)
         result = consume(KinesisSource(kinesis, arn), store, ConsumeOptions(limits=BatchLimits(rows=3)))
         assert [f[2] for f in store.client.failed] == ["after", "before"]
     assert result.records == 10
@@ -598,7 +588,7 @@ def test_clickhouse_gone_for_good_stops_the_consumer_with_its_checkpoint_at_the_
         return "before" if len(inserts) > 2 else None
 
     with clickhouse.client() as client:
-        store = _outage_store(clickhouse, client, plan)
+        store = outage_store(clickhouse, client, plan)
         with pytest.raises(ClickHouseUnavailableError) as err:
             consume(KinesisSource(kinesis, arn), store, ConsumeOptions(limits=BatchLimits(rows=3)))
     assert str(err.value).startswith("ClickHouse stopped answering while landing 3 records of Kinesis stream")

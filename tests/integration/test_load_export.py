@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import SAMPLES
+from conftest import SAMPLES, outage_store
 from dynamodb_cdc.manifest import md5_base64
 from dynamodb_cdc.testing.exports import dumps_line, write_full_export
 
@@ -395,16 +395,6 @@ def test_line_numbers_stay_exact_in_a_big_file_read_whole_or_in_batches(s3, clic
     assert clickhouse.rows(f"SELECT line_number, payload FROM {raw}.quarantine") == [(9_001, "{not json")]
 
 
-def _outage_store(clickhouse, client, plan):
-    from conftest import Outage
-    from dynamodb_cdc.store import Store
-
-    store = Store(Outage(client, plan), clickhouse.raw_db)
-    store.embedded = clickhouse.embedded  # the wrapper hides the client's kind
-    store.ensure_schema()
-    return store
-
-
 def test_clickhouse_failing_mid_run_is_retried_and_every_line_lands_once(s3, clickhouse, monkeypatch, caplog):
     """Batches cut off before or after the server took them, and a lost checkpoint, are redone
     after a wait; nothing is doubled or lost."""
@@ -427,7 +417,7 @@ def test_clickhouse_failing_mid_run_is_retried_and_every_line_lands_once(s3, cli
         return None
 
     with clickhouse.client() as client:
-        store = _outage_store(clickhouse, client, plan)
+        store = outage_store(clickhouse, client, plan)
         result = load_exports(s3_client(), store, f"s3://{s3.bucket}/p", LoadOptions(batch_rows=10, progress=False))
         assert result.ok, result.errors
         assert [f[2] for f in store.client.failed] == ["after", "after", "before", "before"]
@@ -462,7 +452,7 @@ def test_clickhouse_gone_for_good_stops_with_a_clear_error_and_a_rerun_completes
         return None
 
     with clickhouse.client() as client:
-        store = _outage_store(clickhouse, client, plan)
+        store = outage_store(clickhouse, client, plan)
         with pytest.raises(ClickHouseUnavailableError) as err:
             load_exports(s3_client(), store, f"s3://{s3.bucket}/p", LoadOptions(batch_rows=10, progress=False))
     first = w.data_keys[0]
