@@ -135,7 +135,9 @@ SELECT
 FROM (
     {%- if 'exports' in sources %}
     SELECT
-        if(export_type = 'FULL_EXPORT', JSONExtractKeysAndValuesRaw(line, 'Item'),
+        {# (the columns in the streams branch's order: UNION ALL matches by position)
+           a full export's keys are in its item, parsed once -#}
+        if(export_type = 'FULL_EXPORT', _item,
            if(JSONHas(line, 'Keys'), JSONExtractKeysAndValuesRaw(line, 'Keys'), JSONExtractKeysAndValuesRaw(line, 'Key'))) AS _keys,
         if(export_type = 'FULL_EXPORT', JSONExtractKeysAndValuesRaw(line, 'Item'), JSONExtractKeysAndValuesRaw(line, 'NewImage')) AS _item,
         toUInt8(export_type = 'FULL_EXPORT' OR JSONHas(line, 'NewImage')) AS _has_item,

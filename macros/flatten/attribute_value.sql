@@ -170,12 +170,14 @@
 
 {% macro clickhouse__conversion_failed(av_expr, ch_type, binary='base64') %}
   {%- set t = dynamodb_cdc._type_info(ch_type) -%}
+  {#- The conversion first: a query that also selects the value computes it once, and the
+      JSON checks after it (AND short-circuits) run only for the rare value that is NULL. -#}
   {%- if t.kind in ['array', 'map'] -%}
-    {{ return("toUInt8(" ~ av_expr ~ " NOT IN ('', 'null') AND NOT JSONHas(" ~ av_expr ~ ", 'NULL') AND NOT ("
-              ~ dynamodb_cdc._collection(av_expr, t, binary).ok ~ "))") }}
+    {{ return("toUInt8(NOT (" ~ dynamodb_cdc._collection(av_expr, t, binary).ok ~ ") AND "
+              ~ av_expr ~ " NOT IN ('', 'null') AND NOT JSONHas(" ~ av_expr ~ ", 'NULL'))") }}
   {%- endif -%}
-  {{ return("toUInt8(" ~ av_expr ~ " NOT IN ('', 'null') AND NOT JSONHas(" ~ av_expr ~ ", 'NULL') AND ("
-            ~ dynamodb_cdc.attribute_value(av_expr, ch_type, binary) ~ ") IS NULL)") }}
+  {{ return("toUInt8((" ~ dynamodb_cdc.attribute_value(av_expr, ch_type, binary) ~ ") IS NULL AND "
+            ~ av_expr ~ " NOT IN ('', 'null') AND NOT JSONHas(" ~ av_expr ~ ", 'NULL'))") }}
 {% endmacro %}
 
 
@@ -200,16 +202,22 @@
   order), lists in their order; otherwise (missing, NULL, another tag, any
   element failing) it is empty: a collection column is never Nullable in
   ClickHouse, and conversion_failed tells an empty collection from a lost one.
+
+  The elements are converted once: value and ok are the two halves of one
+  (ok, value) expression, so a query that selects both (the changes model's
+  column and its _conversion_errors) computes it once.
 -#}
 {% macro _collection(av, t, binary) %}
   {%- set el = t.element -%}
-  {%- set element_ok = "(" ~ dynamodb_cdc.attribute_value("_e", el.declared, binary) ~ ") IS NOT NULL"
-      ~ (" OR JSONHas(_e, 'NULL')" if el.nullable else "") -%}
   {%- set convert = dynamodb_cdc.attribute_value("_e", el.declared, binary) -%}
-  {%- set convert = convert if el.nullable else "assumeNotNull(" ~ convert ~ ")" -%}
+  {#- _conv: the elements converted, NULL where one does not; _elems: their AttributeValues -#}
+  {%- set converted_ok = "arrayAll((_x, _e) -> _x IS NOT NULL" ~ (" OR JSONHas(_e, 'NULL')" if el.nullable else "")
+      ~ ", _conv, _elems)" -%}
+  {%- set typed = "_conv" if el.nullable else "arrayMap(_x -> assumeNotNull(_x), _conv)" -%}
   {%- set elements_type = dynamodb_cdc.string_literal('Array(' ~ el.element_type ~ ')') -%}
+  {%- set typed = "CAST(" ~ typed ~ ", " ~ elements_type ~ ")" -%}
   {%- if t.kind == 'array' -%}
-    {%- set raw = "multiIf("
+    {%- set elems = "multiIf("
         ~ dynamodb_cdc._has_tag(av, 'L', 'Array') ~ ", JSONExtractArrayRaw(" ~ av ~ ", 'L'), "
         ~ dynamodb_cdc._has_tag(av, 'SS', 'Array') ~ ", arrayMap(_s -> concat('{\"S\":', _s, '}'), JSONExtractArrayRaw(" ~ av ~ ", 'SS')), "
         ~ dynamodb_cdc._has_tag(av, 'NS', 'Array') ~ ", arrayMap(_s -> concat('{\"N\":', _s, '}'), JSONExtractArrayRaw(" ~ av ~ ", 'NS')), "
@@ -217,22 +225,28 @@
         ~ "CAST([], 'Array(String)'))" -%}
     {%- set accepted = "(" ~ dynamodb_cdc._has_tag(av, 'L', 'Array') ~ " OR " ~ dynamodb_cdc._has_tag(av, 'SS', 'Array')
         ~ " OR " ~ dynamodb_cdc._has_tag(av, 'NS', 'Array') ~ " OR " ~ dynamodb_cdc._has_tag(av, 'BS', 'Array') ~ ")" -%}
-    {%- set ok = "(" ~ accepted ~ " AND arrayAll(_e -> " ~ element_ok ~ ", _raw))" -%}
-    {%- set converted = "CAST(arrayMap(_e -> " ~ convert ~ ", _raw), " ~ elements_type ~ ")" -%}
-    {%- set sorted = "if(" ~ dynamodb_cdc._has_tag(av, 'L', 'Array') ~ ", " ~ converted ~ ", arraySort(" ~ converted ~ "))" -%}
-    {%- set value = "arrayMap(_raw -> if(" ~ ok ~ ", " ~ sorted ~ ", CAST([], " ~ elements_type ~ ")), [" ~ raw ~ "])[1]" -%}
-    {%- set ok = "arrayMap(_raw -> " ~ ok ~ ", [" ~ raw ~ "])[1]" -%}
+    {%- set ok = "(" ~ accepted ~ " AND " ~ converted_ok ~ ")" -%}
+    {%- set sorted = "if(" ~ dynamodb_cdc._has_tag(av, 'L', 'Array') ~ ", " ~ typed ~ ", arraySort(" ~ typed ~ "))" -%}
+    {%- set result = "(toUInt8(" ~ ok ~ "), if(" ~ ok ~ ", " ~ sorted ~ ", CAST([], " ~ elements_type ~ ")))" -%}
+    {%- set values = "_elems" -%}
   {%- else -%}
-    {%- set raw = "if(" ~ dynamodb_cdc._has_tag(av, 'M', 'Object') ~ ", JSONExtractKeysAndValuesRaw(" ~ av ~ ", 'M'), "
+    {%- set elems = "if(" ~ dynamodb_cdc._has_tag(av, 'M', 'Object') ~ ", JSONExtractKeysAndValuesRaw(" ~ av ~ ", 'M'), "
         ~ "CAST([], 'Array(Tuple(String, String))'))" -%}
-    {%- set ok = "(" ~ dynamodb_cdc._has_tag(av, 'M', 'Object') ~ " AND arrayAll(_e -> " ~ element_ok ~ ", arrayMap(_kv -> _kv.2, _raw)))" -%}
-    {%- set keys = "if(" ~ ok ~ ", arrayMap(_kv -> _kv.1, _raw), CAST([], 'Array(String)'))" -%}
-    {%- set values = "if(" ~ ok ~ ", CAST(arrayMap(_e -> " ~ convert ~ ", arrayMap(_kv -> _kv.2, _raw)), " ~ elements_type
-        ~ "), CAST([], " ~ elements_type ~ "))" -%}
-    {%- set value = "arrayMap(_raw -> mapFromArrays(" ~ keys ~ ", " ~ values ~ "), [" ~ raw ~ "])[1]" -%}
-    {%- set ok = "arrayMap(_raw -> " ~ ok ~ ", [" ~ raw ~ "])[1]" -%}
+    {%- set ok = "(" ~ dynamodb_cdc._has_tag(av, 'M', 'Object') ~ " AND " ~ converted_ok ~ ")" -%}
+    {%- set result = "(toUInt8(" ~ ok ~ "), mapFromArrays(if(" ~ ok ~ ", arrayMap(_kv -> _kv.1, _kv_elems), CAST([], 'Array(String)')), "
+        ~ "if(" ~ ok ~ ", " ~ typed ~ ", CAST([], " ~ elements_type ~ "))))" -%}
+    {%- set values = "arrayMap(_kv -> _kv.2, _kv_elems)" -%}
   {%- endif -%}
-  {{ return({'value': "CAST(" ~ value ~ ", " ~ dynamodb_cdc.string_literal(t.result_type) ~ ")", 'ok': "toUInt8(" ~ ok ~ ")"}) }}
+  {#- one (ok, value) pair: the element AttributeValues, then their conversions, each computed once -#}
+  {%- if t.kind == 'array' -%}
+    {%- set pair = "arrayMap(_elems -> arrayMap(_conv -> " ~ result ~ ", [arrayMap(_e -> " ~ convert ~ ", _elems)])[1], ["
+        ~ elems ~ "])[1]" -%}
+  {%- else -%}
+    {%- set pair = "arrayMap(_kv_elems -> arrayMap(_elems -> arrayMap(_conv -> " ~ result ~ ", [arrayMap(_e -> " ~ convert
+        ~ ", _elems)])[1], [" ~ values ~ "])[1], [" ~ elems ~ "])[1]" -%}
+  {%- endif -%}
+  {{ return({'value': "CAST((" ~ pair ~ ").2, " ~ dynamodb_cdc.string_literal(t.result_type) ~ ")",
+             'ok': "(" ~ pair ~ ").1"}) }}
 {% endmacro %}
 
 
