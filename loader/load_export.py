@@ -17,7 +17,7 @@ from .connection import retrying
 from .manifest import DataFile, ExportSummary, ManifestError, check_windows
 from .progress import Progress
 from .s3export import DataFileError, S3Uri, VerifiedFile, fetch_data_file, find_summaries, read_export
-from .store import FAILED, LOADED, LOADING, FileState, Store
+from .store import FAILED, LOADED, LOADING, FileState, ServerReadError, Store
 
 log = logging.getLogger(__name__)
 
@@ -314,28 +314,40 @@ def _load_file_server_side(s3, store: Store, bucket, summary, data_file: DataFil
 
     The whole file is one unit: an interrupted or failed file is removed and read again from
     its first line (ClickHouse commits a large INSERT in several parts, so there is no
-    mid-file resume point).  The MD5 cannot be checked: the bytes never pass through here.
+    mid-file resume point).  While ClickHouse is unavailable, the read is undone (the file's
+    rows removed) and done again (connection.retrying), as load-export's batches are.  The MD5
+    cannot be checked: the bytes never pass through here.
     """
     where = f"s3://{bucket}/{data_file.key}"
+    arn, key = summary.export_arn, data_file.key
     if GLOB_CHARACTERS & set(data_file.key):
         raise DataFileError(f"{where}: the key holds one of * ? {{ }}, which s3() reads as a pattern; "
                             "load this export without --server-side")
-    if started:  # else no row of it can exist: nothing to remove
-        store.discard_after(summary.export_arn, data_file.key, 0)
-    store.record_file(summary, data_file, status=LOADING, lines_committed=0)
+
+    def start() -> None:
+        if started:  # else no row of it can exist: nothing to remove
+            store.discard_after(arn, key, 0)
+        store.record_file(summary, data_file, status=LOADING, lines_committed=0)
+
+    def undo() -> None:
+        store.discard_after(arn, key, 0)
+
+    retrying(f"starting {where}", start)
     try:
-        store.insert_lines_from_s3(summary, data_file.key, s3_source(s3, bucket, data_file.key))
-    except RuntimeError as ex:
-        store.discard_after(summary.export_arn, data_file.key, 0)
+        retrying(f"reading {where}", lambda: store.insert_lines_from_s3(summary, key, s3_source(s3, bucket, key)),
+                 redo=undo)
+    except ServerReadError as ex:  # S3 or the file itself (ClickHouse's own unavailability is retried above)
+        retrying(f"removing what a failed read of {where} left", undo)
         message = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
         raise DataFileError(f"{where}: ClickHouse could not read it: {message[:500]}") from None
-    landed, quarantined, examples = store.file_counts(summary.export_arn, data_file.key)
+    landed, quarantined, examples = retrying(f"counting the lines of {where}", lambda: store.file_counts(arn, key))
     if landed + quarantined != data_file.item_count:
-        store.discard_after(summary.export_arn, data_file.key, 0)
+        retrying(f"removing the lines of {where}", undo)
         raise DataFileError(
             f"{where} has {landed + quarantined} lines but the manifest says itemCount {data_file.item_count}"
         )
-    store.record_file(summary, data_file, status=LOADED, lines_committed=data_file.item_count, lines_landed=landed,
-                      lines_quarantined=quarantined)
+    retrying(f"marking {where} loaded", lambda: store.record_file(
+        summary, data_file, status=LOADED, lines_committed=data_file.item_count, lines_landed=landed,
+        lines_quarantined=quarantined))
     progress.add_rows(landed + quarantined)
     return landed, quarantined, _note(where, landed, quarantined, examples, " (read by ClickHouse)")

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from . import clock, schema
+from .connection import is_transient
 from .manifest import FULL_EXPORT, DataFile, ExportSummary, ExportWindow
 from .sql import ident, literal, values_insert
 from .streams import Checkpoint, Record
@@ -53,6 +54,11 @@ LOADING, LOADED, FAILED = "loading", "loaded", "failed"
 
 # One reading stream, in file order: rowNumberInAllBlocks() is then the line's position.
 SEQUENTIAL_READ = {"max_threads": 1, "max_insert_threads": 1, "input_format_parallel_parsing": 0}
+
+
+class ServerReadError(Exception):
+    """ClickHouse could not read a data file from S3 (the object, its bytes or S3 itself); the
+    message has the source's credentials scrubbed."""
 
 
 @dataclass(frozen=True)
@@ -245,7 +251,9 @@ class Store:
         try:
             self.client.command(sql, settings=SEQUENTIAL_READ)
         except Exception as ex:
-            raise RuntimeError(source.scrub(str(ex))) from None
+            if is_transient(ex):  # ClickHouse itself unavailable: the caller waits and reads again
+                raise type(ex)(source.scrub(str(ex))) from None
+            raise ServerReadError(source.scrub(str(ex))) from None
 
     def discard_after(self, export_arn: str, data_file_key: str, line_number: int) -> None:
         """Remove rows of a file beyond its last committed line (left by an interrupted run)."""

@@ -159,3 +159,88 @@ def test_files_are_read_side_by_side_up_to_parallel_files_and_land_once(s3, clic
     assert sorted(r[2].encode() for r in rows) == sorted(line for i, line in enumerate(lines) if i != 9)
     ledger = clickhouse.rows(f"SELECT data_file_key, status FROM {clickhouse.raw_db}.export_files FINAL")
     assert sorted(ledger) == [(k, "loaded") for k in sorted(w.data_keys)]
+
+
+def test_clickhouse_failing_mid_read_is_retried_and_every_line_lands_once(s3, clickhouse, monkeypatch, caplog):
+    """A read whose answer was lost after ClickHouse took the rows, one refused twice, a lost count
+    and a lost `loaded` mark: each is undone (the file's rows removed) and done again after a
+    wait; nothing is doubled or lost, and the S3 secret appears in no message."""
+    from conftest import outage_store
+    from dynamodb_cdc import connection
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.s3export import s3_client
+
+    monkeypatch.setattr(connection, "WRITE_BACKOFF", 0.01)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    lines = [dumps_line({"Item": {"id": {"S": f"u{i}"}}}) for i in range(30)]
+    lines[4] = b"not json"
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=T0, files=3, lines=lines)
+    reads, counts, marks = [], [], []
+
+    def plan(n, method, sql):
+        if sql.startswith("INSERT") and "s3(" in sql:
+            reads.append(n)
+            return {1: "after", 3: "before", 4: "before"}.get(len(reads))  # the 2nd file refused twice
+        if method == "query" and "count()" in sql and "export_lines" in sql:
+            counts.append(n)
+            return "before" if len(counts) == 3 else None
+        if "export_files" in sql and "'loaded'" in sql:
+            marks.append(n)
+            return "after" if len(marks) == 1 else None
+        return None
+
+    with clickhouse.client() as client:
+        store = outage_store(clickhouse, client, plan)
+        result = load_exports(s3_client(), store, f"s3://{s3.bucket}/p",
+                              LoadOptions(server_side=True, parallel_files=1, progress=False))
+        assert result.ok, result.errors
+        assert [f[2] for f in store.client.failed] == ["after", "after", "before", "before", "before"]
+    assert (result.exports[0].files_loaded, result.exports[0].lines_landed, result.exports[0].lines_quarantined) == (3, 29, 1)
+    rows = lines_of(clickhouse, clickhouse.raw_db)
+    assert len(rows) == 29 and len({(r[0], r[1]) for r in rows}) == 29  # nothing doubled
+    assert sorted(r[2].encode() for r in rows) == sorted(line for i, line in enumerate(lines) if i != 4)  # nothing lost
+    assert clickhouse.rows(f"SELECT count() FROM {clickhouse.raw_db}.quarantine") == [(1,)]
+    ledger = clickhouse.rows(f"SELECT data_file_key, status, lines_landed FROM {clickhouse.raw_db}.export_files FINAL")
+    assert sorted(ledger) == sorted((k, "loaded", 10 - (i == 1)) for i, k in enumerate(w.data_keys))
+    retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(retries) == 5 and any("while reading s3://" in m for m in retries)
+    assert not any(SECRET in r.getMessage() for r in caplog.records)
+
+
+def test_clickhouse_gone_for_good_mid_read_stops_clearly_and_a_rerun_completes(s3, clickhouse, monkeypatch):
+    from conftest import outage_store
+    from dynamodb_cdc import connection
+    from dynamodb_cdc.connection import ClickHouseUnavailableError
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.s3export import s3_client
+
+    monkeypatch.setattr(connection, "WRITE_BACKOFF", 0.01)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    lines = [dumps_line({"Item": {"id": {"S": f"u{i}"}}}) for i in range(20)]
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=T0, files=2, lines=lines)
+    reads = []
+
+    def plan(n, method, sql):
+        """The first file lands; every read of the second takes its rows and loses the answer."""
+        if sql.startswith("INSERT") and "s3(" in sql:
+            reads.append(n)
+            return "after" if len(reads) > 1 else None
+        return None
+
+    with clickhouse.client() as client:
+        store = outage_store(clickhouse, client, plan)
+        with pytest.raises(ClickHouseUnavailableError) as err:
+            load_exports(s3_client(), store, f"s3://{s3.bucket}/p",
+                         LoadOptions(server_side=True, parallel_files=1, progress=False))
+    second = w.data_keys[1]
+    assert str(err.value).startswith(f"ClickHouse stopped answering while reading s3://{s3.bucket}/{second}")
+    assert "6 attempts" in str(err.value) and SECRET not in str(err.value)
+    # The ledger claims nothing of the second file, whatever its last read left.
+    ledger = dict(clickhouse.rows(f"SELECT data_file_key, status FROM {clickhouse.raw_db}.export_files FINAL"))
+    assert ledger == {w.data_keys[0]: "loaded", second: "loading"}
+
+    result = load(clickhouse, f"s3://{s3.bucket}/p", "--server-side")
+    assert result.returncode == 0, result.stderr
+    rows = lines_of(clickhouse, clickhouse.raw_db)
+    assert len(rows) == 20 and len({(r[0], r[1]) for r in rows}) == 20
+    assert sorted(r[2].encode() for r in rows) == sorted(lines)
