@@ -349,7 +349,12 @@
       ~ "if(p.3 = '', '0', concat(if(p.2, '-', ''), p.3, " ~ dynamodb_cdc._zeros("p.4 - length(p.3)", digits) ~ ")), NULL), ["
       ~ dynamodb_cdc._number_parts(n) ~ "])[1]" -%}
   {%- set cast = "accurateCastOrNull(i, " ~ dynamodb_cdc.string_literal(base) ~ ")" -%}
-  {{ return("arrayMap(i -> if(toString(" ~ cast ~ ") = i, " ~ cast ~ ", NULL), [" ~ text ~ "])[1]") }}
+  {%- set exact = "arrayMap(i -> if(toString(" ~ cast ~ ") = i, " ~ cast ~ ", NULL), [" ~ text ~ "])[1]" -%}
+  {#- The common case first: plain digits (a '-' for signed types), one fewer than the type's
+      largest value has, always fit and parse exactly; anything else takes the exact path. -#}
+  {%- set plain = ('^-?' if not base.startswith('U') else '^') ~ '[0-9]{1,' ~ (digits - 1) ~ '}$' -%}
+  {{ return("if(match(" ~ n ~ ", " ~ dynamodb_cdc.string_literal(plain) ~ "), accurateCastOrNull(" ~ n ~ ", "
+            ~ dynamodb_cdc.string_literal(base) ~ "), " ~ exact ~ ")") }}
 {% endmacro %}
 
 
@@ -368,7 +373,17 @@
       ~ "p.4 >= length(p.3), concat(p.3, " ~ dynamodb_cdc._zeros("p.4 - length(p.3)", limit) ~ "), "
       ~ "concat(substring(p.3, 1, p.4), '.', substring(p.3, p.4 + 1))))), NULL), ["
       ~ dynamodb_cdc._number_parts(n) ~ "])[1]" -%}
-  {{ return("accurateCastOrNull(" ~ text ~ ", " ~ dynamodb_cdc.string_literal('Decimal(' ~ precision ~ ', ' ~ scale ~ ')') ~ ")") }}
+  {%- set type = dynamodb_cdc.string_literal('Decimal(' ~ precision ~ ', ' ~ scale ~ ')') -%}
+  {%- set exact = "accurateCastOrNull(" ~ text ~ ", " ~ type ~ ")" -%}
+  {%- if precision == scale -%}
+    {{ return(exact) }}
+  {%- endif -%}
+  {#- The common case first: plain decimal text that fits the type as written (at most
+      precision - scale integer digits and scale fractional digits) parses exactly as it is;
+      anything else takes the exact path. -#}
+  {%- set plain = '^-?[0-9]{1,' ~ (precision - scale) ~ '}' ~ ('([.][0-9]{1,' ~ scale ~ '})?' if scale > 0 else '') ~ '$' -%}
+  {{ return("if(match(" ~ n ~ ", " ~ dynamodb_cdc.string_literal(plain) ~ "), accurateCastOrNull(" ~ n ~ ", " ~ type ~ "), "
+            ~ exact ~ ")") }}
 {% endmacro %}
 
 
