@@ -419,15 +419,20 @@ class Bench:
             assert query(chdb_ss, f"SELECT count() FROM {RAW}.export_lines")[0][0] == self.n
             log("ours: dbt deps, dbt run (full)")
             self.dbt(chdb_big, "deps")
+            chdb_pre = self.work / "ch_ours_before_dbt"  # the landed data, for the warm-parse run below
+            shutil.copytree(chdb_big, chdb_pre)
             full = self.dbt(chdb_big, "run")
             f["dbt_full_seconds"] = full.seconds
             f["dbt_full_model_seconds"] = self.model_seconds(chdb_big)
             assert self.current_count(chdb_big) == self.n
             f["end_to_end_seconds"] = f["load_seconds"] + f["dbt_full_seconds"]
-            # the same build again with dbt's partial parsing warm (target/ kept from the run above,
-            # as a deployment that keeps it between runs has it): what the cold parse costs
-            log("ours: dbt run --full-refresh (partial parsing warm)")
-            warm = self.dbt(chdb_big, "run", "--full-refresh")
+            # the same build again on the same landed data, with dbt's partial parsing warm (target/
+            # kept from the run above, as a deployment that keeps it between runs has it): what the
+            # cold parse costs.  Same directory and profile, so dbt reuses its parse.
+            log("ours: dbt run again on the same landed data (partial parsing warm)")
+            shutil.rmtree(chdb_big)
+            chdb_pre.rename(chdb_big)
+            warm = self.dbt(chdb_big, "run")
             f["dbt_full_warm_parse_seconds"] = warm.seconds
             f["dbt_full_warm_parse_model_seconds"] = self.model_seconds(chdb_big)
             assert self.current_count(chdb_big) == self.n
