@@ -53,24 +53,31 @@ FROM (
 WHERE _key_ok
 --streams:end
   {%- else -%}
+  {#- After each successful run, the full exports it has applied are recorded (the two hooks),
+      so that later runs do not apply them again (see _unapplied). -#}
+  {%- set table_arg = table_name | tojson -%}
   {{ config(
       materialized='incremental',
       incremental_strategy='append',
       engine='ReplacingMergeTree(_version, _is_deleted)',
       order_by=order_by,
+      post_hook=["{{ dynamodb_cdc._applied_snapshots_ddl(this) }}",
+                 "{{ dynamodb_cdc._record_applied_snapshots(this, " ~ table_arg ~ ") }}"],
   ) }}
   {%- set since = none -%}
   {%- set existing = none -%}
+  {%- set unapplied = none -%}
   {%- if is_incremental() -%}
     {%- set since = "(SELECT max(_ingested_at) FROM " ~ this ~ ") - toIntervalSecond("
         ~ (var('dynamodb_cdc_lookback_seconds', 300) | int) ~ ")" -%}
     {%- set existing = this -%}
+    {%- set unapplied = execute and dynamodb_cdc._unapplied(this) or none -%}
   {%- endif -%}
   {#- The snapshot pass reads the whole table again: run it only when a snapshot can change something. -#}
-  {%- set snapshots = execute and dynamodb_cdc._snapshots_matter(spec, since) %}
+  {%- set snapshots = execute and dynamodb_cdc._snapshots_matter(spec, since, unapplied) %}
 SELECT * EXCEPT (_key_ok, _failed_attributes)
 FROM (
-{{ dynamodb_cdc._changes_select(spec, since=since, snapshots=snapshots, existing=existing) }}
+{{ dynamodb_cdc._changes_select(spec, since=since, snapshots=snapshots, existing=existing, unapplied=unapplied) }}
 )
 WHERE _key_ok
   {%- endif %}
@@ -78,22 +85,79 @@ WHERE _key_ok
 
 
 {#-
+  Which full exports a changes model has applied.  A successful run records, in its post-hooks,
+  every full export of its table that was loaded at least dynamodb_cdc_lookback_seconds before
+  the dbt invocation started (so the run surely saw it loaded: the same margin the raw rows get)
+  with the ledger's updated_at; a run applies each export it sees loaded (its snapshot pass, or
+  none needed).  Nothing is recorded for a run that fails, and a lost record only means a pass
+  that runs once more.  The table (dynamodb_cdc_applied_snapshots, next to the model) is created
+  by the first run's hook.
+-#}
+{% macro _applied_snapshots_relation(model_relation) %}
+  {{ return(model_relation.incorporate(path={"identifier": "dynamodb_cdc_applied_snapshots"}, type="table")) }}
+{% endmacro %}
+
+{% macro _model_key(model_relation) %}
+  {{ return(dynamodb_cdc.string_literal(model_relation.schema ~ '.' ~ model_relation.identifier)) }}
+{% endmacro %}
+
+{% macro _applied_snapshots_ddl(model_relation) %}
+CREATE TABLE IF NOT EXISTS {{ dynamodb_cdc._applied_snapshots_relation(model_relation) }} {{ on_cluster_clause(model_relation) }}(
+    model String COMMENT 'the changes model (database.table)',
+    table_name String COMMENT 'its DynamoDB table',
+    export_arn String,
+    updated_at DateTime64(6, 'UTC') COMMENT 'the export ledger row (exports.updated_at) the model applied',
+    recorded_at DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = MergeTree
+ORDER BY (model, export_arn)
+COMMENT 'dynamodb_cdc: the full exports each changes model has applied (written by its post-hooks)'
+{% endmacro %}
+
+{% macro _record_applied_snapshots(model_relation, table_name) %}
+  {%- set marks = dynamodb_cdc._applied_snapshots_relation(model_relation) -%}
+  {%- set model_key = dynamodb_cdc._model_key(model_relation) -%}
+INSERT INTO {{ marks }} (model, table_name, export_arn, updated_at)
+SELECT {{ model_key }}, table_name, export_arn, updated_at
+FROM {{ source('dynamodb_cdc_raw', 'exports') }} FINAL
+WHERE table_name = {{ dynamodb_cdc.string_literal(table_name) }}
+  AND export_type = 'FULL_EXPORT' AND status = 'loaded'
+  AND updated_at <= toDateTime64({{ dynamodb_cdc.string_literal(run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f')) }}, 6, 'UTC')
+                    - toIntervalSecond({{ var('dynamodb_cdc_lookback_seconds', 300) | int }})
+  AND (export_arn, updated_at) NOT IN (SELECT export_arn, updated_at FROM {{ marks }} WHERE model = {{ model_key }})
+{% endmacro %}
+
+{#- SQL condition on the exports ledger: this export (at this updated_at) has not been applied to
+    the model yet; none when nothing was ever recorded (every export counts as not applied). -#}
+{% macro _unapplied(model_relation) %}
+  {%- set marks = dynamodb_cdc._applied_snapshots_relation(model_relation) -%}
+  {%- if load_relation(marks) is none -%}
+    {{ return(none) }}
+  {%- endif -%}
+  {{ return("(export_arn, updated_at) NOT IN (SELECT export_arn, updated_at FROM " ~ marks ~ " WHERE model = "
+            ~ dynamodb_cdc._model_key(model_relation) ~ ")") }}
+{% endmacro %}
+
+
+{#-
   True when some full export of the table can add delete rows in this run:
-  one completed since `since`, or one newer than the oldest change read now
+  one completed since `since` and not applied yet (`unapplied`, see
+  _applied_snapshots_relation), or one newer than the oldest change read now
   (a late change, or a late older export, of a key that a later snapshot no
   longer has).  With `since` none (a first or full-refresh run), only the
   second: a table whose oldest change is its first full export (the usual
   start) skips the pass, since no key can be older than that snapshot.
 -#}
-{% macro _snapshots_matter(spec, since) %}
+{#- (No change read: the oldest version is "none", the largest UInt256; toUInt256(0) - 1 would be
+    Int256 -1, which every snapshot passes.) -#}
+{% macro _snapshots_matter(spec, since, unapplied=none) %}
   {%- set sql -%}
 SELECT count() FROM {{ source('dynamodb_cdc_raw', 'exports') }} FINAL
 WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
   AND export_type = 'FULL_EXPORT' AND status = 'loaded'
-  AND ({{ 'updated_at > ' ~ since ~ ' OR' if since is not none }}
+  AND ({{ dynamodb_cdc._is_new_snapshot(since, unapplied) ~ ' OR' if since is not none }}
        {{ dynamodb_cdc._version_expr("toUInt64(toUnixTimestamp64Micro(export_time))", "0", "toUInt256(0)") }}
           > ifNull((SELECT minOrNull({{ dynamodb_cdc._version_expr('_time_us', '_rank', '_seq') }})
-                    FROM ({{ dynamodb_cdc._events(spec, since) }})), toUInt256(0) - 1))
+                    FROM ({{ dynamodb_cdc._events(spec, since) }})), bitNot(toUInt256(0))))
   {%- endset -%}
   {{ return(run_query(sql).columns[0].values()[0] | int > 0) }}
 {% endmacro %}
@@ -218,11 +282,18 @@ FROM (
     since      SQL expression: read raw rows ingested after it (none: all)
     snapshots  add delete rows for keys that a completed full export does not
                contain although they existed before it: for snapshots completed
-               after `since` with every known key, and for every snapshot with
-               the keys read in this run
+               after `since` (and not applied yet: `unapplied`) with every known
+               key, and for every snapshot with the keys read in this run
     existing   the changes relation already built (incremental runs), for known keys
+    unapplied  SQL condition on the exports ledger from _unapplied, or none
 -#}
-{% macro _changes_select(spec, since=none, snapshots=false, existing=none, sources=['exports', 'streams']) %}
+{#- A full export completed after `since` that the model has not applied yet (SQL on the exports ledger). -#}
+{% macro _is_new_snapshot(since, unapplied) %}
+  {{ return('(updated_at > ' ~ since ~ (' AND ' ~ unapplied if unapplied else '') ~ ')') }}
+{% endmacro %}
+
+
+{% macro _changes_select(spec, since=none, snapshots=false, existing=none, sources=['exports', 'streams'], unapplied=none) %}
   {%- set cols = spec.columns -%}
   {%- set keys = [] -%}
   {%- for k in spec.key -%}{%- do keys.append(dynamodb_cdc.quote_identifier(k.name)) -%}{%- endfor -%}
@@ -271,12 +342,12 @@ snapshots AS (
         SELECT export_arn,
                {{ dynamodb_cdc._version_expr("toUInt64(toUnixTimestamp64Micro(export_time))", "0", "toUInt256(0)") }} AS snapshot_version,
                updated_at,
-               {{ 'toUInt8(1)' if since is none else 'toUInt8(updated_at > ' ~ since ~ ')' }} AS is_new
+               {{ 'toUInt8(1)' if since is none else 'toUInt8(' ~ dynamodb_cdc._is_new_snapshot(since, unapplied) ~ ')' }} AS is_new
         FROM {{ source('dynamodb_cdc_raw', 'exports') }} FINAL
         WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
           AND export_type = 'FULL_EXPORT' AND status = 'loaded'
     )
-    WHERE is_new OR snapshot_version > ifNull((SELECT minOrNull(_version) FROM changes WHERE _key_ok), toUInt256(0) - 1)
+    WHERE is_new OR snapshot_version > ifNull((SELECT minOrNull(_version) FROM changes WHERE _key_ok), bitNot(toUInt256(0)))
 ),
 snapshot_keys AS (
     SELECT DISTINCT

@@ -134,6 +134,42 @@ def test_full_refresh_then_incremental_runs_match_expected_seeds(s3, clickhouse,
     dbt("test", "--exclude", "test_name:no_conversion_errors", vars={"stage": 4})
 
 
+def test_a_run_with_nothing_new_skips_the_snapshot_pass_and_a_new_snapshot_still_deletes(s3, clickhouse, dbt):
+    """Each successful run records the full exports it has applied (dynamodb_cdc_applied_snapshots);
+    a later run with nothing new reads no raw rows and skips the pass that re-reads the whole
+    table, and a newer snapshot still deletes the keys it no longer has."""
+    ch = clickhouse
+    v = {"stage": 1, "dynamodb_cdc_lookback_seconds": 0}  # one step after the other: no margin needed
+    model = "customers_changes"
+    compiled = dbt.target / "run" / "dynamodb_cdc_integration_tests" / "models" / f"{model}.sql"
+    marks = f"{ch.schema}.dynamodb_cdc_applied_snapshots"
+
+    def applied():
+        return ch.rows(f"SELECT export_arn FROM {marks} WHERE model = '{ch.schema}.{model}' ORDER BY updated_at")
+
+    def current():
+        return ch.rows(f"SELECT tenant, customer_id FROM {ch.schema}.customers_current ORDER BY 1, 2")
+
+    load(s3, ch, [ACME1_V1, ACME2, ACME3], T1)
+    dbt("run", "--select", model, "customers_current", vars=v)
+    [(first,)] = applied()
+    assert first.startswith(ARN + "/export/")
+    for _ in range(2):  # nothing new: no snapshot pass, nothing recorded twice
+        dbt("run", "--select", model, vars=v)
+        assert "snapshot_keys" not in compiled.read_text()
+    assert applied() == [(first,)]
+    assert current() == [("acme", 1), ("acme", 2), ("acme", 3)]
+
+    load(s3, ch, [ACME1_V2, ACME2], T2)  # acme/3 is gone from the newer snapshot
+    dbt("run", "--select", model, vars=v)
+    assert "snapshot_keys" in compiled.read_text()
+    assert current() == [("acme", 1), ("acme", 2)]
+    assert len(applied()) == 2
+    dbt("run", "--select", model, vars=v)
+    assert "snapshot_keys" not in compiled.read_text()
+    assert current() == [("acme", 1), ("acme", 2)]
+
+
 def test_docs_lineage_and_source_freshness(s3, clickhouse, dbt):
     load(s3, clickhouse, [ACME2], T1, files=1)
     dbt("run", vars={"stage": 1})
