@@ -147,19 +147,31 @@ WHERE table_name = {{ dynamodb_cdc.string_literal(table_name) }}
   second: a table whose oldest change is its first full export (the usual
   start) skips the pass, since no key can be older than that snapshot.
 -#}
-{#- (No change read: the oldest version is "none", the largest UInt256; toUInt256(0) - 1 would be
-    Int256 -1, which every snapshot passes.) -#}
+{#- First the ledger alone (cheap): no loaded full export, or one not applied yet, decides
+    without reading any raw row.  Only otherwise are the run's changes parsed for their oldest
+    version (no change read: "none", the largest UInt256; toUInt256(0) - 1 would be Int256 -1,
+    which every snapshot passes). -#}
 {% macro _snapshots_matter(spec, since, unapplied=none) %}
-  {%- set sql -%}
-SELECT count() FROM {{ source('dynamodb_cdc_raw', 'exports') }} FINAL
+  {%- set snapshot_version = dynamodb_cdc._version_expr("toUInt64(toUnixTimestamp64Micro(export_time))", "0", "toUInt256(0)") -%}
+  {%- set ledger -%}
+SELECT count(), {{ 'countIf(' ~ dynamodb_cdc._is_new_snapshot(since, unapplied) ~ ')' if since is not none else '0' }},
+       toString(max({{ snapshot_version }}))
+FROM {{ source('dynamodb_cdc_raw', 'exports') }} FINAL
 WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
   AND export_type = 'FULL_EXPORT' AND status = 'loaded'
-  AND ({{ dynamodb_cdc._is_new_snapshot(since, unapplied) ~ ' OR' if since is not none }}
-       {{ dynamodb_cdc._version_expr("toUInt64(toUnixTimestamp64Micro(export_time))", "0", "toUInt256(0)") }}
-          > ifNull((SELECT minOrNull({{ dynamodb_cdc._version_expr('_time_us', '_rank', '_seq') }})
-                    FROM ({{ dynamodb_cdc._events(spec, since) }})), bitNot(toUInt256(0))))
   {%- endset -%}
-  {{ return(run_query(sql).columns[0].values()[0] | int > 0) }}
+  {%- set row = run_query(ledger).rows[0] -%}
+  {%- if row[0] | int == 0 -%}
+    {{ return(false) }}
+  {%- elif row[1] | int > 0 -%}
+    {{ return(true) }}
+  {%- endif -%}
+  {%- set oldest -%}
+SELECT toUInt256({{ dynamodb_cdc.string_literal(row[2]) }})
+       > ifNull((SELECT minOrNull({{ dynamodb_cdc._version_expr('_time_us', '_rank', '_seq') }})
+                 FROM ({{ dynamodb_cdc._events(spec, since) }})), bitNot(toUInt256(0)))
+  {%- endset -%}
+  {{ return(run_query(oldest).columns[0].values()[0] | int > 0) }}
 {% endmacro %}
 
 
