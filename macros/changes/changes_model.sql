@@ -118,9 +118,7 @@ COMMENT 'dynamodb_cdc: the full exports each changes model has applied (written 
   {%- set model_key = dynamodb_cdc._model_key(model_relation) -%}
 INSERT INTO {{ marks }} (model, table_name, export_arn, updated_at)
 SELECT {{ model_key }}, table_name, export_arn, updated_at
-FROM {{ source('dynamodb_cdc_raw', 'exports') }} FINAL
-WHERE table_name = {{ dynamodb_cdc.string_literal(table_name) }}
-  AND export_type = 'FULL_EXPORT' AND status = 'loaded'
+{{ dynamodb_cdc._loaded_full_exports(table_name) }}
   AND updated_at <= toDateTime64({{ dynamodb_cdc.string_literal(run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f')) }}, 6, 'UTC')
                     - toIntervalSecond({{ var('dynamodb_cdc_lookback_seconds', 300) | int }})
   AND (export_arn, updated_at) NOT IN (SELECT export_arn, updated_at FROM {{ marks }} WHERE model = {{ model_key }})
@@ -147,18 +145,15 @@ WHERE table_name = {{ dynamodb_cdc.string_literal(table_name) }}
   second: a table whose oldest change is its first full export (the usual
   start) skips the pass, since no key can be older than that snapshot.
 -#}
-{#- First the ledger alone (cheap): no loaded full export, or one not applied yet, decides
-    without reading any raw row.  Only otherwise are the run's changes parsed for their oldest
-    version (no change read: "none", the largest UInt256; toUInt256(0) - 1 would be Int256 -1,
-    which every snapshot passes). -#}
 {% macro _snapshots_matter(spec, since, unapplied=none) %}
-  {%- set snapshot_version = dynamodb_cdc._version_expr("toUInt64(toUnixTimestamp64Micro(export_time))", "0", "toUInt256(0)") -%}
+  {#- The ledger first (cheap): no loaded full export, or one not applied yet, decides without
+      reading any raw row; only otherwise are the run's changes parsed for their oldest version
+      (none read: the largest UInt256; toUInt256(0) - 1 would be Int256 -1, which every
+      snapshot passes). -#}
   {%- set ledger -%}
 SELECT count(), {{ 'countIf(' ~ dynamodb_cdc._is_new_snapshot(since, unapplied) ~ ')' if since is not none else '0' }},
-       toString(max({{ snapshot_version }}))
-FROM {{ source('dynamodb_cdc_raw', 'exports') }} FINAL
-WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
-  AND export_type = 'FULL_EXPORT' AND status = 'loaded'
+       toString(max({{ dynamodb_cdc._snapshot_version() }}))
+{{ dynamodb_cdc._loaded_full_exports(spec.name) }}
   {%- endset -%}
   {%- set row = run_query(ledger).rows[0] -%}
   {%- if row[0] | int == 0 -%}
@@ -299,6 +294,18 @@ FROM (
     existing   the changes relation already built (incremental runs), for known keys
     unapplied  SQL condition on the exports ledger from _unapplied, or none
 -#}
+{#- FROM/WHERE of the exports ledger: the full exports of a table whose data files are all loaded. -#}
+{% macro _loaded_full_exports(table_name) %}
+  {{ return("FROM " ~ source('dynamodb_cdc_raw', 'exports') ~ " FINAL\nWHERE table_name = "
+            ~ dynamodb_cdc.string_literal(table_name) ~ " AND export_type = 'FULL_EXPORT' AND status = 'loaded'") }}
+{% endmacro %}
+
+{#- A full export's _version (its rows' and its delete rows'): the export time, rank 0, sequence 0. -#}
+{% macro _snapshot_version() %}
+  {{ return(dynamodb_cdc._version_expr("toUInt64(toUnixTimestamp64Micro(export_time))", "0", "toUInt256(0)")) }}
+{% endmacro %}
+
+
 {#- A full export completed after `since` that the model has not applied yet (SQL on the exports ledger). -#}
 {% macro _is_new_snapshot(since, unapplied) %}
   {{ return('(updated_at > ' ~ since ~ (' AND ' ~ unapplied if unapplied else '') ~ ')') }}
@@ -352,12 +359,10 @@ changes AS (
 snapshots AS (
     SELECT * FROM (
         SELECT export_arn,
-               {{ dynamodb_cdc._version_expr("toUInt64(toUnixTimestamp64Micro(export_time))", "0", "toUInt256(0)") }} AS snapshot_version,
+               {{ dynamodb_cdc._snapshot_version() }} AS snapshot_version,
                updated_at,
                {{ 'toUInt8(1)' if since is none else 'toUInt8(' ~ dynamodb_cdc._is_new_snapshot(since, unapplied) ~ ')' }} AS is_new
-        FROM {{ source('dynamodb_cdc_raw', 'exports') }} FINAL
-        WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
-          AND export_type = 'FULL_EXPORT' AND status = 'loaded'
+        {{ dynamodb_cdc._loaded_full_exports(spec.name) }}
     )
     WHERE is_new OR snapshot_version > ifNull((SELECT minOrNull(_version) FROM changes WHERE _key_ok), bitNot(toUInt256(0)))
 ),
