@@ -16,7 +16,9 @@ functions that the unit tests exercise without AWS:
 Checkpoints follow the rows they cover: a batch is inserted into ClickHouse
 first, then one checkpoint row per shard it touched.  A run that dies between
 the two re-reads that batch on the next run (duplicates in the raw table, which
-the dbt models collapse by key and version; never a gap).
+the dbt models collapse by key and version; never a gap).  Batches land in one
+background thread, one at a time and in order, while the next pages are read:
+at most one batch is landing and one filling.
 """
 
 from __future__ import annotations
@@ -364,6 +366,8 @@ class _Consumer:
         self.relist = False
         self.page_limit = max(1, min(source.max_page_records, options.limits.rows))
         self.pool = None  # reader threads, made when two shards are due at once
+        self.lander = None  # the one thread that lands batches, in order, while reading goes on
+        self.landing = None  # the Future of the batch being landed, if any
 
     # -- main loop ---------------------------------------------------------------
     def run(self) -> ConsumeResult:
@@ -390,6 +394,8 @@ class _Consumer:
         started = time.monotonic()
         try:
             while not self.stop.is_set():
+                if self.landing is not None and self.landing.done():
+                    self._landed()  # a batch that failed to land stops the run now, not at the next flush
                 now = time.monotonic()
                 if self.relist or (self.opt.follow and now >= next_relist):
                     self._list_shards()
@@ -418,12 +424,14 @@ class _Consumer:
                         wake = min(wake, self.batch_since + self.opt.limits.seconds)
                     self.stop.wait(max(0.0, wake - time.monotonic()))
         except StreamError:
-            self._flush()  # what was read before the error is good: land it and checkpoint it
+            self._flush(wait=True)  # what was read before the error is good: land it and checkpoint it
             raise
         finally:
             if self.pool is not None:
                 self.pool.shutdown(wait=True)
-        self._flush()
+            if self.lander is not None:
+                self.lander.shutdown(wait=True)  # a batch being landed finishes (or fails) first
+        self._flush(wait=True)
         if self.stop.is_set():
             log.info("%s: stopped on request; pending records landed and checkpointed", src.label)
         listed = {s.shard_id for s in self.shards}
@@ -572,9 +580,10 @@ class _Consumer:
         age = time.monotonic() - self.batch_since if self.batch_since is not None else 0.0
         return should_flush(len(self.batch), self.batch_bytes, age, self.opt.limits)
 
-    def _flush(self) -> None:
-        """Insert the batch, then checkpoint every shard it covers (never the other way round)."""
-        src = self.src
+    def _flush(self, *, wait: bool = False) -> None:
+        """Hand the batch and the checkpoints it owes to the landing thread, once the batch before
+        it has landed (its error, if any, is raised here); with ``wait``, until this one has landed."""
+        self._landed()
         owed = [s for s in self.states.values() if s.dirty]
         if not owed:
             return
@@ -583,6 +592,28 @@ class _Consumer:
             Checkpoint(s.shard.shard_id, s.last_read_text, s.ended, s.shard.parent_shard_id,
                        s.shard.adjacent_parent_shard_id, s.landed, s.millis_behind)
             for s in owed]
+        finished = sum(s.ended for s in owed)
+        for s in owed:
+            s.dirty = False
+        self.batch, self.batch_bytes, self.batch_since = [], 0, None
+        if wait:
+            self._land(records, checkpoints, finished)
+            return
+        if self.lander is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.lander = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynamodb-cdc-land")
+        self.landing = self.lander.submit(self._land, records, checkpoints, finished)
+
+    def _landed(self) -> None:
+        """Wait for the batch being landed; raise its error."""
+        landing, self.landing = self.landing, None
+        if landing is not None:
+            landing.result()
+
+    def _land(self, records: list[Record], checkpoints: list[Checkpoint], finished: int) -> None:
+        """Insert the records, then checkpoint every shard they cover (never the other way round)."""
+        src = self.src
 
         # While ClickHouse is unavailable each step is tried again after a wait.  An insert whose
         # answer was lost is inserted again, as after a crash between insert and checkpoint: a
@@ -593,12 +624,8 @@ class _Consumer:
                      lambda: self.store.insert_stream_records(src.name, src.stream_arn, records), sleep=self.sleep)
         retrying(f"checkpointing {plural(len(checkpoints), 'shard')} of {src.label}",
                  lambda: self.store.record_checkpoints(src.name, src.stream_arn, checkpoints), sleep=self.sleep)
-        for s in owed:
-            s.dirty = False
-            if s.ended:
-                self.result.shards_finished += 1
+        self.result.shards_finished += finished
         self.result.records += len(records)
-        self.batch, self.batch_bytes, self.batch_since = [], 0, None
         if not records:
             return
         log.info("%s: landed %s (%s bytes) from %s; checkpoints written", src.label, plural(len(records), "record"),

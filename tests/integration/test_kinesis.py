@@ -598,3 +598,91 @@ def test_clickhouse_gone_for_good_stops_the_consumer_with_its_checkpoint_at_the_
     clickhouse.cli("consume-kinesis", "--stream", name, "--batch-rows", "3", check=True)
     numbers = [r[0] for r in clickhouse.rows(f"SELECT sequence_number FROM {clickhouse.raw_db}.stream_records")]
     assert sorted(numbers, key=int) == [p["sequence_number"] for p in puts]  # all, each once
+
+
+def test_the_next_pages_are_read_while_a_batch_lands_and_batches_land_in_order(kinesis, clickhouse):
+    """Landing runs beside reading: while batch 1 is being inserted, the consumer reads the next
+    page.  Batches still land one at a time and in order, each checkpoint after its rows."""
+    import threading
+
+    from dynamodb_cdc.kinesis import KinesisSource
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import BatchLimits, ConsumeOptions, consume
+
+    name, arn = new_stream(kinesis, 1)
+    shard = shards_of(kinesis, name)["shardId-000000000000"]
+    puts = [put(kinesis, name, shard, data) for data in orders_changes(T_MS, 9)]
+    read_while_landing = threading.Event()
+    landing = threading.Event()
+    events: list[tuple[str, str]] = []  # (what, last sequence number), in the order they happened
+
+    class WatchedSource(KinesisSource):
+        def get_records(self, *args, **kwargs):
+            if landing.is_set():
+                read_while_landing.set()
+            return super().get_records(*args, **kwargs)
+
+    class SlowStore(Store):
+        def insert_stream_records(self, source, stream_arn, records):
+            landing.set()
+            if len(events) == 0:  # the first batch waits (bounded) for a read of the next page
+                read_while_landing.wait(timeout=10)
+            super().insert_stream_records(source, stream_arn, records)
+            events.append(("insert", records[-1].sequence_number))
+            landing.clear()
+
+        def record_checkpoints(self, source, stream_arn, cps):
+            super().record_checkpoints(source, stream_arn, cps)
+            events.extend(("checkpoint", cp.sequence_number) for cp in cps if cp.sequence_number)
+
+    with clickhouse.client() as client:
+        store = SlowStore(client, clickhouse.raw_db)
+        store.ensure_schema()
+        result = consume(WatchedSource(kinesis, arn), store, ConsumeOptions(limits=BatchLimits(rows=3)))
+    assert read_while_landing.is_set()  # reading went on while batch 1 landed
+    assert result.records == 9
+    last = [puts[i]["sequence_number"] for i in (2, 5, 8)]
+    assert [e for e in events if e[0] == "insert"] == [("insert", n) for n in last]  # in order, once each
+    for n in last:  # each batch's checkpoint comes after its rows, and before the next batch's rows
+        i = events.index(("insert", n))
+        assert events[i + 1] == ("checkpoint", n)
+    numbers = [r[0] for r in clickhouse.rows(f"SELECT sequence_number FROM {clickhouse.raw_db}.stream_records")]
+    assert sorted(numbers, key=int) == [p["sequence_number"] for p in puts]
+
+
+def test_a_batch_that_cannot_land_stops_a_following_consumer_at_once(kinesis, clickhouse, monkeypatch):
+    """--follow with nothing more to read: a batch whose landing fails for good ends the run with
+    the error, without waiting for a next batch or a stop signal; no later record lands."""
+    import threading
+
+    from dynamodb_cdc import connection
+    from dynamodb_cdc.connection import ClickHouseUnavailableError
+    from dynamodb_cdc.kinesis import KinesisSource
+    from dynamodb_cdc.streams import BatchLimits, ConsumeOptions, consume
+
+    monkeypatch.setattr(connection, "WRITE_BACKOFF", 0.01)
+    name, arn = new_stream(kinesis, 1)
+    shard = shards_of(kinesis, name)["shardId-000000000000"]
+    puts = [put(kinesis, name, shard, data) for data in orders_changes(T_MS, 4)]
+    inserts = []
+
+    def plan(n, method, sql):  # the first batch lands, then the server is gone
+        if _stream_insert(method, sql):
+            inserts.append(n)
+        return "before" if len(inserts) > 1 else None
+
+    stop = threading.Event()
+    safety = threading.Timer(60, stop.set)  # only if the error never surfaced
+    safety.start()
+    try:
+        with clickhouse.client() as client:
+            store = outage_store(clickhouse, client, plan)
+            with pytest.raises(ClickHouseUnavailableError):
+                consume(KinesisSource(kinesis, arn), store,
+                        ConsumeOptions(follow=True, limits=BatchLimits(rows=3, seconds=0.2), idle_interval=0.2),
+                        stop=stop)
+        assert not stop.is_set()  # the failure ended the run, not the safety stop
+    finally:
+        safety.cancel()
+    assert checkpoints(clickhouse)["shardId-000000000000"][2] == puts[2]["sequence_number"]
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.stream_records") == 3
