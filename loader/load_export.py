@@ -110,7 +110,7 @@ def load_exports(s3, store: Store, uri: str, options: LoadOptions | None = None)
 
 def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], summary_uri, options) -> ExportResult:
     out = ExportResult(summary.export_arn, summary.table_name)
-    states = store.file_states(summary.export_arn)
+    states = retrying(f"reading the ledger of {summary.export_arn}", lambda: store.file_states(summary.export_arn))
     plans = {f.key: plan_file(states.get(f.key)) for f in files}
     todo = [f for f in files if plans[f.key].load]
     for f in files:
@@ -126,7 +126,8 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
         summary.export_arn, summary.table_name, summary.export_type,
         summary.point_in_time.isoformat(), len(todo), len(files),
     )
-    store.record_export(summary, s3_uri=summary_uri, data_files=len(files), status=LOADING)
+    retrying(f"recording {summary.export_arn} loading", lambda: store.record_export(
+        summary, s3_uri=summary_uri, data_files=len(files), status=LOADING))
     progress = Progress(len(todo), enabled=options.progress)
     # The next data file is downloaded and verified in a second thread while this one is inserted
     # (zlib, hashing, sockets and the engine all release the GIL): no ClickHouse call happens there.
@@ -149,10 +150,14 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
                               fetcher.take(data_file), started=started)
         except DataFileError as ex:
             # Nothing of a refused file lands past its checkpoint (rows an interrupted run left;
-            # --server-side removes what its own failed read left before raising).
-            if started:
-                st.discard_after(summary.export_arn, data_file.key, resume_after)
-            st.record_file(summary, data_file, status=FAILED, lines_committed=resume_after, error=str(ex))
+            # --server-side removes what its own failed read left before raising).  Both steps can
+            # be done again, so they wait for ClickHouse like the loading itself.
+            def refuse() -> None:
+                if started:
+                    st.discard_after(summary.export_arn, data_file.key, resume_after)
+                st.record_file(summary, data_file, status=FAILED, lines_committed=resume_after, error=str(ex))
+
+            retrying(f"setting s3://{bucket}/{data_file.key} aside as failed", refuse)
             return ex
         finally:
             stores.put(st)
@@ -187,9 +192,8 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
             if st is not store:
                 st.client.close()
     status = FAILED if out.errors else LOADED
-    store.record_export(
-        summary, s3_uri=summary_uri, data_files=len(files), status=status, error="; ".join(out.errors)[:10_000]
-    )
+    retrying(f"recording {summary.export_arn} {status}", lambda: store.record_export(
+        summary, s3_uri=summary_uri, data_files=len(files), status=status, error="; ".join(out.errors)[:10_000]))
     return out
 
 

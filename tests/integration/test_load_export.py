@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -427,6 +428,46 @@ def test_clickhouse_failing_mid_run_is_retried_and_every_line_lands_once(s3, cli
     assert {k: v[0] for k, v in ledger(clickhouse).items()} == {k: "loaded" for k in w.data_keys}
     retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
     assert len(retries) == 4 and all("Connection refused" in m or "OperationalError" in m for m in retries)
+
+
+def test_clickhouse_failing_while_a_file_is_set_aside_is_retried(s3, clickhouse, monkeypatch):
+    """A file refused for its MD5 is recorded failed, and the export recorded loading then failed,
+    even when ClickHouse drops each of those writes once; the good file lands and the run reports
+    the refusal."""
+    from dynamodb_cdc import connection
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.s3export import s3_client
+
+    monkeypatch.setattr(connection, "WRITE_BACKOFF", 0.01)
+    data = items(40)
+    w = write_full_export(s3, s3.bucket, ARN, data, prefix="p", export_time=T0, files=2)
+    bad, good = w.data_keys
+    s3.put_object(Bucket=s3.bucket, Key=bad, Body=gzip.compress(line_of(items(1, 900)[0]) + b"\n"))
+    dropped = []
+
+    def plan(n, method, sql):  # each of these writes is dropped once
+        if re.match(r"INSERT INTO \S+\.`?exports`? ", sql) and "'loading'" in sql and "start" not in dropped:
+            dropped.append("start")
+            return "after"
+        if "INSERT" in sql and "export_files" in sql and "'failed'" in sql and "file" not in dropped:
+            dropped.append("file")
+            return "before"
+        if re.match(r"INSERT INTO \S+\.`?exports`? ", sql) and "'failed'" in sql and "end" not in dropped:
+            dropped.append("end")
+            return "before"
+        return None
+
+    with clickhouse.client() as client:
+        store = outage_store(clickhouse, client, plan)
+        result = load_exports(s3_client(), store, f"s3://{s3.bucket}/p", LoadOptions(progress=False))
+        assert [f[2] for f in store.client.failed] == ["after", "before", "before"]
+    errors = result.exports[0].errors
+    assert not result.ok and len(errors) == 1 and bad in errors[0] and "does not match md5Checksum" in errors[0]
+    states = ledger(clickhouse)
+    assert states[bad][0] == "failed" and states[good][0] == "loaded"
+    assert clickhouse.rows(f"SELECT status FROM {clickhouse.raw_db}.exports FINAL") == [("failed",)]
+    rows = landed(clickhouse)
+    assert {r[0] for r in rows} == {good} and len(rows) == states[good][3] > 0  # all of the good file
 
 
 def test_clickhouse_gone_for_good_stops_with_a_clear_error_and_a_rerun_completes(s3, clickhouse, monkeypatch):
