@@ -34,6 +34,9 @@ BIN = Path(sys.executable).parent
 PY = sys.executable
 RAW = "dynamodb_raw"
 SCHEMA = "analytics"
+# chDB's allocator (jemalloc, built with the je_ prefix) returning freed pages at once instead
+# of after 5 s: less memory, more time (README "Peak memory")
+LOW_MEMORY = "JE_MALLOC_CONF=dirty_decay_ms:0"
 
 
 def log(msg: str) -> None:
@@ -325,9 +328,9 @@ class Bench:
         results = json.loads((self.work / "target" / chdb.name / "run_results.json").read_text())
         return sum(r["execution_time"] for r in results["results"] if r["unique_id"].endswith("bench_items_changes"))
 
-    def load(self, chdb: Path, uri: str, *extra: str) -> Timed:
+    def load(self, chdb: Path, uri: str, *extra: str, env: dict | None = None) -> Timed:
         return run([str(BIN / "dynamodb-cdc"), "load-export", uri, "--clickhouse-url", f"chdb://{chdb}",
-                    "--no-progress", *extra], rss=True)
+                    "--no-progress", *extra], rss=True, env={**os.environ, **env} if env else None)
 
     def current_count(self, chdb: Path) -> int:
         return query(chdb, f"SELECT count() FROM {SCHEMA}.bench_items_current")[0][0]
@@ -411,6 +414,14 @@ class Bench:
             f["load_one_file_peak_rss_bytes"] = single.rss
             assert query(chdb_one, f"SELECT count() FROM {RAW}.export_lines")[0][0] == self.n
             shutil.rmtree(chdb_one, ignore_errors=True)
+            # the memory knob of README "Peak memory": chDB's allocator returns freed pages at once
+            log(f"ours: dynamodb-cdc load-export with {LOW_MEMORY}")
+            chdb_low = self.work / "ch_low_memory"
+            low = self.load(chdb_low, big.uri, env=dict([LOW_MEMORY.split("=", 1)]))
+            f["load_low_memory_seconds"] = low.seconds
+            f["load_low_memory_peak_rss_bytes"] = low.rss
+            assert query(chdb_low, f"SELECT count() FROM {RAW}.export_lines")[0][0] == self.n
+            shutil.rmtree(chdb_low, ignore_errors=True)
             log("ours: dynamodb-cdc load-export --server-side")
             chdb_ss = self.work / "ch_ours_server_side"
             ss = self.load(chdb_ss, big.uri, "--server-side")
@@ -558,6 +569,8 @@ def derive(f: dict, n: int, m: int) -> tuple[dict, dict]:
         "naive_vs_load": f["naive_seconds"] / f["load_seconds"],
         "load_one_file_vs_ten_files": f["load_one_file_seconds"] / f["load_seconds"],
         "load_one_file_vs_ten_files_peak_rss": f["load_one_file_peak_rss_bytes"] / f["load_peak_rss_bytes"],
+        "load_low_memory_vs_load": f["load_low_memory_seconds"] / f["load_seconds"],
+        "load_low_memory_vs_load_peak_rss": f["load_low_memory_peak_rss_bytes"] / f["load_peak_rss_bytes"],
         "incremental_big_vs_small_dbt": f["incremental_big_dbt_seconds"] / f["incremental_small_dbt_seconds"],
         "incremental_big_vs_small_model": f["incremental_big_model_seconds"] / f["incremental_small_model_seconds"],
         "kinesis_consumer_vs_bare": f["kinesis_bare_seconds"] / f["kinesis_consumer_seconds"],

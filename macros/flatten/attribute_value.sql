@@ -107,19 +107,19 @@
   {%- endif -%}
   {#- The text of an N, or of an S (type drift: "42" in one item, 42 in another);
       '' for anything else, which is not a number. -#}
-  {%- set n = "multiIf(" ~ dynamodb_cdc._has_tag(av, 'N', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'N'), "
-      ~ dynamodb_cdc._has_tag(av, 'S', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'S'), '')" -%}
+  {%- set n = dynamodb_cdc._plain_text(av, 'N', "multiIf(" ~ dynamodb_cdc._has_tag(av, 'N', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'N'), "
+      ~ dynamodb_cdc._has_tag(av, 'S', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'S'), '')") -%}
   {%- if t.kind == 'string' -%}
     {%- set b = "JSONExtractString(" ~ av ~ ", 'B')" -%}
     {%- if binary == 'bytes' -%}
       {%- set b = "if(" ~ b ~ " = '' OR tryBase64Decode(" ~ b ~ ") != '', tryBase64Decode(" ~ b ~ "), NULL)" -%}
     {%- endif -%}
-    {%- set value = "multiIf("
+    {%- set value = dynamodb_cdc._plain_text(av, 'S', "multiIf("
         ~ dynamodb_cdc._has_tag(av, 'S', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'S'), "
         ~ dynamodb_cdc._has_tag(av, 'N', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'N'), "
         ~ dynamodb_cdc._has_tag(av, 'BOOL', 'Bool') ~ ", if(JSONExtractBool(" ~ av ~ ", 'BOOL'), 'true', 'false'), "
         ~ dynamodb_cdc._has_tag(av, 'B', 'String') ~ ", " ~ b ~ ", "
-        ~ dynamodb_cdc._is_container(av) ~ ", JSONExtractRaw(" ~ av ~ "), NULL)" -%}
+        ~ dynamodb_cdc._is_container(av) ~ ", JSONExtractRaw(" ~ av ~ "), NULL)") -%}
   {%- elif t.kind == 'integer' -%}
     {%- set value = dynamodb_cdc._exact_integer(n, t.base, t.digits) -%}
   {%- elif t.kind == 'decimal' -%}
@@ -128,12 +128,14 @@
     {%- set value = "arrayMap(f -> if(isFinite(f), f, NULL), [if(match(" ~ n ~ ", "
         ~ dynamodb_cdc.string_literal(dynamodb_cdc._number_regex()) ~ "), to" ~ t.base ~ "OrNull(" ~ n ~ "), NULL)])[1]" -%}
   {%- elif t.kind == 'bool' -%}
-    {%- set value = "multiIf(" ~ dynamodb_cdc._has_tag(av, 'BOOL', 'Bool') ~ ", JSONExtractBool(" ~ av ~ ", 'BOOL'), "
+    {#- compact {"BOOL":true} / {"BOOL":false} compared as text first, without parsing -#}
+    {%- set value = "multiIf(" ~ av ~ " = '{\"BOOL\":true}', true, " ~ av ~ " = '{\"BOOL\":false}', false, "
+        ~ dynamodb_cdc._has_tag(av, 'BOOL', 'Bool') ~ ", JSONExtractBool(" ~ av ~ ", 'BOOL'), "
         ~ dynamodb_cdc._has_tag(av, 'S', 'String') ~ " AND JSONExtractString(" ~ av ~ ", 'S') IN ('true', 'false'), "
         ~ "JSONExtractString(" ~ av ~ ", 'S') = 'true', NULL)" -%}
   {%- else -%}
     {#- UUID, Date, Date32, DateTime, DateTime64: from the text of an S. -#}
-    {%- set text = "if(" ~ dynamodb_cdc._has_tag(av, 'S', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'S'), '')" -%}
+    {%- set text = dynamodb_cdc._plain_text(av, 'S', "if(" ~ dynamodb_cdc._has_tag(av, 'S', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'S'), '')") -%}
     {%- if t.kind == 'uuid' -%}
       {%- set value = "arrayMap(u -> if(toString(toUUIDOrNull(u)) = lower(u), toUUIDOrNull(u), NULL), [" ~ text ~ "])[1]" -%}
     {%- elif t.kind == 'date' -%}
@@ -299,6 +301,21 @@
       ~ dynamodb_cdc._number_parts(n) ~ "])[1]" -%}
   {{ return("arrayMap(_s -> if(_s BETWEEN " ~ lo ~ " AND " ~ hi ~ ", to" ~ base ~ "(toDateTime64(toInt64(_s), 0, 'UTC')), NULL), ["
             ~ secs ~ "])[1]") }}
+{% endmacro %}
+
+
+{#-
+  The text of an AttributeValue written exactly {"<tag>":"<text>"} with no quote
+  or backslash in the text (the common case: AWS writes compact JSON), cut out
+  of the JSON without parsing it; `general` (the same result by parsing) for
+  anything else.  Without a backslash there is no escape, so the cut text is
+  what JSONExtractString returns; the raw line was checked as valid JSON when
+  it landed.
+-#}
+{% macro _plain_text(av, tag, general) %}
+  {%- set head = '{"' ~ tag ~ '":"' -%}
+  {{ return("if(match(" ~ av ~ ", " ~ dynamodb_cdc.string_literal('^[{]"' ~ tag ~ '":"[^"\\\\]*"[}]$') ~ "), substring("
+            ~ av ~ ", " ~ (head | length + 1) ~ ", length(" ~ av ~ ") - " ~ (head | length + 2) ~ "), " ~ general ~ ")") }}
 {% endmacro %}
 
 

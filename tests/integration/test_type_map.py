@@ -340,6 +340,13 @@ OTHER_AVS = [
     '{"N":5}', '{"S":1}', '{"BOOL":"true"}', "{}", '{"N":null}', '{"B":1}',
 ]
 
+# Compact texts next to the fast path's edge: escapes (parsed), a second tag, an unclosed string.
+COMPACT_AVS = [
+    '{"S":"a\\"b"}', '{"S":"a\\\\b"}', '{"S":"\\u00e9t\\u00e9"}', '{"S":"\\/"}', '{"S":"x","N":"1"}',
+    '{"N":"12","S":"x"}', '{"S":"","BOOL":true}', '{"N":"-0.50"}', '{"N":"1e3"}', '{"S":"42"}', '{"N":" 1"}',
+    '{"S":"}"}', '{"S":"{\\"S\\":\\"x\\"}"}', '{"S":"日本 😀"}',
+]
+
 # declared type -> (kind for the oracle, expected toTypeName of attribute_value)
 STRING_TYPES = {
     "String": "Nullable(String)",
@@ -353,7 +360,11 @@ BOOL_TYPES = {"Bool": "Nullable(Bool)", "Nullable(Bool)": "Nullable(Bool)", "Boo
 
 
 def all_avs() -> list[str]:
-    return [av_of({"N": n}) for n in NUMBERS] + [av_of(a) for a in OTHER_AVS]
+    """Every AttributeValue twice: as json.dumps spaces it, and compact as AWS writes it (which the
+    type map cuts the text of an S or N out of without parsing, when it has no escape)."""
+    objects = [{"N": n} for n in NUMBERS] + [a for a in OTHER_AVS if not isinstance(a, str)]
+    compact = [json.dumps(a, ensure_ascii=False, separators=(",", ":")) for a in objects]
+    return [av_of({"N": n}) for n in NUMBERS] + [av_of(a) for a in OTHER_AVS] + compact + COMPACT_AVS
 
 
 DATE_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
