@@ -308,9 +308,12 @@
   The text of an AttributeValue written exactly {"<tag>":"<text>"} with no quote
   or backslash in the text (the common case: AWS writes compact JSON), cut out
   of the JSON without parsing it; `general` (the same result by parsing) for
-  anything else.  Without a backslash there is no escape, so the cut text is
-  what JSONExtractString returns; the raw line was checked as valid JSON when
-  it landed.
+  anything else.  For valid JSON (which every AttributeValue the package's
+  models pass is: cut by ClickHouse's JSON parser out of a raw row that parsed)
+  such a text has no escape, so the cut text is what JSONExtractString returns.
+  (A raw control character inside the quotes is not valid JSON; the models
+  never pass one, and the type map's result for text that is not JSON is not
+  defined.)
 -#}
 {% macro _plain_text(av, tag, general) %}
   {%- set head = '{"' ~ tag ~ '":"' -%}

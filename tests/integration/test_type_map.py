@@ -855,6 +855,21 @@ def test_spot_checks(ch, rendered, ch_type, text, value):
     assert failed == (value is None)
 
 
+def test_the_models_never_pass_the_type_map_text_that_is_not_json(ch, rendered):
+    """The type map cuts a compact S or N out without parsing, which is exact for valid JSON.  The
+    models take every AttributeValue from ClickHouse's JSON parser: a line holding a raw control
+    character (not valid JSON) yields no attribute at all, so no such text reaches the type map."""
+    for text in ("a\x01b", "1\x1f", "a\tb", "\x00"):
+        line = f'{{"Item":{{"pk":{{"S":"k"}},"a":{{"S":"{text}"}}}}}}'
+        [[item, valid]] = ch.query("SELECT JSONExtractKeysAndValuesRaw({l:String}, 'Item'), isValidJSON({l:String})",
+                                   parameters={"l": line}).result_rows
+        assert item == [] and valid == 0, (text, item)
+    good = '{"Item":{"pk":{"S":"k"},"a":{"S":"a b"}}}'
+    [[item]] = ch.query("SELECT JSONExtractKeysAndValuesRaw({l:String}, 'Item')", parameters={"l": good}).result_rows
+    assert item == [("pk", '{"S":"k"}'), ("a", '{"S":"a b"}')]  # compact, as the line has it
+    assert _one(ch, rendered, "String", item[1][1]) == ("a b", 0)
+
+
 def test_tags_and_type_drift(ch, rendered):
     # One attribute holding S in one row and N in another, declared String and Int64.
     assert _one(ch, rendered, "String", {"S": "abc"}) == ("abc", 0)
