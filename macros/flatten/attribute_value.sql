@@ -120,13 +120,16 @@
         ~ dynamodb_cdc._has_tag(av, 'BOOL', 'Bool') ~ ", if(JSONExtractBool(" ~ av ~ ", 'BOOL'), 'true', 'false'), "
         ~ dynamodb_cdc._has_tag(av, 'B', 'String') ~ ", " ~ b ~ ", "
         ~ dynamodb_cdc._is_container(av) ~ ", JSONExtractRaw(" ~ av ~ "), NULL)") -%}
+  {#- The number text is computed once and handed to the conversion as the lambda parameter
+      _num: written out in each place instead, ClickHouse evaluates the parsing fallback of
+      _plain_text for every row (6x the time of the number columns), short-circuit or not. -#}
   {%- elif t.kind == 'integer' -%}
-    {%- set value = dynamodb_cdc._exact_integer(n, t.base, t.digits) -%}
+    {%- set value = "arrayMap(_num -> " ~ dynamodb_cdc._exact_integer("_num", t.base, t.digits) ~ ", [" ~ n ~ "])[1]" -%}
   {%- elif t.kind == 'decimal' -%}
-    {%- set value = dynamodb_cdc._exact_decimal(n, t.precision, t.scale) -%}
+    {%- set value = "arrayMap(_num -> " ~ dynamodb_cdc._exact_decimal("_num", t.precision, t.scale) ~ ", [" ~ n ~ "])[1]" -%}
   {%- elif t.kind == 'float' -%}
-    {%- set value = "arrayMap(f -> if(isFinite(f), f, NULL), [if(match(" ~ n ~ ", "
-        ~ dynamodb_cdc.string_literal(dynamodb_cdc._number_regex()) ~ "), to" ~ t.base ~ "OrNull(" ~ n ~ "), NULL)])[1]" -%}
+    {%- set value = "arrayMap(_num -> arrayMap(f -> if(isFinite(f), f, NULL), [if(match(_num, "
+        ~ dynamodb_cdc.string_literal(dynamodb_cdc._number_regex()) ~ "), to" ~ t.base ~ "OrNull(_num), NULL)])[1], [" ~ n ~ "])[1]" -%}
   {%- elif t.kind == 'bool' -%}
     {#- compact {"BOOL":true} / {"BOOL":false} compared as text first, without parsing -#}
     {%- set value = "multiIf(" ~ av ~ " = '{\"BOOL\":true}', true, " ~ av ~ " = '{\"BOOL\":false}', false, "
