@@ -34,9 +34,6 @@ BIN = Path(sys.executable).parent
 PY = sys.executable
 RAW = "dynamodb_raw"
 SCHEMA = "analytics"
-# chDB's allocator (jemalloc, built with the je_ prefix) returning freed pages at once instead
-# of after 5 s: less memory, more time (README "Peak memory")
-LOW_MEMORY = "JE_MALLOC_CONF=dirty_decay_ms:0"
 
 
 def log(msg: str) -> None:
@@ -328,9 +325,9 @@ class Bench:
         results = json.loads((self.work / "target" / chdb.name / "run_results.json").read_text())
         return sum(r["execution_time"] for r in results["results"] if r["unique_id"].endswith("bench_items_changes"))
 
-    def load(self, chdb: Path, uri: str, *extra: str, env: dict | None = None) -> Timed:
+    def load(self, chdb: Path, uri: str, *extra: str) -> Timed:
         return run([str(BIN / "dynamodb-cdc"), "load-export", uri, "--clickhouse-url", f"chdb://{chdb}",
-                    "--no-progress", *extra], rss=True, env={**os.environ, **env} if env else None)
+                    "--no-progress", *extra], rss=True)
 
     def current_count(self, chdb: Path) -> int:
         return query(chdb, f"SELECT count() FROM {SCHEMA}.bench_items_current")[0][0]
@@ -414,10 +411,10 @@ class Bench:
             f["load_one_file_peak_rss_bytes"] = single.rss
             assert query(chdb_one, f"SELECT count() FROM {RAW}.export_lines")[0][0] == self.n
             shutil.rmtree(chdb_one, ignore_errors=True)
-            # the memory knob of README "Peak memory": chDB's allocator returns freed pages at once
-            log(f"ours: dynamodb-cdc load-export with {LOW_MEMORY}")
+            # README "Peak memory": chDB's allocator gives freed memory back at once
+            log("ours: dynamodb-cdc load-export --low-memory")
             chdb_low = self.work / "ch_low_memory"
-            low = self.load(chdb_low, big.uri, env=dict([LOW_MEMORY.split("=", 1)]))
+            low = self.load(chdb_low, big.uri, "--low-memory")
             f["load_low_memory_seconds"] = low.seconds
             f["load_low_memory_peak_rss_bytes"] = low.rss
             assert query(chdb_low, f"SELECT count() FROM {RAW}.export_lines")[0][0] == self.n
