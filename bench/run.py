@@ -329,6 +329,18 @@ class Bench:
         return run([str(BIN / "dynamodb-cdc"), "load-export", uri, "--clickhouse-url", f"chdb://{chdb}",
                     "--no-progress", *extra], rss=True)
 
+    def timed_load(self, name: str, uri: str, *extra: str, keep: bool = False) -> Path:
+        """load-export into a fresh chDB directory, recording <name>_seconds and
+        <name>_peak_rss_bytes; every item must land.  The directory is removed unless kept."""
+        chdb = self.work / f"ch_{name}"
+        t = self.load(chdb, uri, *extra)
+        self.figures[f"{name}_seconds"] = t.seconds
+        self.figures[f"{name}_peak_rss_bytes"] = t.rss
+        assert query(chdb, f"SELECT count() FROM {RAW}.export_lines")[0][0] == self.n
+        if not keep:
+            shutil.rmtree(chdb, ignore_errors=True)
+        return chdb
+
     def current_count(self, chdb: Path) -> int:
         return query(chdb, f"SELECT count() FROM {SCHEMA}.bench_items_current")[0][0]
 
@@ -392,11 +404,7 @@ class Bench:
 
             # ours: land, then dbt
             log("ours: dynamodb-cdc load-export")
-            chdb_big = self.work / "ch_ours"
-            load = self.load(chdb_big, big.uri)
-            f["load_seconds"] = load.seconds
-            f["load_peak_rss_bytes"] = load.rss
-            assert query(chdb_big, f"SELECT count() FROM {RAW}.export_lines")[0][0] == self.n
+            chdb_big = self.timed_load("load", big.uri, keep=True)
             # peak memory against file size: the same items as one data file, 10x larger
             # (the ten gzip members concatenated, which is still one valid gzip file)
             log("ours: dynamodb-cdc load-export, the same items as one data file")
@@ -405,26 +413,12 @@ class Bench:
                 for path, _ in big_files:
                     out.write(path.read_bytes())
             one_file = g.write_full(s3, bucket, "onefile", [(one, self.n)])
-            chdb_one = self.work / "ch_one_file"
-            single = self.load(chdb_one, one_file.uri)
-            f["load_one_file_seconds"] = single.seconds
-            f["load_one_file_peak_rss_bytes"] = single.rss
-            assert query(chdb_one, f"SELECT count() FROM {RAW}.export_lines")[0][0] == self.n
-            shutil.rmtree(chdb_one, ignore_errors=True)
+            self.timed_load("load_one_file", one_file.uri)
             # README "Peak memory": chDB's allocator gives freed memory back at once
             log("ours: dynamodb-cdc load-export --low-memory")
-            chdb_low = self.work / "ch_low_memory"
-            low = self.load(chdb_low, big.uri, "--low-memory")
-            f["load_low_memory_seconds"] = low.seconds
-            f["load_low_memory_peak_rss_bytes"] = low.rss
-            assert query(chdb_low, f"SELECT count() FROM {RAW}.export_lines")[0][0] == self.n
-            shutil.rmtree(chdb_low, ignore_errors=True)
+            self.timed_load("load_low_memory", big.uri, "--low-memory")
             log("ours: dynamodb-cdc load-export --server-side")
-            chdb_ss = self.work / "ch_ours_server_side"
-            ss = self.load(chdb_ss, big.uri, "--server-side")
-            f["load_server_side_seconds"] = ss.seconds
-            f["load_server_side_peak_rss_bytes"] = ss.rss
-            assert query(chdb_ss, f"SELECT count() FROM {RAW}.export_lines")[0][0] == self.n
+            self.timed_load("load_server_side", big.uri, "--server-side")
             log("ours: dbt deps, dbt run (full)")
             self.dbt(chdb_big, "deps")
             chdb_pre = self.work / "ch_ours_before_dbt"  # the landed data, for the warm-parse run below
