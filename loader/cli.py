@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--low-memory",
         action="store_true",
-        default=(_env("LOW_MEMORY", "") or "").lower() in ("1", "true", "yes"),
+        default=_env("LOW_MEMORY", "").lower() in ("1", "true", "yes"),
         help="chDB: give freed memory back at once (lower peak memory, about 1.2x the time; "
         "env DYNAMODB_CDC_LOW_MEMORY=1)",
     )

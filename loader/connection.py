@@ -16,6 +16,7 @@ import errno
 import fcntl
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +38,6 @@ LOW_MEMORY_CONF = "dirty_decay_ms:0"
 def low_memory() -> None:
     """Make the embedded engine give freed memory back at once (README "Peak memory"): less peak
     memory, more time.  It must run before chDB is loaded into the process; a server is unaffected."""
-    import sys
-
     current = os.environ.get("JE_MALLOC_CONF", "")
     if LOW_MEMORY_CONF not in current.split(","):
         os.environ["JE_MALLOC_CONF"] = f"{current},{LOW_MEMORY_CONF}" if current else LOW_MEMORY_CONF

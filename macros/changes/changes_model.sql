@@ -114,25 +114,29 @@ COMMENT 'dynamodb_cdc: the full exports each changes model has applied (written 
 {% endmacro %}
 
 {% macro _record_applied_snapshots(model_relation, table_name) %}
-  {%- set marks = dynamodb_cdc._applied_snapshots_relation(model_relation) -%}
-  {%- set model_key = dynamodb_cdc._model_key(model_relation) -%}
-INSERT INTO {{ marks }} (model, table_name, export_arn, updated_at)
-SELECT {{ model_key }}, table_name, export_arn, updated_at
+INSERT INTO {{ dynamodb_cdc._applied_snapshots_relation(model_relation) }} (model, table_name, export_arn, updated_at)
+SELECT {{ dynamodb_cdc._model_key(model_relation) }}, table_name, export_arn, updated_at
 {{ dynamodb_cdc._loaded_full_exports(table_name) }}
   AND updated_at <= toDateTime64({{ dynamodb_cdc.string_literal(run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f')) }}, 6, 'UTC')
                     - toIntervalSecond({{ var('dynamodb_cdc_lookback_seconds', 300) | int }})
-  AND (export_arn, updated_at) NOT IN (SELECT export_arn, updated_at FROM {{ marks }} WHERE model = {{ model_key }})
+  AND {{ dynamodb_cdc._not_recorded(model_relation) }}
+{% endmacro %}
+
+{#- SQL condition on the exports ledger: this export, at this updated_at, is not recorded as
+    applied to the model (the table must exist). -#}
+{% macro _not_recorded(model_relation) %}
+  {{ return("(export_arn, updated_at) NOT IN (SELECT export_arn, updated_at FROM "
+            ~ dynamodb_cdc._applied_snapshots_relation(model_relation) ~ " WHERE model = "
+            ~ dynamodb_cdc._model_key(model_relation) ~ ")") }}
 {% endmacro %}
 
 {#- SQL condition on the exports ledger: this export (at this updated_at) has not been applied to
     the model yet; none when nothing was ever recorded (every export counts as not applied). -#}
 {% macro _unapplied(model_relation) %}
-  {%- set marks = dynamodb_cdc._applied_snapshots_relation(model_relation) -%}
-  {%- if load_relation(marks) is none -%}
+  {%- if load_relation(dynamodb_cdc._applied_snapshots_relation(model_relation)) is none -%}
     {{ return(none) }}
   {%- endif -%}
-  {{ return("(export_arn, updated_at) NOT IN (SELECT export_arn, updated_at FROM " ~ marks ~ " WHERE model = "
-            ~ dynamodb_cdc._model_key(model_relation) ~ ")") }}
+  {{ return(dynamodb_cdc._not_recorded(model_relation)) }}
 {% endmacro %}
 
 

@@ -120,16 +120,13 @@
         ~ dynamodb_cdc._has_tag(av, 'BOOL', 'Bool') ~ ", if(JSONExtractBool(" ~ av ~ ", 'BOOL'), 'true', 'false'), "
         ~ dynamodb_cdc._has_tag(av, 'B', 'String') ~ ", " ~ b ~ ", "
         ~ dynamodb_cdc._is_container(av) ~ ", JSONExtractRaw(" ~ av ~ "), NULL)") -%}
-  {#- The number text is computed once and handed to the conversion as the lambda parameter
-      _num: written out in each place instead, ClickHouse evaluates the parsing fallback of
-      _plain_text for every row (6x the time of the number columns), short-circuit or not. -#}
   {%- elif t.kind == 'integer' -%}
-    {%- set value = "arrayMap(_num -> " ~ dynamodb_cdc._exact_integer("_num", t.base, t.digits) ~ ", [" ~ n ~ "])[1]" -%}
+    {%- set value = dynamodb_cdc._exact_integer("_num", t.base, t.digits) -%}
   {%- elif t.kind == 'decimal' -%}
-    {%- set value = "arrayMap(_num -> " ~ dynamodb_cdc._exact_decimal("_num", t.precision, t.scale) ~ ", [" ~ n ~ "])[1]" -%}
+    {%- set value = dynamodb_cdc._exact_decimal("_num", t.precision, t.scale) -%}
   {%- elif t.kind == 'float' -%}
-    {%- set value = "arrayMap(_num -> arrayMap(f -> if(isFinite(f), f, NULL), [if(match(_num, "
-        ~ dynamodb_cdc.string_literal(dynamodb_cdc._number_regex()) ~ "), to" ~ t.base ~ "OrNull(_num), NULL)])[1], [" ~ n ~ "])[1]" -%}
+    {%- set value = "arrayMap(f -> if(isFinite(f), f, NULL), [if(match(_num, "
+        ~ dynamodb_cdc.string_literal(dynamodb_cdc._number_regex()) ~ "), to" ~ t.base ~ "OrNull(_num), NULL)])[1]" -%}
   {%- elif t.kind == 'bool' -%}
     {#- compact {"BOOL":true} / {"BOOL":false} compared as text first, without parsing -#}
     {%- set value = "multiIf(" ~ av ~ " = '{\"BOOL\":true}', true, " ~ av ~ " = '{\"BOOL\":false}', false, "
@@ -150,6 +147,12 @@
       {%- set value = "coalesce(" ~ dynamodb_cdc._exact_datetime(text, t) ~ ", " ~ dynamodb_cdc._epoch_datetime(
           "if(" ~ dynamodb_cdc._has_tag(av, 'N', 'String') ~ ", JSONExtractString(" ~ av ~ ", 'N'), '')", t) ~ ")" -%}
     {%- endif -%}
+  {%- endif -%}
+  {%- if t.kind in ['integer', 'decimal', 'float'] -%}
+    {#- The number text is computed once and handed to the conversion as the lambda parameter
+        _num: written out in each place instead, ClickHouse evaluates the parsing fallback of
+        _plain_text for every row (6x the time of the number columns), short-circuit or not. -#}
+    {%- set value = "arrayMap(_num -> " ~ value ~ ", [" ~ n ~ "])[1]" -%}
   {%- endif -%}
   {{ return("CAST(" ~ value ~ ", " ~ dynamodb_cdc.string_literal(t.result_type) ~ ")") }}
 {% endmacro %}

@@ -340,7 +340,7 @@ OTHER_AVS = [
     '{"N":5}', '{"S":1}', '{"BOOL":"true"}', "{}", '{"N":null}', '{"B":1}',
 ]
 
-# Compact texts next to the fast path's edge: escapes (parsed), a second tag, an unclosed string.
+# Compact texts next to the fast path's edge: escapes (parsed), a second tag, braces and quotes in the text.
 COMPACT_AVS = [
     '{"S":"a\\"b"}', '{"S":"a\\\\b"}', '{"S":"\\u00e9t\\u00e9"}', '{"S":"\\/"}', '{"S":"x","N":"1"}',
     '{"N":"12","S":"x"}', '{"S":"","BOOL":true}', '{"N":"-0.50"}', '{"N":"1e3"}', '{"S":"42"}', '{"N":" 1"}',
