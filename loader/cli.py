@@ -75,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="ClickHouse reads each data file from S3 itself (s3() table function); no MD5 check, "
                       "whole-file retries (see README)")
     load.add_argument("--parallel-files", type=int, default=int(_env("PARALLEL_FILES", "2")),
-                      help="with --server-side: data files ClickHouse reads at once, each through a client of its "
-                      "own (default 2)")
+                      help="with --server-side: data files ClickHouse reads at once, within one statement "
+                      "(default 2)")
     bar = load.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="always draw a bar")
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="plain log lines only")
@@ -289,7 +289,6 @@ def cmd_load_export(args) -> int:
     try:
         log.info("ClickHouse: %s, raw database %s", target.describe(), args.raw_database)
         store = Store(client, args.raw_database)
-        store.opener = lambda: open_client(target)
         result = load_exports(
             s3_client(),
             store,

@@ -9,7 +9,7 @@ a rerun skips loaded files and resumes an interrupted file exactly where it stop
 from __future__ import annotations
 
 import logging
-import queue
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -29,7 +29,7 @@ class LoadOptions:
     tmp_dir: str | None = None
     progress: bool | None = None  # None: a bar when stderr is a terminal
     server_side: bool = False  # ClickHouse reads the data files itself (s3() table function)
-    parallel_files: int = 2  # --server-side: data files read at once, each through a client of its own
+    parallel_files: int = 2  # --server-side: data files ClickHouse reads at once, in one statement
 
     def __post_init__(self):
         if self.parallel_files < 1:
@@ -132,21 +132,17 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
     # The next data file is downloaded and verified in a second thread while this one is inserted
     # (zlib, hashing, sockets and the engine all release the GIL): no ClickHouse call happens there.
     fetcher = None if options.server_side else _Prefetcher(s3, bucket, todo, options, progress)
-    # --server-side: up to `parallel_files` files are read by ClickHouse at once, each through a
-    # client of its own; their outcomes are recorded here in file order.
-    stores: queue.SimpleQueue = queue.SimpleQueue()
-    for st in store.siblings(min(options.parallel_files, len(todo)) if options.server_side else 1):
-        stores.put(st)
 
-    def load(data_file: DataFile):
+    def load(data_file: DataFile, started: bool | None = None):
         """(landed, quarantined, note), or the DataFileError that refused the file."""
-        st = stores.get()
-        resume_after = plans[data_file.key].resume_after
-        started = data_file.key in states  # else no row of it can exist: nothing to discard
+        # --server-side reads a file whole, removing any rows of it first: it resumes from line 0.
+        resume_after = 0 if fetcher is None else plans[data_file.key].resume_after
+        if started is None:
+            started = data_file.key in states  # else no row of it can exist: nothing to discard
         try:
             if fetcher is None:
-                return _load_file_server_side(s3, st, bucket, summary, data_file, progress, started=started)
-            return _load_file(st, bucket, summary, data_file, resume_after, options, progress,
+                return _load_file_server_side(s3, store, bucket, summary, data_file, progress, started=started)
+            return _load_file(store, bucket, summary, data_file, resume_after, options, progress,
                               fetcher.take(data_file), started=started)
         except DataFileError as ex:
             # Nothing of a refused file lands past its checkpoint (rows an interrupted run left;
@@ -154,22 +150,25 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
             # be done again, so they wait for ClickHouse like the loading itself.
             def refuse() -> None:
                 if started:
-                    st.discard_after(summary.export_arn, data_file.key, resume_after)
-                st.record_file(summary, data_file, status=FAILED, lines_committed=resume_after, error=str(ex))
+                    store.discard_after(summary.export_arn, data_file.key, resume_after)
+                store.record_file(summary, data_file, status=FAILED, lines_committed=resume_after, error=str(ex))
 
             retrying(f"setting s3://{bucket}/{data_file.key} aside as failed", refuse)
             return ex
-        finally:
-            stores.put(st)
 
-    pool = ThreadPoolExecutor(max_workers=options.parallel_files, thread_name_prefix="dynamodb-cdc-load") \
-        if options.server_side and options.parallel_files > 1 else None
+    def server_side_outcomes():
+        """--server-side: each group of files is read in one statement; a file the group could not
+        land whole (or every file of a group whose statement failed) is then read on its own, for
+        its own outcome and message."""
+        for group in _server_side_groups(todo):
+            landed = {} if len(group) == 1 else _load_group_server_side(
+                s3, store, bucket, summary, group, states, options.parallel_files, progress)
+            for f in group:
+                yield landed[f.key] if f.key in landed else load(f, started=True if len(group) > 1 else None)
+
     try:
-        if pool is None:
-            outcomes = (load(f) for f in todo)  # one after the other, as they are consumed
-        else:
-            futures = [pool.submit(load, f) for f in todo]
-            outcomes = (future.result() for future in futures)
+        # One after the other, as they are consumed: each file's outcome is recorded in file order.
+        outcomes = server_side_outcomes() if options.server_side else (load(f) for f in todo)
         for outcome in outcomes:
             if isinstance(outcome, DataFileError):
                 out.files_failed += 1
@@ -182,15 +181,9 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
             out.lines_quarantined += quarantined
             progress.file_done(note)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
         if fetcher is not None:
             fetcher.close()
         progress.close()
-        while not stores.empty():
-            st = stores.get()
-            if st is not store:
-                st.client.close()
     status = FAILED if out.errors else LOADED
     retrying(f"recording {summary.export_arn} {status}", lambda: store.record_export(
         summary, s3_uri=summary_uri, data_files=len(files), status=status, error="; ".join(out.errors)[:10_000]))
@@ -295,15 +288,18 @@ def _note(where: str, landed: int, quarantined: int, examples, how: str = "") ->
 GLOB_CHARACTERS = set("*?{}")
 
 
-def s3_source(s3, bucket: str, key: str):
+def s3_source(s3, bucket: str, key: str, names: list[str] | None = None):
     """The URL and credentials ClickHouse needs to read s3://bucket/key itself, from the same
-    boto3 client (endpoint, region and credential chain) the loader uses."""
+    boto3 client (endpoint, region and credential chain) the loader uses.  With ``names``, ``key``
+    is a directory (ending in "/") and the URL names those files of it as a {a,b,...} pattern."""
     from urllib.parse import quote
 
     from .store import S3Source
 
     endpoint = s3.meta.endpoint_url.rstrip("/")
     url = f"{endpoint}/{bucket}/{quote(key)}"  # path style: works on AWS, moto, MinIO
+    if names is not None:
+        url += "{" + ",".join(names) + "}"  # plain names (_server_side_groups): nothing to quote
     import boto3
 
     creds = boto3.session.Session().get_credentials()  # the default chain, as s3_client() uses
@@ -311,6 +307,86 @@ def s3_source(s3, bucket: str, key: str):
     if frozen is None:
         return S3Source(url)
     return S3Source(url, frozen.access_key or "", frozen.secret_key or "", frozen.token or "")
+
+
+GROUP_FILES = 16  # --server-side: data files read in one statement at most
+PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+\Z")  # a name that can stand in an s3() {a,b,...} pattern as it is
+
+
+def _server_side_groups(files: list[DataFile]):
+    """Runs of up to GROUP_FILES consecutive files of one directory whose names are plain; any
+    other file is a group of its own, as is a file of no lines (chDB 4.4 fails a {a,b,...}
+    statement naming a missing object, but were a pattern matched by listing the folder, a
+    missing file would just not match, and a count of 0 could not tell)."""
+    group: list[DataFile] = []
+    for f in files:
+        directory, _, name = f.key.rpartition("/")
+        if not PLAIN_NAME.match(name) or GLOB_CHARACTERS & set(directory) or f.item_count == 0:
+            if group:
+                yield group
+                group = []
+            yield [f]
+            continue
+        if group and (len(group) == GROUP_FILES or group[0].key.rpartition("/")[0] != directory):
+            yield group
+            group = []
+        group.append(f)
+    if group:
+        yield group
+
+
+def _load_group_server_side(s3, store: Store, bucket, summary, group: list[DataFile], states, streams: int,
+                            progress) -> dict[str, tuple[int, int, str]]:
+    """ClickHouse reads a group of data files of one directory in one statement, up to ``streams``
+    at a time; returns (landed, quarantined, note) of each file that landed whole.
+
+    The group is one unit while it is read: interrupted, or ClickHouse unavailable, its rows are
+    removed and it is read again whole.  A file whose line count then differs from itemCount has
+    its rows removed and is left out of the answer, as is every file of a group whose statement
+    failed (a damaged gzip, a missing object: ClickHouse says only that the statement failed); the
+    caller reads those one at a time for their own outcome.
+    """
+    arn = summary.export_arn
+    directory = group[0].key.rpartition("/")[0] + "/"
+    names = [f.key[len(directory):] for f in group]
+    where = f"s3://{bucket}/{directory}{{{','.join(names)}}}"
+
+    def start() -> None:
+        for f in group:
+            if f.key in states:  # else no row of it can exist: nothing to remove
+                store.discard_after(arn, f.key, 0)
+            store.record_file(summary, f, status=LOADING, lines_committed=0)
+
+    def undo() -> None:
+        for f in group:
+            store.discard_after(arn, f.key, 0)
+
+    retrying(f"starting {where}", start)
+    try:
+        retrying(f"reading {where}", lambda: store.insert_files_from_s3(
+            summary, directory, s3_source(s3, bucket, directory, names), streams), redo=undo)
+    except ServerReadError as ex:
+        message = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
+        log.info("%s: ClickHouse could not read them together (%s); reading them one at a time", where, message[:300])
+        retrying(f"removing what a failed read of {where} left", undo)
+        return {}
+    counts = retrying(f"counting the lines of {where}", lambda: store.files_counts(arn, [f.key for f in group]))
+    out = {}
+    for f in group:
+        landed, quarantined = counts[f.key]
+        if landed + quarantined != f.item_count:
+            retrying(f"removing the lines of s3://{bucket}/{f.key}", lambda f=f: store.discard_after(arn, f.key, 0))
+            continue
+        examples = []
+        if quarantined:
+            examples = retrying(f"counting the lines of s3://{bucket}/{f.key}", lambda f=f: store.file_counts(arn, f.key))[2]
+        retrying(f"marking s3://{bucket}/{f.key} loaded", lambda f=f, landed=landed, quarantined=quarantined:
+                 store.record_file(summary, f, status=LOADED, lines_committed=f.item_count, lines_landed=landed,
+                                   lines_quarantined=quarantined))
+        progress.add_rows(landed + quarantined)
+        out[f.key] = (landed, quarantined, _note(f"s3://{bucket}/{f.key}", landed, quarantined, examples,
+                                                 " (read by ClickHouse)"))
+    return out
 
 
 def _load_file_server_side(s3, store: Store, bucket, summary, data_file: DataFile, progress, *, started: bool = True):

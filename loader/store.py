@@ -54,6 +54,10 @@ LOADING, LOADED, FAILED = "loading", "loaded", "failed"
 
 # One reading stream, in file order: rowNumberInAllBlocks() is then the line's position.
 SEQUENTIAL_READ = {"max_threads": 1, "max_insert_threads": 1, "input_format_parallel_parsing": 0}
+# Several files in one statement (insert_files_from_s3): the views run side by side, and blocks are
+# written at 64 MiB rather than 256: on 2 cores, 1,000,000 lines of 10 files land in about 2.0 s
+# (1.9 s at 256 MiB, 2.2 s at 32) at a peak of about 1.1 GB (1.3 GB at 256 MiB, 0.95 GB at 32).
+GROUP_READ = {"parallel_view_processing": 1, "min_insert_block_size_bytes": 64 << 20}
 
 
 class ServerReadError(Exception):
@@ -94,16 +98,6 @@ class Store:
         self.q = ident(database)
         # chDB runs in this process: it reads a batch of lines from a local file itself.
         self.embedded = type(client).__name__ == "ChdbClient"
-
-    opener = None  # () -> a new client of the same ClickHouse, for siblings()
-
-    def siblings(self, n: int) -> list["Store"]:
-        """This store and up to n - 1 more of its kind, each on a client of its own (from
-        ``opener``), for work side by side; the engine runs their queries at once."""
-        out = [self]
-        while self.opener is not None and len(out) < n:
-            out.append(type(self)(self.opener(), self.db))
-        return out
 
     def ensure_schema(self) -> None:
         schema.ensure(self.client, self.db)
@@ -218,6 +212,13 @@ class Store:
     ) -> str:
         """INSERT ... SELECT of the routing table from a LineAsString ``source`` read in order,
         its first line being line ``first_line``; with ``skip``, from its line skip + 1 on."""
+        if skip:
+            return self._routed_select(summary, literal(data_file_key), f"{int(first_line)} + _row_number",
+                                       f"{source} WHERE _row_number >= {int(skip)}")
+        return self._routed_select(summary, literal(data_file_key), f"{int(first_line)} + rowNumberInAllBlocks()",
+                                   source)
+
+    def _routed_select(self, summary: ExportSummary, key_sql: str, line_number_sql: str, source: str) -> str:
         from_time = (
             f"toDateTime64({literal(summary.export_from_time.strftime('%Y-%m-%d %H:%M:%S.%f'))}, 3, 'UTC')"
             if summary.export_from_time else "NULL"
@@ -227,9 +228,7 @@ class Store:
             f"SELECT {literal(summary.table_name)}, {literal(summary.table_arn)}, {literal(summary.export_arn)}, "
             f"{literal(summary.export_type)}, "
             f"toDateTime64({literal(summary.point_in_time.strftime('%Y-%m-%d %H:%M:%S.%f'))}, 3, 'UTC'), "
-            f"{from_time}, {literal(data_file_key)}, {int(first_line)} + "
-            + (f"_row_number, trimRight(line, '\\r') FROM {source} WHERE _row_number >= {int(skip)}" if skip else
-               f"rowNumberInAllBlocks(), trimRight(line, '\\r') FROM {source}")
+            f"{from_time}, {key_sql}, {line_number_sql}, trimRight(line, '\\r') FROM {source}"
         )
 
     def insert_lines_from_s3(self, summary: ExportSummary, data_file_key: str, source: "S3Source") -> None:
@@ -239,6 +238,21 @@ class Store:
         exact.  The credentials go in the s3() arguments, which ClickHouse masks in its logs and
         query_log; they never appear in an error raised from here.
         """
+        self._read_s3(self._lines_select(summary, data_file_key, 1, self._s3(source)), source, SEQUENTIAL_READ)
+
+    def insert_files_from_s3(self, summary: ExportSummary, directory: str, source: "S3Source", streams: int) -> None:
+        """Server-side: ClickHouse reads several gzip data files of one ``directory`` (the key prefix
+        ending in "/"; ``source`` names them as a {a,b,...} pattern) in one statement, up to
+        ``streams`` files at a time, and routes their lines like insert_lines.
+
+        Each file is one reading stream, so every line's file (_file) and position in it
+        (_row_number) are exact whatever the order the files are read in.
+        """
+        sql = self._routed_select(summary, f"concat({literal(directory)}, _file)", "1 + _row_number", self._s3(source))
+        self._read_s3(sql, source, {**GROUP_READ, "max_threads": streams, "max_insert_threads": streams})
+
+    @staticmethod
+    def _s3(source: "S3Source") -> str:
         args = [literal(source.url)]
         if source.access_key_id:
             args += [literal(source.access_key_id), literal(source.secret_access_key)]
@@ -247,9 +261,11 @@ class Store:
         else:
             args.append("NOSIGN")
         args += ["'LineAsString'", "'line String'", "'gzip'"]
-        sql = self._lines_select(summary, data_file_key, 1, f"s3({', '.join(args)})")
+        return f"s3({', '.join(args)})"
+
+    def _read_s3(self, sql: str, source: "S3Source", settings: dict) -> None:
         try:
-            self.client.command(sql, settings=SEQUENTIAL_READ)
+            self.client.command(sql, settings=settings)
         except Exception as ex:
             if is_transient(ex):  # ClickHouse itself unavailable: the caller waits and reads again
                 raise type(ex)(source.scrub(str(ex))) from None
@@ -289,6 +305,18 @@ class Store:
                 ).result_rows
             ]
         return landed, quarantined, examples
+
+    def files_counts(self, export_arn: str, data_file_keys: list[str]) -> dict[str, tuple[int, int]]:
+        """{data file key: (lines landed, lines quarantined)} for several files of one export."""
+        keys = ", ".join(literal(k) for k in data_file_keys)
+        out = {k: [0, 0] for k in data_file_keys}
+        for i, (table, key, cond) in enumerate((
+            ("export_lines", "data_file_key", f"export_arn = {literal(export_arn)} AND data_file_key IN ({keys})"),
+            ("quarantine", "location", f"source = 'export' AND origin = {literal(export_arn)} AND location IN ({keys})"),
+        )):
+            for k, n in self.client.query(f"SELECT {key}, count() FROM {self.q}.{table} WHERE {cond} GROUP BY 1").result_rows:
+                out[k][i] = int(n)
+        return {k: (v[0], v[1]) for k, v in out.items()}
 
     # -- stream consumers ----------------------------------------------------------
     def stream_checkpoints(self, source: str, stream_arn: str) -> dict[str, Checkpoint]:

@@ -116,61 +116,123 @@ def test_an_interrupted_file_is_read_again_whole_and_lands_once(s3, clickhouse):
     assert sorted(rows) == sorted(expected)
 
 
-@pytest.mark.parametrize("parallel", [1, 3])
-def test_files_are_read_side_by_side_up_to_parallel_files_and_land_once(s3, clickhouse, parallel):
-    """--parallel-files N: up to N data files are read by ClickHouse at once, each through a client
-    of its own; every line lands once and each file's outcome is recorded in file order."""
-    import threading
-    import time
+def expected_lines(keys, lines):
+    """(key, line number, line) of every line written by write_full_export (dealt round-robin)."""
+    return sorted((key, n, line.decode()) for i, key in enumerate(keys) for n, line in enumerate(lines[i::len(keys)], 1))
 
-    from dynamodb_cdc.connection import open_client
+
+@pytest.mark.parametrize("parallel", [1, 3])
+def test_files_are_read_in_groups_one_statement_each_parallel_files_at_once(s3, clickhouse, monkeypatch, parallel):
+    """--server-side: up to GROUP_FILES data files of a directory are read in one statement,
+    --parallel-files of them at once; every line lands once with its own file and line number,
+    and each file has its own ledger row and outcome, in file order."""
+    from conftest import Outage
+    from dynamodb_cdc import load_export
     from dynamodb_cdc.load_export import LoadOptions, load_exports
     from dynamodb_cdc.s3export import s3_client
     from dynamodb_cdc.store import Store
 
+    monkeypatch.setattr(load_export, "GROUP_FILES", 4)
     lines = [dumps_line({"Item": {"id": {"S": f"u{i}"}, "n": {"N": str(i)}}}) for i in range(60)]
     lines[9] = b"not json"
     w = write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=T0, files=6, lines=lines)
-    lock, active, peak, clients = threading.Lock(), [0], [0], set()
+    reads = []
 
-    class Watched(Store):
-        def insert_lines_from_s3(self, *args, **kwargs):
-            with lock:
-                active[0] += 1
-                peak[0] = max(peak[0], active[0])
-                clients.add(id(self.client))
-            try:
-                time.sleep(0.3)  # long enough for the others to start
-                return super().insert_lines_from_s3(*args, **kwargs)
-            finally:
-                with lock:
-                    active[0] -= 1
+    class Recording(Outage):
+        def command(self, sql, *args, **kwargs):
+            if sql.startswith("INSERT") and "s3(" in sql:
+                reads.append((sql[sql.index("s3('") + 4:].split("'")[0].count(",") + 1, kwargs.get("settings")))
+            return super().command(sql, *args, **kwargs)
 
     with clickhouse.client() as c:
-        store = Watched(c, clickhouse.raw_db)
-        store.opener = lambda: open_client(clickhouse.url)
+        store = Store(Recording(c, lambda *a: None), clickhouse.raw_db)
+        store.embedded = clickhouse.embedded
         result = load_exports(s3_client(), store, f"s3://{s3.bucket}/p",
                               LoadOptions(server_side=True, parallel_files=parallel, progress=False))
     assert result.ok, result.errors
-    assert peak[0] == parallel and len(clients) == parallel
+    streams = {"max_threads": parallel, "max_insert_threads": parallel, "parallel_view_processing": 1,
+               "min_insert_block_size_bytes": 64 << 20}
+    assert reads == [(4, streams), (2, streams)]  # two statements: 4 files, then 2
     assert (result.exports[0].files_loaded, result.exports[0].lines_landed, result.exports[0].lines_quarantined) == (6, 59, 1)
-    rows = lines_of(clickhouse, clickhouse.raw_db)
-    assert len(rows) == 59 and len({(r[0], r[1]) for r in rows}) == 59
-    assert sorted(r[2].encode() for r in rows) == sorted(line for i, line in enumerate(lines) if i != 9)
-    ledger = clickhouse.rows(f"SELECT data_file_key, status FROM {clickhouse.raw_db}.export_files FINAL")
-    assert sorted(ledger) == [(k, "loaded") for k in sorted(w.data_keys)]
+    rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines")
+    assert sorted(rows) == [r for r in expected_lines(w.data_keys, lines) if r[2] != "not json"]
+    assert clickhouse.rows(f"SELECT location, line_number FROM {clickhouse.raw_db}.quarantine") == [(w.data_keys[3], 2)]
+    ledger = clickhouse.rows(f"SELECT data_file_key, status, lines_committed, lines_landed, lines_quarantined "
+                             f"FROM {clickhouse.raw_db}.export_files FINAL ORDER BY data_file_key")
+    assert ledger == sorted((k, "loaded", 10, 10 - (i == 3), int(i == 3)) for i, k in enumerate(w.data_keys))
 
 
-def test_clickhouse_failing_mid_read_is_retried_and_every_line_lands_once(s3, clickhouse, monkeypatch, caplog):
+@pytest.mark.parametrize("damage", ["corrupt", "short", "missing", "missing, of no lines"])
+def test_a_group_with_a_bad_file_lands_the_others_and_names_the_bad_one(s3, clickhouse, damage):
+    """A damaged gzip or a missing object fails the group's statement: what it left is removed and
+    the files are read one at a time, so the good ones land and the bad one is refused with its
+    own message.  A file the statement read short (one line fewer than itemCount) has its rows
+    removed and is likewise read again on its own.  A file of no lines is never in a group."""
+    good = [dumps_line({"Item": {"id": {"S": f"u{i}"}}}) for i in range(3 if damage == "missing, of no lines" else 12)]
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=T0, files=4, lines=good)
+    bad = w.data_keys[3 if damage == "missing, of no lines" else 2]
+    if damage.startswith("missing"):
+        s3.delete_object(Bucket=s3.bucket, Key=bad)
+    else:
+        body = b"\x1f\x8b\x08\x00garbage" if damage == "corrupt" else gzip.compress(good[2] + b"\n" + good[6] + b"\n")
+        s3.put_object(Bucket=s3.bucket, Key=bad, Body=body)
+
+    result = load(clickhouse, f"s3://{s3.bucket}/p", "--server-side")
+    assert result.returncode == 1
+    together = "could not read them together" in result.stderr and "reading them one at a time" in result.stderr
+    assert together == (damage in ("corrupt", "missing")), result.stderr  # the statement failed
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    message = " has 2 lines but the manifest says itemCount 3" if damage == "short" else ": ClickHouse could not read it"
+    assert any(f"s3://{s3.bucket}/{bad}{message}" in e for e in errors), errors
+    rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines")
+    assert sorted(rows) == [r for r in expected_lines(w.data_keys, good) if r[0] != bad]
+    ledger = dict(clickhouse.rows(f"SELECT data_file_key, status FROM {clickhouse.raw_db}.export_files FINAL"))
+    assert ledger == {k: "failed" if k == bad else "loaded" for k in w.data_keys}
+
+
+def test_a_server_side_failure_leaves_no_resume_point_past_what_it_removed(s3, clickhouse):
+    """A file a killed client-side run left `loading` after line 10 is removed whole by --server-side;
+    if that read then fails, the ledger must not still say line 10, or a later client-side run
+    would resume there and lose lines 1-10."""
+    from dynamodb_cdc.s3export import read_export
+    from dynamodb_cdc.store import LOADING, Store
+
+    lines = [dumps_line({"Item": {"id": {"S": f"u{i}"}}}) for i in range(40)]
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=T0, files=2, lines=lines)
+    summary, files = read_export(s3, s3.bucket, w.folder + "manifest-summary.json")
+    first = next(f for f in files if f.key == w.data_keys[0])
+    with clickhouse.client() as c:
+        store = Store(c, clickhouse.raw_db)
+        store.ensure_schema()
+        store.insert_lines(summary, first.key, [(n, lines[2 * (n - 1)]) for n in range(1, 11)])
+        store.record_file(summary, first, status=LOADING, lines_committed=10)
+    body = s3.get_object(Bucket=s3.bucket, Key=first.key)["Body"].read()
+    s3.put_object(Bucket=s3.bucket, Key=first.key, Body=body[:-12])  # truncated: ClickHouse cannot read it
+
+    result = load(clickhouse, f"s3://{s3.bucket}/p", "--server-side")
+    assert result.returncode == 1
+    assert clickhouse.rows(f"SELECT status, lines_committed FROM {clickhouse.raw_db}.export_files FINAL "
+                           f"WHERE data_file_key = '{first.key}'") == [("failed", 0)]
+    s3.put_object(Bucket=s3.bucket, Key=first.key, Body=body)
+    again = load(clickhouse, f"s3://{s3.bucket}/p")  # client-side, from the ledger's resume point
+    assert again.returncode == 0, again.stderr
+    rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines")
+    assert sorted(rows) == expected_lines(w.data_keys, lines)
+
+
+@pytest.mark.parametrize("group", [1, 3])
+def test_clickhouse_failing_mid_read_is_retried_and_every_line_lands_once(s3, clickhouse, monkeypatch, caplog, group):
     """A read whose answer was lost after ClickHouse took the rows, one refused twice, a lost count
-    and a lost `loaded` mark: each is undone (the file's rows removed) and done again after a
-    wait; nothing is doubled or lost, and the S3 secret appears in no message."""
+    and a lost `loaded` mark: each is undone (the file's, or the group's, rows removed) and done
+    again after a wait; nothing is doubled or lost, and the S3 secret appears in no message.
+    With group 1 each file is its own statement; with 3 the three are one."""
     from conftest import outage_store
-    from dynamodb_cdc import connection
+    from dynamodb_cdc import connection, load_export
     from dynamodb_cdc.load_export import LoadOptions, load_exports
     from dynamodb_cdc.s3export import s3_client
 
     monkeypatch.setattr(connection, "WRITE_BACKOFF", 0.01)
+    monkeypatch.setattr(load_export, "GROUP_FILES", group)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     lines = [dumps_line({"Item": {"id": {"S": f"u{i}"}}}) for i in range(30)]
     lines[4] = b"not json"
@@ -180,10 +242,12 @@ def test_clickhouse_failing_mid_read_is_retried_and_every_line_lands_once(s3, cl
     def plan(n, method, sql):
         if sql.startswith("INSERT") and "s3(" in sql:
             reads.append(n)
-            return {1: "after", 3: "before", 4: "before"}.get(len(reads))  # the 2nd file refused twice
+            # the 1st read loses its answer; then (the 2nd file's, or the group's) read is refused twice
+            return ({1: "after", 3: "before", 4: "before"} if group == 1 else {1: "after", 2: "before", 3: "before"}
+                    ).get(len(reads))
         if method == "query" and "count()" in sql and "export_lines" in sql:
             counts.append(n)
-            return "before" if len(counts) == 3 else None
+            return "before" if len(counts) == (3 if group == 1 else 1) else None
         if "export_files" in sql and "'loaded'" in sql:
             marks.append(n)
             return "after" if len(marks) == 1 else None
@@ -194,7 +258,8 @@ def test_clickhouse_failing_mid_read_is_retried_and_every_line_lands_once(s3, cl
         result = load_exports(s3_client(), store, f"s3://{s3.bucket}/p",
                               LoadOptions(server_side=True, parallel_files=1, progress=False))
         assert result.ok, result.errors
-        assert [f[2] for f in store.client.failed] == ["after", "after", "before", "before", "before"]
+        assert [f[2] for f in store.client.failed] == (
+            ["after", "after", "before", "before", "before"] if group == 1 else ["after", "before", "before", "before", "after"])
     assert (result.exports[0].files_loaded, result.exports[0].lines_landed, result.exports[0].lines_quarantined) == (3, 29, 1)
     rows = lines_of(clickhouse, clickhouse.raw_db)
     assert len(rows) == 29 and len({(r[0], r[1]) for r in rows}) == 29  # nothing doubled
@@ -207,21 +272,23 @@ def test_clickhouse_failing_mid_read_is_retried_and_every_line_lands_once(s3, cl
     assert not any(SECRET in r.getMessage() for r in caplog.records)
 
 
-def test_clickhouse_gone_for_good_mid_read_stops_clearly_and_a_rerun_completes(s3, clickhouse, monkeypatch):
+@pytest.mark.parametrize("group", [1, 2])
+def test_clickhouse_gone_for_good_mid_read_stops_clearly_and_a_rerun_completes(s3, clickhouse, monkeypatch, group):
     from conftest import outage_store
-    from dynamodb_cdc import connection
+    from dynamodb_cdc import connection, load_export
     from dynamodb_cdc.connection import ClickHouseUnavailableError
     from dynamodb_cdc.load_export import LoadOptions, load_exports
     from dynamodb_cdc.s3export import s3_client
 
     monkeypatch.setattr(connection, "WRITE_BACKOFF", 0.01)
+    monkeypatch.setattr(load_export, "GROUP_FILES", group)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    lines = [dumps_line({"Item": {"id": {"S": f"u{i}"}}}) for i in range(20)]
-    w = write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=T0, files=2, lines=lines)
+    lines = [dumps_line({"Item": {"id": {"S": f"u{i}"}}}) for i in range(40)]
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=T0, files=4, lines=lines)
     reads = []
 
     def plan(n, method, sql):
-        """The first file lands; every read of the second takes its rows and loses the answer."""
+        """The first statement lands; every read of the second takes its rows and loses the answer."""
         if sql.startswith("INSERT") and "s3(" in sql:
             reads.append(n)
             return "after" if len(reads) > 1 else None
@@ -232,15 +299,16 @@ def test_clickhouse_gone_for_good_mid_read_stops_clearly_and_a_rerun_completes(s
         with pytest.raises(ClickHouseUnavailableError) as err:
             load_exports(s3_client(), store, f"s3://{s3.bucket}/p",
                          LoadOptions(server_side=True, parallel_files=1, progress=False))
-    second = w.data_keys[1]
-    assert str(err.value).startswith(f"ClickHouse stopped answering while reading s3://{s3.bucket}/{second}")
+    landed, failing = w.data_keys[:group], w.data_keys[group:2 * group]
+    directory = failing[0].rpartition("/")[0] + "/"
+    read = failing[0] if group == 1 else directory + "{" + ",".join(k[len(directory):] for k in failing) + "}"
+    assert str(err.value).startswith(f"ClickHouse stopped answering while reading s3://{s3.bucket}/{read}: ")
     assert "6 attempts" in str(err.value) and SECRET not in str(err.value)
-    # The ledger claims nothing of the second file, whatever its last read left.
+    # The ledger claims nothing of the failing statement's files, whatever its last read left.
     ledger = dict(clickhouse.rows(f"SELECT data_file_key, status FROM {clickhouse.raw_db}.export_files FINAL"))
-    assert ledger == {w.data_keys[0]: "loaded", second: "loading"}
+    assert ledger == {**{k: "loaded" for k in landed}, **{k: "loading" for k in failing}}
 
     result = load(clickhouse, f"s3://{s3.bucket}/p", "--server-side")
     assert result.returncode == 0, result.stderr
-    rows = lines_of(clickhouse, clickhouse.raw_db)
-    assert len(rows) == 20 and len({(r[0], r[1]) for r in rows}) == 20
-    assert sorted(r[2].encode() for r in rows) == sorted(lines)
+    rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines")
+    assert sorted(rows) == expected_lines(w.data_keys, lines)
