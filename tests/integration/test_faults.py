@@ -94,6 +94,31 @@ def test_load_export_killed_at_random_points_lands_every_line_exactly_once(s3, c
     assert props_current(clickhouse, tmp_path) == [(f"p{i:06d}", i, f"value {i} ünïcode") for i in range(n)]
 
 
+@pytest.mark.skipif(bool(os.environ.get("CLICKHOUSE_URL")), reason="a ClickHouse server elsewhere cannot reach this machine's moto")
+def test_load_export_server_side_killed_at_random_points_lands_every_line_exactly_once(s3, clickhouse, tmp_path):
+    """--server-side, 40 data files read in groups of up to 16 per statement: killed anywhere from
+    its first ledger row on (files being marked loading, a statement running, files being marked
+    loaded), then rerun; every line lands exactly once."""
+    n, files = 60_000, 40
+    items = [props_item(i) for i in range(n)]
+    w = write_full_export(s3, s3.bucket, ARN, items, prefix="p", export_time=T0, files=files)
+    cmd = cli_cmd(clickhouse, "load-export", f"s3://{s3.bucket}/p", "--server-side", "--no-progress")
+    rng = random.Random(7)
+    codes = [kill_during(cmd, "data files to load", 1, rng.uniform(0.0, 0.6)) for _ in range(3)]
+    assert codes[0] is None, codes  # the first run at least was killed mid-way
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/p", "--server-side", check=True)
+
+    per_file = dict(clickhouse.rows(
+        f"SELECT data_file_key, count() FROM {clickhouse.raw_db}.export_lines GROUP BY data_file_key"))
+    assert per_file == {key: n // files for key in w.data_keys}
+    assert clickhouse.scalar(
+        f"SELECT uniqExact(data_file_key, line_number) FROM {clickhouse.raw_db}.export_lines") == n
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.quarantine") == 0
+    assert clickhouse.rows(
+        f"SELECT DISTINCT status FROM {clickhouse.raw_db}.export_files FINAL") == [("loaded",)]
+    assert props_current(clickhouse, tmp_path) == [(f"p{i:06d}", i, f"value {i} ünïcode") for i in range(n)]
+
+
 def test_consume_kinesis_killed_at_random_points_lands_every_record(moto_endpoint, clickhouse, tmp_path):
     import boto3
 
