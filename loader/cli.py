@@ -75,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="ClickHouse reads each data file from S3 itself (s3() table function); no MD5 check, "
                       "whole-file retries (see README)")
     load.add_argument("--parallel-files", type=int, default=int(_env("PARALLEL_FILES", "2")),
-                      help="with --server-side: data files ClickHouse reads at once, within one statement "
-                      "(default 2)")
+                      help="data files ClickHouse reads at once, in one statement (default 2; 1: each file on "
+                      "its own; see README)")
     bar = load.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="always draw a bar")
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="plain log lines only")

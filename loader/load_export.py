@@ -4,6 +4,10 @@ Per data file: download, verify (MD5, gzip, line count) into temporary files,
 one per batch of lines, then insert the batches in order.  The ledger (``export_files``) records
 the last committed line after every batch but a file's last (the file is marked loaded then), so
 a rerun skips loaded files and resumes an interrupted file exactly where it stopped.
+
+Files ClickHouse reads several to a statement (a group, read whole; its files' line counts are
+checked after): with --server-side, from S3 itself; on the embedded engine, files of one batch,
+downloaded and MD5-checked first.  A file a group could not land is then loaded on its own.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from dataclasses import dataclass, field
 from .connection import retrying
 from .manifest import DataFile, ExportSummary, ManifestError, check_windows
 from .progress import Progress
-from .s3export import DataFileError, S3Uri, VerifiedFile, fetch_data_file, find_summaries, read_export
+from .s3export import (CompressedFile, DataFileError, S3Uri, VerifiedFile, fetch_compressed, fetch_data_file,
+                       find_summaries, read_export)
 from .store import FAILED, LOADED, LOADING, FileState, ServerReadError, Store
 
 log = logging.getLogger(__name__)
@@ -29,7 +34,7 @@ class LoadOptions:
     tmp_dir: str | None = None
     progress: bool | None = None  # None: a bar when stderr is a terminal
     server_side: bool = False  # ClickHouse reads the data files itself (s3() table function)
-    parallel_files: int = 2  # --server-side: data files ClickHouse reads at once, in one statement
+    parallel_files: int = 2  # data files ClickHouse reads at once, in one statement
 
     def __post_init__(self):
         if self.parallel_files < 1:
@@ -129,9 +134,24 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
     retrying(f"recording {summary.export_arn} loading", lambda: store.record_export(
         summary, s3_uri=summary_uri, data_files=len(files), status=LOADING))
     progress = Progress(len(todo), enabled=options.progress)
-    # The next data file is downloaded and verified in a second thread while this one is inserted
-    # (zlib, hashing, sockets and the engine all release the GIL): no ClickHouse call happens there.
-    fetcher = None if options.server_side else _Prefetcher(s3, bucket, todo, options, progress)
+    # Files read several to a statement by the engine: with --server-side from S3, up to GROUP_FILES;
+    # on the embedded engine, files that fit in one batch, downloaded and MD5-checked here first,
+    # `parallel_files` to a statement (a statement of more files is faster but holds more memory:
+    # README "Peak memory").  Any other file is a group of its own, loaded by itself.
+    local = not options.server_side and store.reads_local_files()
+
+    def groupable(f: DataFile) -> bool:
+        if options.server_side:
+            return _plain_key(f)
+        return local and plans[f.key].resume_after == 0 and f.item_count <= options.batch_rows
+
+    groups = list(_groups(todo, groupable, GROUP_FILES if options.server_side else options.parallel_files))
+    # The next file loaded by itself is downloaded and verified in a second thread while this one is
+    # inserted (zlib, hashing, sockets and the engine all release the GIL): no ClickHouse call there.
+    fetcher = None if options.server_side else _Prefetcher(
+        s3, bucket, [g[0] for g in groups if len(g) == 1], options, progress)
+    # Likewise the next group's local copies are downloaded while this group is read.
+    copies = _CopyFetcher(s3, bucket, [g for g in groups if len(g) > 1], options, progress) if local else None
 
     def load(data_file: DataFile, started: bool | None = None):
         """(landed, quarantined, note), or the DataFileError that refused the file."""
@@ -156,20 +176,23 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
             retrying(f"setting s3://{bucket}/{data_file.key} aside as failed", refuse)
             return ex
 
-    def server_side_outcomes():
-        """--server-side: each group of files is read in one statement; a file the group could not
-        land whole (or every file of a group whose statement failed) is then read on its own, for
-        its own outcome and message."""
-        for group in _server_side_groups(todo):
-            landed = {} if len(group) == 1 else _load_group_server_side(
-                s3, store, bucket, summary, group, states, options.parallel_files, progress)
+    def outcomes():
+        """Each group of files is read in one statement; a file the group could not land whole (or
+        every file of a group whose statement failed) is then loaded on its own, for its own
+        outcome and message.  One after the other, in file order."""
+        for group in groups:
+            if len(group) == 1:
+                yield load(group[0])
+                continue
+            if options.server_side:
+                landed = _load_group_server_side(s3, store, bucket, summary, group, states, options, progress)
+            else:
+                landed = _load_group_local(store, bucket, summary, group, states, options, progress, copies)
             for f in group:
-                yield landed[f.key] if f.key in landed else load(f, started=True if len(group) > 1 else None)
+                yield landed[f.key] if f.key in landed else load(f, started=True)
 
     try:
-        # One after the other, as they are consumed: each file's outcome is recorded in file order.
-        outcomes = server_side_outcomes() if options.server_side else (load(f) for f in todo)
-        for outcome in outcomes:
+        for outcome in outcomes():
             if isinstance(outcome, DataFileError):
                 out.files_failed += 1
                 out.errors.append(str(outcome))
@@ -181,8 +204,9 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
             out.lines_quarantined += quarantined
             progress.file_done(note)
     finally:
-        if fetcher is not None:
-            fetcher.close()
+        for f in (fetcher, copies):
+            if f is not None:
+                f.close()
         progress.close()
     status = FAILED if out.errors else LOADED
     retrying(f"recording {summary.export_arn} {status}", lambda: store.record_export(
@@ -190,38 +214,77 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
     return out
 
 
-class _Prefetcher:
+class _Downloads:
+    """Data files downloaded in threads of their own (``pending``: key -> future) ahead of their use."""
+
+    def __init__(self, workers: int):
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dynamodb-cdc-fetch")
+        self.pending: dict[str, object] = {}
+
+    def close(self) -> None:
+        """Wait for downloads still running and drop what was fetched ahead and not used."""
+        self.pool.shutdown(wait=True)
+        for future in self.pending.values():
+            if not future.cancelled() and future.exception() is None:
+                future.result().close()
+        self.pending.clear()
+
+
+class _CopyFetcher(_Downloads):
+    """Downloads the local copies (fetch_compressed) of a group's files, and those of the next
+    group while this one is read, two files at a time."""
+
+    def __init__(self, s3, bucket, groups: list[list[DataFile]], options, progress):
+        super().__init__(2)
+        self.groups = groups
+        self.args = (s3, bucket)
+        self.kwargs = {"tmp_dir": options.tmp_dir, "on_bytes": progress.add_bytes}
+
+    def _start(self, index: int) -> None:
+        for f in self.groups[index] if index < len(self.groups) else []:
+            if f.key not in self.pending:
+                self.pending[f.key] = self.pool.submit(fetch_compressed, *self.args, f, **self.kwargs)
+
+    def take(self, group: list[DataFile]) -> dict[str, "CompressedFile"]:
+        """{key: local copy} of the group's files that were downloaded and verified."""
+        index = self.groups.index(group)
+        self._start(index)
+        self._start(index + 1)
+        out = {}
+        for f in group:
+            try:
+                out[f.key] = self.pending.pop(f.key).result()
+            except DataFileError:
+                pass
+        return out
+
+
+class _Prefetcher(_Downloads):
     """Downloads and verifies data files one ahead of the file being inserted."""
 
     def __init__(self, s3, bucket, files: list[DataFile], options, progress):
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynamodb-cdc-fetch")
+        super().__init__(1)
         self.files = files
-        self.started: dict[str, object] = {}
         self.args = (s3, bucket)
         self.kwargs = {"tmp_dir": options.tmp_dir, "on_bytes": progress.add_bytes,
                        "max_rows": options.batch_rows, "max_bytes": options.batch_bytes}
         self._start(0)
 
     def _start(self, index: int) -> None:
-        if index < len(self.files) and self.files[index].key not in self.started:
+        if index < len(self.files) and self.files[index].key not in self.pending:
             f = self.files[index]
-            self.started[f.key] = self.pool.submit(fetch_data_file, *self.args, f, **self.kwargs)
+            self.pending[f.key] = self.pool.submit(fetch_data_file, *self.args, f, **self.kwargs)
 
     def take(self, data_file: DataFile) -> "VerifiedFile":
-        """This file, verified (raises DataFileError as fetch_data_file does); the next one starts."""
+        """This file, verified (raises DataFileError as fetch_data_file does); the next one starts.
+        A file not in the list (one a group could not land) is fetched now."""
+        if data_file not in self.files:
+            return self.pool.submit(fetch_data_file, *self.args, data_file, **self.kwargs).result()
         index = self.files.index(data_file)
         self._start(index)
-        future = self.started.pop(data_file.key)
+        future = self.pending.pop(data_file.key)
         self._start(index + 1)
         return future.result()
-
-    def close(self) -> None:
-        """Wait for a download still running and drop whatever was fetched ahead and not used."""
-        self.pool.shutdown(wait=True)
-        for future in self.started.values():
-            if not future.cancelled() and future.exception() is None:
-                future.result().close()
-        self.started.clear()
 
 
 def _load_file(store: Store, bucket, summary, data_file: DataFile, committed: int, options, progress, verified,
@@ -299,7 +362,7 @@ def s3_source(s3, bucket: str, key: str, names: list[str] | None = None):
     endpoint = s3.meta.endpoint_url.rstrip("/")
     url = f"{endpoint}/{bucket}/{quote(key)}"  # path style: works on AWS, moto, MinIO
     if names is not None:
-        url += "{" + ",".join(names) + "}"  # plain names (_server_side_groups): nothing to quote
+        url += "{" + ",".join(names) + "}"  # plain names (_plain_key): nothing to quote
     import boto3
 
     creds = boto3.session.Session().get_credentials()  # the default chain, as s3_client() uses
@@ -313,21 +376,27 @@ GROUP_FILES = 16  # --server-side: data files read in one statement at most
 PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+\Z")  # a name that can stand in an s3() {a,b,...} pattern as it is
 
 
-def _server_side_groups(files: list[DataFile]):
-    """Runs of up to GROUP_FILES consecutive files of one directory whose names are plain; any
-    other file is a group of its own, as is a file of no lines (chDB 4.4 fails a {a,b,...}
-    statement naming a missing object, but were a pattern matched by listing the folder, a
-    missing file would just not match, and a count of 0 could not tell)."""
+def _plain_key(f: DataFile) -> bool:
+    """Whether --server-side may read this file in a group: a plain name in a folder without
+    pattern characters, and some lines (chDB 4.4 fails a {a,b,...} statement naming a missing
+    object, but were a pattern matched by listing the folder, a missing file would just not match,
+    and a count of 0 could not tell)."""
+    directory, _, name = f.key.rpartition("/")
+    return bool(PLAIN_NAME.match(name)) and not GLOB_CHARACTERS & set(directory) and f.item_count > 0
+
+
+def _groups(files: list[DataFile], groupable, size: int):
+    """Runs of up to ``size`` consecutive groupable files of one folder; any other file is a group
+    of its own."""
     group: list[DataFile] = []
     for f in files:
-        directory, _, name = f.key.rpartition("/")
-        if not PLAIN_NAME.match(name) or GLOB_CHARACTERS & set(directory) or f.item_count == 0:
+        if not groupable(f):
             if group:
                 yield group
                 group = []
             yield [f]
             continue
-        if group and (len(group) == GROUP_FILES or group[0].key.rpartition("/")[0] != directory):
+        if group and (len(group) == size or group[0].key.rpartition("/")[0] != f.key.rpartition("/")[0]):
             yield group
             group = []
         group.append(f)
@@ -335,27 +404,60 @@ def _server_side_groups(files: list[DataFile]):
         yield group
 
 
-def _load_group_server_side(s3, store: Store, bucket, summary, group: list[DataFile], states, streams: int,
+def _group_where(bucket: str, group: list[DataFile]) -> tuple[str, list[str], str]:
+    """(the group's folder, its files' names, how messages name the group)."""
+    directory = group[0].key.rpartition("/")[0] + "/"
+    names = [f.key[len(directory):] for f in group]
+    return directory, names, f"s3://{bucket}/{directory}{{{','.join(names)}}}"
+
+
+def _load_group_server_side(s3, store: Store, bucket, summary, group: list[DataFile], states, options,
                             progress) -> dict[str, tuple[int, int, str]]:
-    """ClickHouse reads a group of data files of one directory in one statement, up to ``streams``
-    at a time; returns (landed, quarantined, note) of each file that landed whole.
+    """ClickHouse reads the group from S3 itself (--server-side)."""
+    directory, names, where = _group_where(bucket, group)
+    return _load_group(store, bucket, summary, group, states, progress, where, " (read by ClickHouse)", lambda: (
+        store.insert_files_from_s3(summary, directory, s3_source(s3, bucket, directory, names),
+                                   options.parallel_files)))
+
+
+def _load_group_local(store: Store, bucket, summary, group: list[DataFile], states, options, progress,
+                      copies: "_CopyFetcher") -> dict[str, tuple[int, int, str]]:
+    """The embedded engine reads the group from local copies, downloaded with their MD5 checked
+    first; a file that cannot be downloaded or fails its MD5 is left out (its caller loads it on
+    its own, which refuses it)."""
+    fetched = copies.take(group)
+    try:
+        readable = [f for f in group if f.key in fetched]
+        if not readable:
+            return {}
+        _, _, where = _group_where(bucket, readable)
+        return _load_group(store, bucket, summary, readable, states, progress, where, "", lambda: store.insert_local_files(
+            summary, [(f.key, fetched[f.key].file) for f in readable], options.parallel_files),
+            {key: copy.compressed_bytes for key, copy in fetched.items()})
+    finally:
+        for copy in fetched.values():
+            copy.close()
+
+
+def _load_group(store: Store, bucket: str, summary, group: list[DataFile], states, progress, where: str, how: str,
+                read, sizes: dict[str, int] | None = None) -> dict[str, tuple[int, int, str]]:
+    """``read()`` has ClickHouse read a group of data files in one statement; returns (landed,
+    quarantined, note) of each file that landed whole.
 
     The group is one unit while it is read: interrupted, or ClickHouse unavailable, its rows are
     removed and it is read again whole.  A file whose line count then differs from itemCount has
     its rows removed and is left out of the answer, as is every file of a group whose statement
-    failed (a damaged gzip, a missing object: ClickHouse says only that the statement failed); the
-    caller reads those one at a time for their own outcome.
+    failed (a damaged gzip, a missing object); the caller loads those one at a time for their own
+    outcome.
     """
     arn = summary.export_arn
-    directory = group[0].key.rpartition("/")[0] + "/"
-    names = [f.key[len(directory):] for f in group]
-    where = f"s3://{bucket}/{directory}{{{','.join(names)}}}"
+    sizes = sizes or {}
 
     def start() -> None:
         for f in group:
             if f.key in states:  # else no row of it can exist: nothing to remove
                 store.discard_after(arn, f.key, 0)
-            store.record_file(summary, f, status=LOADING, lines_committed=0)
+        store.record_files(summary, [(f, {"status": LOADING}) for f in group])
 
     def undo() -> None:
         for f in group:
@@ -363,15 +465,14 @@ def _load_group_server_side(s3, store: Store, bucket, summary, group: list[DataF
 
     retrying(f"starting {where}", start)
     try:
-        retrying(f"reading {where}", lambda: store.insert_files_from_s3(
-            summary, directory, s3_source(s3, bucket, directory, names), streams), redo=undo)
+        retrying(f"reading {where}", read, redo=undo)
     except ServerReadError as ex:
         message = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
         log.info("%s: ClickHouse could not read them together (%s); reading them one at a time", where, message[:300])
         retrying(f"removing what a failed read of {where} left", undo)
         return {}
     counts = retrying(f"counting the lines of {where}", lambda: store.files_counts(arn, [f.key for f in group]))
-    out = {}
+    out, marks = {}, []
     for f in group:
         landed, quarantined = counts[f.key]
         if landed + quarantined != f.item_count:
@@ -380,12 +481,12 @@ def _load_group_server_side(s3, store: Store, bucket, summary, group: list[DataF
         examples = []
         if quarantined:
             examples = retrying(f"counting the lines of s3://{bucket}/{f.key}", lambda f=f: store.file_counts(arn, f.key))[2]
-        retrying(f"marking s3://{bucket}/{f.key} loaded", lambda f=f, landed=landed, quarantined=quarantined:
-                 store.record_file(summary, f, status=LOADED, lines_committed=f.item_count, lines_landed=landed,
-                                   lines_quarantined=quarantined))
-        progress.add_rows(landed + quarantined)
-        out[f.key] = (landed, quarantined, _note(f"s3://{bucket}/{f.key}", landed, quarantined, examples,
-                                                 " (read by ClickHouse)"))
+        marks.append((f, {"status": LOADED, "lines_committed": f.item_count, "lines_landed": landed,
+                          "lines_quarantined": quarantined, "compressed_bytes": sizes.get(f.key, 0)}))
+        out[f.key] = (landed, quarantined, _note(f"s3://{bucket}/{f.key}", landed, quarantined, examples, how))
+    if marks:
+        retrying(f"marking {len(marks)} files of {where} loaded", lambda: store.record_files(summary, marks))
+    progress.add_rows(sum(landed + quarantined for landed, quarantined, _ in out.values()))
     return out
 
 

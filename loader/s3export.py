@@ -248,16 +248,8 @@ def fetch_data_file(s3, bucket: str, data_file: DataFile, *, tmp_dir: str | None
     Memory stays flat: the object is streamed in 1 MiB chunks, hashed and decompressed into
     temporary files on disk, one per batch of at most ``max_rows`` lines and about ``max_bytes``.
     """
-    from botocore.exceptions import ClientError
-
     where = f"s3://{bucket}/{data_file.key}"
-    try:
-        body = s3.get_object(Bucket=bucket, Key=data_file.key)["Body"]
-    except ClientError as ex:
-        code = ex.response.get("Error", {}).get("Code")
-        if code in ("NoSuchKey", "404", "NotFound"):
-            raise DataFileError(f"{where} is listed in the manifest but does not exist") from None
-        raise
+    body = _body(s3, bucket, data_file)
     out = Segmenter(max_rows, max_bytes, tmp_dir)
     md5 = hashlib.md5()
     inflate = zlib.decompressobj(wbits=31)
@@ -284,12 +276,7 @@ def fetch_data_file(s3, bucket: str, data_file: DataFile, *, tmp_dir: str | None
                     data = inflate.unused_data
                     inflate = zlib.decompressobj(wbits=31)
                     in_member = False
-        got_md5 = base64.b64encode(md5.digest()).decode("ascii")
-        if got_md5 != data_file.md5:
-            raise DataFileError(
-                f"{where}: MD5 {got_md5} does not match md5Checksum {data_file.md5} in the manifest; "
-                "the file is damaged or was replaced"
-            )
+        _check_md5(where, md5, data_file)
         if gzip_error:
             raise DataFileError(gzip_error)
         if in_member:
@@ -303,6 +290,63 @@ def fetch_data_file(s3, bucket: str, data_file: DataFile, *, tmp_dir: str | None
         return VerifiedFile(segments, lines, compressed)
     except BaseException:
         out.discard()
+        raise
+
+
+def _body(s3, bucket: str, data_file: DataFile):
+    """The object's streaming body; DataFileError if it does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return s3.get_object(Bucket=bucket, Key=data_file.key)["Body"]
+    except ClientError as ex:
+        code = ex.response.get("Error", {}).get("Code")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            raise DataFileError(f"s3://{bucket}/{data_file.key} is listed in the manifest but does not exist") from None
+        raise
+
+
+def _check_md5(where: str, md5, data_file: DataFile) -> None:
+    got_md5 = base64.b64encode(md5.digest()).decode("ascii")
+    if got_md5 != data_file.md5:
+        raise DataFileError(
+            f"{where}: MD5 {got_md5} does not match md5Checksum {data_file.md5} in the manifest; "
+            "the file is damaged or was replaced"
+        )
+
+
+@dataclass
+class CompressedFile:
+    """A data file downloaded as it is stored (gzip) into an unlinked temporary file, its MD5 checked."""
+
+    file: IO[bytes]
+    compressed_bytes: int
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def fetch_compressed(s3, bucket: str, data_file: DataFile, *, tmp_dir: str | None = None,
+                     on_bytes=None) -> CompressedFile:
+    """Download a data file and verify its MD5; the engine decompresses it and the loader counts its
+    lines after (load_export: files that fit in one batch, read by the embedded engine)."""
+    where = f"s3://{bucket}/{data_file.key}"
+    body = _body(s3, bucket, data_file)
+    out = tempfile.TemporaryFile(prefix="dynamodb-cdc-data-", dir=tmp_dir)
+    md5 = hashlib.md5()
+    compressed = 0
+    try:
+        for chunk in body.iter_chunks(CHUNK):
+            md5.update(chunk)
+            out.write(chunk)
+            compressed += len(chunk)
+            if on_bytes:
+                on_bytes(len(chunk))
+        _check_md5(where, md5, data_file)
+        out.flush()
+        return CompressedFile(out, compressed)
+    except BaseException:
+        out.close()
         raise
 
 

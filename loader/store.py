@@ -9,7 +9,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from . import clock, schema
 from .connection import is_transient
@@ -61,8 +61,8 @@ GROUP_READ = {"parallel_view_processing": 1, "min_insert_block_size_bytes": 64 <
 
 
 class ServerReadError(Exception):
-    """ClickHouse could not read a data file from S3 (the object, its bytes or S3 itself); the
-    message has the source's credentials scrubbed."""
+    """ClickHouse could not read a data file: from S3 (the object, its bytes or S3 itself; the
+    message has the source's credentials scrubbed), or a local copy (its bytes)."""
 
 
 @dataclass(frozen=True)
@@ -153,12 +153,20 @@ class Store:
         compressed_bytes: int = 0,
         error: str = "",
     ) -> None:
+        self.record_files(summary, [(data_file, {
+            "status": status, "lines_committed": lines_committed, "lines_landed": lines_landed,
+            "lines_quarantined": lines_quarantined, "compressed_bytes": compressed_bytes, "error": error})])
+
+    def record_files(self, summary: ExportSummary, files: list[tuple[DataFile, dict]]) -> None:
+        """Ledger rows of several data files in one insert: (data file, record_file's keywords)."""
+        now = clock.now()
         self._insert_values(
             "export_files",
             [[
-                summary.export_arn, summary.table_name, data_file.key, data_file.md5, data_file.item_count,
-                lines_committed, lines_landed, lines_quarantined, compressed_bytes, status, error, clock.now(),
-            ]],
+                summary.export_arn, summary.table_name, f.key, f.md5, f.item_count, v.get("lines_committed", 0),
+                v.get("lines_landed", 0), v.get("lines_quarantined", 0), v.get("compressed_bytes", 0), v["status"],
+                v.get("error", ""), now,
+            ] for f, v in files],
             [
                 "export_arn", "table_name", "data_file_key", "md5", "manifest_item_count", "lines_committed",
                 "lines_landed", "lines_quarantined", "compressed_bytes", "status", "error", "updated_at",
@@ -250,6 +258,28 @@ class Store:
         """
         sql = self._routed_select(summary, f"concat({literal(directory)}, _file)", "1 + _row_number", self._s3(source))
         self._read_s3(sql, source, {**GROUP_READ, "max_threads": streams, "max_insert_threads": streams})
+
+    def reads_local_files(self) -> bool:
+        """Whether the engine can read a file this process holds open (chDB, through /proc/self/fd)."""
+        return self.embedded and os.path.isdir("/proc/self/fd")
+
+    def insert_local_files(self, summary: ExportSummary, files: list[tuple[str, IO[bytes]]], streams: int) -> None:
+        """The embedded engine reads several gzip data files this process holds open (data file key,
+        file), decompressing them itself, in one statement, up to ``streams`` files at a time, and
+        routes their lines like insert_lines.  Each file is one reading stream, so every line's
+        number (_row_number) is exact.  A file it cannot read fails the statement (ServerReadError).
+        """
+        source = " UNION ALL ".join(
+            f"SELECT {literal(key)} AS _key, 1 + _row_number AS _line_number, line "
+            f"FROM file({literal(f'/proc/self/fd/{f.fileno()}')}, 'LineAsString', 'line String', 'gzip')"
+            for key, f in files)
+        sql = self._routed_select(summary, "_key", "_line_number", f"({source})")
+        try:
+            self.client.command(sql, settings={**GROUP_READ, "max_threads": streams, "max_insert_threads": streams})
+        except Exception as ex:
+            if is_transient(ex):
+                raise
+            raise ServerReadError(str(ex)) from None
 
     @staticmethod
     def _s3(source: "S3Source") -> str:
