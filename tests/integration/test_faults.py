@@ -68,6 +68,17 @@ def props_current(ch, tmp_path) -> list[tuple]:
     return ch.rows(f"SELECT pk, v, s FROM {ch.schema}.props_current ORDER BY pk")
 
 
+def assert_every_line_landed_once(ch, tmp_path, data_keys: list[str], n: int) -> None:
+    """The n props items of write_full_export, spread evenly over data_keys: each line once, nothing
+    quarantined, every file loaded, and the current view exact."""
+    per_file = dict(ch.rows(f"SELECT data_file_key, count() FROM {ch.raw_db}.export_lines GROUP BY data_file_key"))
+    assert per_file == {key: n // len(data_keys) for key in data_keys}
+    assert ch.scalar(f"SELECT uniqExact(data_file_key, line_number) FROM {ch.raw_db}.export_lines") == n
+    assert ch.scalar(f"SELECT count() FROM {ch.raw_db}.quarantine") == 0
+    assert ch.rows(f"SELECT DISTINCT status FROM {ch.raw_db}.export_files FINAL") == [("loaded",)]
+    assert props_current(ch, tmp_path) == [(f"p{i:06d}", i, f"value {i} ünïcode") for i in range(n)]
+
+
 @pytest.mark.parametrize("batch_rows", ["500", "100000"], ids=["in-batches", "whole-files"])
 def test_load_export_killed_at_random_points_lands_every_line_exactly_once(s3, clickhouse, tmp_path, batch_rows):
     """In batches of 500 lines, and with each data file inserted whole (the engine reading the file)."""
@@ -83,15 +94,7 @@ def test_load_export_killed_at_random_points_lands_every_line_exactly_once(s3, c
         assert code is None, f"attempt {attempt}: the loader ended ({code}) before it was killed"
     clickhouse.cli("load-export", f"s3://{s3.bucket}/p", "--batch-rows", batch_rows, check=True)
 
-    per_file = dict(clickhouse.rows(
-        f"SELECT data_file_key, count() FROM {clickhouse.raw_db}.export_lines GROUP BY data_file_key"))
-    assert per_file == {key: n // files for key in w.data_keys}
-    assert clickhouse.scalar(
-        f"SELECT uniqExact(data_file_key, line_number) FROM {clickhouse.raw_db}.export_lines") == n
-    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.quarantine") == 0
-    assert clickhouse.rows(
-        f"SELECT DISTINCT status FROM {clickhouse.raw_db}.export_files FINAL") == [("loaded",)]
-    assert props_current(clickhouse, tmp_path) == [(f"p{i:06d}", i, f"value {i} ünïcode") for i in range(n)]
+    assert_every_line_landed_once(clickhouse, tmp_path, w.data_keys, n)
 
 
 @pytest.mark.skipif(bool(os.environ.get("CLICKHOUSE_URL")), reason="a ClickHouse server elsewhere cannot reach this machine's moto")
@@ -108,15 +111,7 @@ def test_load_export_server_side_killed_at_random_points_lands_every_line_exactl
     assert codes[0] is None, codes  # the first run at least was killed mid-way
     clickhouse.cli("load-export", f"s3://{s3.bucket}/p", "--server-side", check=True)
 
-    per_file = dict(clickhouse.rows(
-        f"SELECT data_file_key, count() FROM {clickhouse.raw_db}.export_lines GROUP BY data_file_key"))
-    assert per_file == {key: n // files for key in w.data_keys}
-    assert clickhouse.scalar(
-        f"SELECT uniqExact(data_file_key, line_number) FROM {clickhouse.raw_db}.export_lines") == n
-    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.quarantine") == 0
-    assert clickhouse.rows(
-        f"SELECT DISTINCT status FROM {clickhouse.raw_db}.export_files FINAL") == [("loaded",)]
-    assert props_current(clickhouse, tmp_path) == [(f"p{i:06d}", i, f"value {i} ünïcode") for i in range(n)]
+    assert_every_line_landed_once(clickhouse, tmp_path, w.data_keys, n)
 
 
 def test_consume_kinesis_killed_at_random_points_lands_every_record(moto_endpoint, clickhouse, tmp_path):
