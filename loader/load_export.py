@@ -185,11 +185,14 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
                 yield load(group[0])
                 continue
             if options.server_side:
-                landed = _load_group_server_side(s3, store, bucket, summary, group, states, options, progress)
+                read = _load_group_server_side(s3, store, bucket, summary, group, states, options, progress)
             else:
-                landed = _load_group_local(store, bucket, summary, group, states, options, progress, copies)
+                read = _load_group_local(store, bucket, summary, group, states, options, progress, copies)
+            if read.error is not None:
+                log.info("%s: ClickHouse could not read them together (%s); reading them one at a time",
+                         read.where, read.error[:300])
             for f in group:
-                yield landed[f.key] if f.key in landed else load(f, started=True)
+                yield read.landed[f.key] if f.key in read.landed else load(f, started=True)
 
     try:
         for outcome in outcomes():
@@ -411,8 +414,18 @@ def _group_where(bucket: str, group: list[DataFile]) -> tuple[str, list[str], st
     return directory, names, f"s3://{bucket}/{directory}{{{','.join(names)}}}"
 
 
+@dataclass
+class _GroupRead:
+    """What reading a group of data files in one statement (_load_group) gave."""
+
+    where: str  # how messages name the group
+    landed: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # the files landed whole: (landed, quarantined, note)
+    error: str | None = None  # the statement failed (ClickHouse's first line); nothing of the group stayed
+    short: dict[str, int] = field(default_factory=dict)  # lines read of each file that missed its itemCount (rows removed)
+
+
 def _load_group_server_side(s3, store: Store, bucket, summary, group: list[DataFile], states, options,
-                            progress) -> dict[str, tuple[int, int, str]]:
+                            progress) -> _GroupRead:
     """ClickHouse reads the group from S3 itself (--server-side)."""
     directory, names, where = _group_where(bucket, group)
     return _load_group(store, bucket, summary, group, states, progress, where, " (read by ClickHouse)", lambda: (
@@ -421,16 +434,16 @@ def _load_group_server_side(s3, store: Store, bucket, summary, group: list[DataF
 
 
 def _load_group_local(store: Store, bucket, summary, group: list[DataFile], states, options, progress,
-                      copies: "_CopyFetcher") -> dict[str, tuple[int, int, str]]:
+                      copies: "_CopyFetcher") -> _GroupRead:
     """The embedded engine reads the group from local copies, downloaded with their MD5 checked
     first; a file that cannot be downloaded or fails its MD5 is left out (its caller loads it on
     its own, which refuses it)."""
     fetched = copies.take(group)
     try:
         readable = [f for f in group if f.key in fetched]
+        _, _, where = _group_where(bucket, readable or group)
         if not readable:
-            return {}
-        _, _, where = _group_where(bucket, readable)
+            return _GroupRead(where)
         return _load_group(store, bucket, summary, readable, states, progress, where, "", lambda: store.insert_local_files(
             summary, [(f.key, fetched[f.key].file) for f in readable], options.parallel_files),
             {key: copy.compressed_bytes for key, copy in fetched.items()})
@@ -439,23 +452,23 @@ def _load_group_local(store: Store, bucket, summary, group: list[DataFile], stat
             copy.close()
 
 
-def _load_group(store: Store, bucket: str, summary, group: list[DataFile], states, progress, where: str, how: str,
-                read, sizes: dict[str, int] | None = None) -> dict[str, tuple[int, int, str]]:
-    """``read()`` has ClickHouse read a group of data files in one statement; returns (landed,
-    quarantined, note) of each file that landed whole.
+def _load_group(store: Store, bucket: str, summary, group: list[DataFile], may_have_rows, progress, where: str,
+                how: str, read, sizes: dict[str, int] | None = None) -> _GroupRead:
+    """``read()`` has ClickHouse read a group of whole data files (one, or several) in one statement.
 
     The group is one unit while it is read: interrupted, or ClickHouse unavailable, its rows are
-    removed and it is read again whole.  A file whose line count then differs from itemCount has
-    its rows removed and is left out of the answer, as is every file of a group whose statement
-    failed (a damaged gzip, a missing object); the caller loads those one at a time for their own
-    outcome.
+    removed and it is read again whole.  A statement that fails for the data's sake (a damaged
+    gzip, a missing object) has its rows removed too (``error``).  After it, a file whose line
+    count differs from itemCount has its rows removed (``short``); the others are marked loaded
+    (``landed``).  ``may_have_rows``: the keys whose rows an earlier run may have left.
     """
     arn = summary.export_arn
     sizes = sizes or {}
+    out = _GroupRead(where)
 
     def start() -> None:
         for f in group:
-            if f.key in states:  # else no row of it can exist: nothing to remove
+            if f.key in may_have_rows:  # else no row of it can exist: nothing to remove
                 store.discard_after(arn, f.key, 0)
         store.record_files(summary, [(f, {"status": LOADING}) for f in group])
 
@@ -466,69 +479,47 @@ def _load_group(store: Store, bucket: str, summary, group: list[DataFile], state
     retrying(f"starting {where}", start)
     try:
         retrying(f"reading {where}", read, redo=undo)
-    except ServerReadError as ex:
-        message = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
-        log.info("%s: ClickHouse could not read them together (%s); reading them one at a time", where, message[:300])
+    except ServerReadError as ex:  # S3 or the data itself (ClickHouse's own unavailability is retried above)
         retrying(f"removing what a failed read of {where} left", undo)
-        return {}
+        out.error = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
+        return out
     counts = retrying(f"counting the lines of {where}", lambda: store.files_counts(arn, [f.key for f in group]))
-    out, marks = {}, []
+    marks = []
     for f in group:
         landed, quarantined = counts[f.key]
         if landed + quarantined != f.item_count:
             retrying(f"removing the lines of s3://{bucket}/{f.key}", lambda f=f: store.discard_after(arn, f.key, 0))
+            out.short[f.key] = landed + quarantined
             continue
         examples = []
         if quarantined:
-            examples = retrying(f"counting the lines of s3://{bucket}/{f.key}", lambda f=f: store.file_counts(arn, f.key))[2]
+            examples = retrying(f"reading the quarantine of s3://{bucket}/{f.key}",
+                                lambda f=f: store.quarantine_examples(arn, f.key))
         marks.append((f, {"status": LOADED, "lines_committed": f.item_count, "lines_landed": landed,
                           "lines_quarantined": quarantined, "compressed_bytes": sizes.get(f.key, 0)}))
-        out[f.key] = (landed, quarantined, _note(f"s3://{bucket}/{f.key}", landed, quarantined, examples, how))
+        out.landed[f.key] = (landed, quarantined, _note(f"s3://{bucket}/{f.key}", landed, quarantined, examples, how))
     if marks:
-        retrying(f"marking {len(marks)} files of {where} loaded", lambda: store.record_files(summary, marks))
-    progress.add_rows(sum(landed + quarantined for landed, quarantined, _ in out.values()))
+        retrying(f"marking {where} loaded", lambda: store.record_files(summary, marks))
+    progress.add_rows(sum(landed + quarantined for landed, quarantined, _ in out.landed.values()))
     return out
 
 
 def _load_file_server_side(s3, store: Store, bucket, summary, data_file: DataFile, progress, *, started: bool = True):
-    """ClickHouse reads the gzip file from S3 itself; the loader checks the line count after.
-
-    The whole file is one unit: an interrupted or failed file is removed and read again from
-    its first line (ClickHouse commits a large INSERT in several parts, so there is no
-    mid-file resume point).  While ClickHouse is unavailable, the read is undone (the file's
-    rows removed) and done again (connection.retrying), as load-export's batches are.  The MD5
-    cannot be checked: the bytes never pass through here.
+    """ClickHouse reads the gzip file from S3 itself, one reading stream; the loader checks the
+    line count after.  The whole file is one unit, as a group is (_load_group): an interrupted or
+    failed file is removed and read again from its first line (ClickHouse commits a large INSERT
+    in several parts, so there is no mid-file resume point).  The MD5 cannot be checked: the bytes
+    never pass through here.
     """
     where = f"s3://{bucket}/{data_file.key}"
-    arn, key = summary.export_arn, data_file.key
-    if GLOB_CHARACTERS & set(data_file.key):
+    key = data_file.key
+    if GLOB_CHARACTERS & set(key):
         raise DataFileError(f"{where}: the key holds one of * ? {{ }}, which s3() reads as a pattern; "
                             "load this export without --server-side")
-
-    def start() -> None:
-        if started:  # else no row of it can exist: nothing to remove
-            store.discard_after(arn, key, 0)
-        store.record_file(summary, data_file, status=LOADING, lines_committed=0)
-
-    def undo() -> None:
-        store.discard_after(arn, key, 0)
-
-    retrying(f"starting {where}", start)
-    try:
-        retrying(f"reading {where}", lambda: store.insert_lines_from_s3(summary, key, s3_source(s3, bucket, key)),
-                 redo=undo)
-    except ServerReadError as ex:  # S3 or the file itself (ClickHouse's own unavailability is retried above)
-        retrying(f"removing what a failed read of {where} left", undo)
-        message = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
-        raise DataFileError(f"{where}: ClickHouse could not read it: {message[:500]}") from None
-    landed, quarantined, examples = retrying(f"counting the lines of {where}", lambda: store.file_counts(arn, key))
-    if landed + quarantined != data_file.item_count:
-        retrying(f"removing the lines of {where}", undo)
-        raise DataFileError(
-            f"{where} has {landed + quarantined} lines but the manifest says itemCount {data_file.item_count}"
-        )
-    retrying(f"marking {where} loaded", lambda: store.record_file(
-        summary, data_file, status=LOADED, lines_committed=data_file.item_count, lines_landed=landed,
-        lines_quarantined=quarantined))
-    progress.add_rows(landed + quarantined)
-    return landed, quarantined, _note(where, landed, quarantined, examples, " (read by ClickHouse)")
+    read = _load_group(store, bucket, summary, [data_file], {key} if started else (), progress, where,
+                       " (read by ClickHouse)", lambda: store.insert_lines_from_s3(summary, key, s3_source(s3, bucket, key)))
+    if read.error is not None:
+        raise DataFileError(f"{where}: ClickHouse could not read it: {read.error[:500]}")
+    if key in read.short:
+        raise DataFileError(f"{where} has {read.short[key]} lines but the manifest says itemCount {data_file.item_count}")
+    return read.landed[key]

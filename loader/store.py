@@ -321,33 +321,32 @@ class Store:
 
     def file_counts(self, export_arn: str, data_file_key: str) -> tuple[int, int, list[tuple[int, str]]]:
         """(lines landed, lines quarantined, first quarantine reasons) for one data file."""
-        cond = f"source = 'export' AND origin = {literal(export_arn)} AND location = {literal(data_file_key)}"
-        landed, quarantined = self.client.query(
-            f"SELECT (SELECT count() FROM {self.q}.export_lines WHERE export_arn = {literal(export_arn)} "
-            f"AND data_file_key = {literal(data_file_key)}), (SELECT count() FROM {self.q}.quarantine WHERE {cond})"
-        ).result_rows[0]
-        landed, quarantined = int(landed), int(quarantined)
-        examples = []
-        if quarantined:
-            examples = [
-                (int(r[0]), r[1])
-                for r in self.client.query(
-                    f"SELECT line_number, error FROM {self.q}.quarantine WHERE {cond} ORDER BY line_number LIMIT 3"
-                ).result_rows
-            ]
-        return landed, quarantined, examples
+        landed, quarantined = self.files_counts(export_arn, [data_file_key])[data_file_key]
+        return landed, quarantined, self.quarantine_examples(export_arn, data_file_key) if quarantined else []
 
     def files_counts(self, export_arn: str, data_file_keys: list[str]) -> dict[str, tuple[int, int]]:
         """{data file key: (lines landed, lines quarantined)} for several files of one export."""
         keys = ", ".join(literal(k) for k in data_file_keys)
         out = {k: [0, 0] for k in data_file_keys}
-        for i, (table, key, cond) in enumerate((
-            ("export_lines", "data_file_key", f"export_arn = {literal(export_arn)} AND data_file_key IN ({keys})"),
-            ("quarantine", "location", f"source = 'export' AND origin = {literal(export_arn)} AND location IN ({keys})"),
-        )):
-            for k, n in self.client.query(f"SELECT {key}, count() FROM {self.q}.{table} WHERE {cond} GROUP BY 1").result_rows:
-                out[k][i] = int(n)
+        for i, k, n in self.client.query(
+            f"SELECT 0, data_file_key, count() FROM {self.q}.export_lines "
+            f"WHERE export_arn = {literal(export_arn)} AND data_file_key IN ({keys}) GROUP BY 2 "
+            f"UNION ALL SELECT 1, location, count() FROM {self.q}.quarantine "
+            f"WHERE source = 'export' AND origin = {literal(export_arn)} AND location IN ({keys}) GROUP BY 2"
+        ).result_rows:
+            out[k][int(i)] = int(n)
         return {k: (v[0], v[1]) for k, v in out.items()}
+
+    def quarantine_examples(self, export_arn: str, data_file_key: str) -> list[tuple[int, str]]:
+        """(line number, reason) of a data file's first 3 quarantined lines."""
+        return [
+            (int(r[0]), r[1])
+            for r in self.client.query(
+                f"SELECT line_number, error FROM {self.q}.quarantine WHERE source = 'export' "
+                f"AND origin = {literal(export_arn)} AND location = {literal(data_file_key)} "
+                "ORDER BY line_number LIMIT 3"
+            ).result_rows
+        ]
 
     # -- stream consumers ----------------------------------------------------------
     def stream_checkpoints(self, source: str, stream_arn: str) -> dict[str, Checkpoint]:
