@@ -247,7 +247,7 @@ class Store:
         exact.  The credentials go in the s3() arguments, which ClickHouse masks in its logs and
         query_log; they never appear in an error raised from here.
         """
-        self._read_s3(self._lines_select(summary, data_file_key, 1, self._s3(source)), source, SEQUENTIAL_READ)
+        self._read(self._lines_select(summary, data_file_key, 1, self._s3(source)), SEQUENTIAL_READ, source.scrub)
 
     def insert_files_from_s3(self, summary: ExportSummary, directory: str, source: "S3Source", streams: int) -> None:
         """Server-side: ClickHouse reads several gzip data files of one ``directory`` (the key prefix
@@ -258,7 +258,7 @@ class Store:
         (_row_number) are exact whatever the order the files are read in.
         """
         sql = self._routed_select(summary, f"concat({literal(directory)}, _file)", "1 + _row_number", self._s3(source))
-        self._read_s3(sql, source, {**GROUP_READ, "max_threads": streams, "max_insert_threads": streams})
+        self._read(sql, {**GROUP_READ, "max_threads": streams, "max_insert_threads": streams}, source.scrub)
 
     def reads_local_files(self) -> bool:
         """Whether the engine can read a file this process holds open (chDB, through /proc/self/fd)."""
@@ -275,12 +275,7 @@ class Store:
             f"FROM file({literal(f'/proc/self/fd/{f.fileno()}')}, 'LineAsString', 'line String', 'gzip')"
             for key, f in files)
         sql = self._routed_select(summary, "_key", "_line_number", f"({source})")
-        try:
-            self.client.command(sql, settings={**GROUP_READ, "max_threads": streams, "max_insert_threads": streams})
-        except Exception as ex:
-            if is_transient(ex):
-                raise
-            raise ServerReadError(str(ex)) from None
+        self._read(sql, {**GROUP_READ, "max_threads": streams, "max_insert_threads": streams})
 
     @staticmethod
     def _s3(source: "S3Source") -> str:
@@ -294,13 +289,14 @@ class Store:
         args += ["'LineAsString'", "'line String'", "'gzip'"]
         return f"s3({', '.join(args)})"
 
-    def _read_s3(self, sql: str, source: "S3Source", settings: dict) -> None:
+    def _read(self, sql: str, settings: dict, scrub=str) -> None:
+        """Run a statement that reads data files; ``scrub`` removes credentials from its messages."""
         try:
             self.client.command(sql, settings=settings)
         except Exception as ex:
             if is_transient(ex):  # ClickHouse itself unavailable: the caller waits and reads again
-                raise type(ex)(source.scrub(str(ex))) from None
-            raise ServerReadError(source.scrub(str(ex))) from None
+                raise type(ex)(scrub(str(ex))) from None
+            raise ServerReadError(scrub(str(ex))) from None
 
     def discard_after(self, export_arn: str, data_file_key: str, line_number: int) -> None:
         """Remove rows of a file beyond its last committed line (left by an interrupted run)."""
