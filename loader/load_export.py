@@ -22,7 +22,7 @@ from .manifest import DataFile, ExportSummary, ManifestError, check_windows
 from .progress import Progress
 from .s3export import (CompressedFile, DataFileError, S3Uri, VerifiedFile, fetch_compressed, fetch_data_file,
                        find_summaries, read_export)
-from .store import FAILED, LOADED, LOADING, FileState, ServerReadError, Store
+from .store import FAILED, LOADED, LOADING, FileState, ServerReadError, Store, remove_stale_links
 
 log = logging.getLogger(__name__)
 
@@ -134,18 +134,19 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
     retrying(f"recording {summary.export_arn} loading", lambda: store.record_export(
         summary, s3_uri=summary_uri, data_files=len(files), status=LOADING))
     progress = Progress(len(todo), enabled=options.progress)
-    # Files read several to a statement by the engine: with --server-side from S3, up to GROUP_FILES;
-    # on the embedded engine, files that fit in one batch, downloaded and MD5-checked here first,
-    # `parallel_files` to a statement (a statement of more files is faster but holds more memory:
-    # README "Peak memory").  Any other file is a group of its own, loaded by itself.
-    local = not options.server_side and store.reads_local_files()
+    # Files read several to a statement by the engine, `parallel_files` at a time: with --server-side
+    # from S3, up to GROUP_FILES; on the embedded engine, files that fit in one batch, downloaded and
+    # MD5-checked here first, up to GROUP_FILES and LOCAL_GROUP_LINES lines to a statement (a
+    # statement of more lines holds more memory: README "Peak memory").  Any other file is a group
+    # of its own, loaded by itself.
+    local = not options.server_side and store.reads_local_files(options.tmp_dir)
 
     def groupable(f: DataFile) -> bool:
         if options.server_side:
             return _plain_key(f)
         return local and plans[f.key].resume_after == 0 and f.item_count <= options.batch_rows
 
-    groups = list(_groups(todo, groupable, GROUP_FILES if options.server_side else options.parallel_files))
+    groups = list(_groups(todo, groupable, GROUP_FILES, None if options.server_side else LOCAL_GROUP_LINES))
     # The next file loaded by itself is downloaded and verified in a second thread while this one is
     # inserted (zlib, hashing, sockets and the engine all release the GIL): no ClickHouse call there.
     fetcher = None if options.server_side else _Prefetcher(
@@ -235,13 +236,16 @@ class _Downloads:
 
 class _CopyFetcher(_Downloads):
     """Downloads the local copies (fetch_compressed) of a group's files, and those of the next
-    group while this one is read, two files at a time."""
+    group while this one is read, two files at a time; the first group's from the start.  Link
+    directories that killed loaders left in the same place are removed first."""
 
     def __init__(self, s3, bucket, groups: list[list[DataFile]], options, progress):
         super().__init__(2)
         self.groups = groups
         self.args = (s3, bucket)
         self.kwargs = {"tmp_dir": options.tmp_dir, "on_bytes": progress.add_bytes}
+        remove_stale_links(options.tmp_dir)
+        self._start(0)
 
     def _start(self, index: int) -> None:
         for f in self.groups[index] if index < len(self.groups) else []:
@@ -375,7 +379,8 @@ def s3_source(s3, bucket: str, key: str, names: list[str] | None = None):
     return S3Source(url, frozen.access_key or "", frozen.secret_key or "", frozen.token or "")
 
 
-GROUP_FILES = 16  # --server-side: data files read in one statement at most
+GROUP_FILES = 16  # data files read in one statement at most
+LOCAL_GROUP_LINES = 1_000_000  # on the embedded engine, lines read in one statement at most
 PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+\Z")  # a name that can stand in an s3() {a,b,...} pattern as it is
 
 
@@ -388,9 +393,9 @@ def _plain_key(f: DataFile) -> bool:
     return bool(PLAIN_NAME.match(name)) and not GLOB_CHARACTERS & set(directory) and f.item_count > 0
 
 
-def _groups(files: list[DataFile], groupable, size: int):
-    """Runs of up to ``size`` consecutive groupable files of one folder; any other file is a group
-    of its own."""
+def _groups(files: list[DataFile], groupable, size: int, max_lines: int | None = None):
+    """Runs of up to ``size`` consecutive groupable files of one folder (and of up to ``max_lines``
+    lines by their itemCount); any other file is a group of its own."""
     group: list[DataFile] = []
     for f in files:
         if not groupable(f):
@@ -399,7 +404,8 @@ def _groups(files: list[DataFile], groupable, size: int):
                 group = []
             yield [f]
             continue
-        if group and (len(group) == size or group[0].key.rpartition("/")[0] != f.key.rpartition("/")[0]):
+        if group and (len(group) == size or group[0].key.rpartition("/")[0] != f.key.rpartition("/")[0]
+                      or max_lines is not None and sum(g.item_count for g in group) + f.item_count > max_lines):
             yield group
             group = []
         group.append(f)
@@ -445,7 +451,7 @@ def _load_group_local(store: Store, bucket, summary, group: list[DataFile], stat
         if not readable:
             return _GroupRead(where)
         return _load_group(store, bucket, summary, readable, states, progress, where, "", lambda: store.insert_local_files(
-            summary, [(f.key, fetched[f.key].file) for f in readable], options.parallel_files),
+            summary, [(f.key, fetched[f.key].file) for f in readable], options.parallel_files, options.tmp_dir),
             {key: copy.compressed_bytes for key, copy in fetched.items()})
     finally:
         for copy in fetched.values():

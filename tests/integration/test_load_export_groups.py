@@ -1,11 +1,15 @@
 """load-export on the embedded engine: data files that fit in one batch are downloaded and MD5-checked
-by the loader, then read --parallel-files to a statement by the engine, which decompresses them itself."""
+by the loader, then read several to a statement by the engine, --parallel-files at a time, which
+decompresses them itself."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import os
+import re
+import subprocess
+import time
 
 import pytest
 
@@ -49,31 +53,54 @@ def load(s3, clickhouse, uri: str, plan=None, **options):
         store = Store(client, clickhouse.raw_db)
         store.embedded = clickhouse.embedded
         result = load_exports(s3_client(), store, uri, LoadOptions(progress=False, **options))
-    reads = [(s.count("/proc/self/fd/"), "'gzip'" in s, settings) for s, settings in sql
-             if s.startswith("INSERT") and "/proc/self/fd/" in s]
-    return result, reads
+    return result, reads_of(sql)
 
 
-@pytest.mark.parametrize("parallel", [1, 2, 3])
-def test_files_that_fit_a_batch_are_read_parallel_files_to_a_statement(s3, clickhouse, parallel):
-    """Four data files of ~12 MB (over the engine's 10 MiB chunk for parallel parsing): with
-    --parallel-files 2, two statements of two gzip files each; with 3, one of three and the last
-    file alone (the engine reading the loader's decompressed copy); with 1, every file alone.
-    Every line keeps its file and number, a bad line is quarantined under its own, and each file's
-    ledger row has its line counts and its stored size."""
+def reads_of(sql):
+    """(files, the engine decompressing them, settings) of each statement that read data files: a
+    group's names its files' keys in a transform(_file, ...); a file loaded alone (decompressed by
+    the loader) is read through /proc/self/fd."""
+    reads = []
+    for s, settings in sql:
+        group = re.search(r"transform\(_file, \[([^\]]*)\]", s)
+        if s.startswith("INSERT") and group:
+            reads.append((group.group(1).count(",") + 1, "'gzip'" in s, settings))
+        elif s.startswith("INSERT") and "/proc/self/fd/" in s:
+            reads.append((s.count("/proc/self/fd/"), "'gzip'" in s, settings))
+    return reads
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+@pytest.mark.parametrize("limit", ["none", "lines", "files"])
+def test_files_that_fit_a_batch_are_read_several_to_a_statement(s3, clickhouse, monkeypatch, tmp_path, parallel, limit):
+    """Four data files of ~12 MB (over the engine's 10 MiB chunk for parallel parsing): one
+    statement reads the four gzip files, --parallel-files at a time; with at most 12,000 lines to a
+    statement, two statements of two; with at most three files, one of three and the last file
+    alone (the engine reading the loader's decompressed copy).  Every line keeps its file and
+    number, a bad line is quarantined under its own, each file's ledger row has its line counts and
+    its stored size, and no link to the files is left in --tmp-dir."""
+    from dynamodb_cdc import load_export
+
+    if limit == "lines":
+        monkeypatch.setattr(load_export, "LOCAL_GROUP_LINES", 12_000)
+    if limit == "files":
+        monkeypatch.setattr(load_export, "GROUP_FILES", 3)
     n = 24_000
     items = [{"id": {"S": f"u{i:05d}"}, "pad": {"S": f"{i:05d}" * 400}} for i in range(n)]
     lines = [dumps_line({"Item": item}) for item in items]
     lines[4_001] = b"{not json"  # line 1,001 of the second file
     w = write_full_export(s3, s3.bucket, ARN, [], prefix="g", export_time=None, files=4, lines=lines)
-    result, reads = load(s3, clickhouse, f"s3://{s3.bucket}/g", parallel_files=parallel)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    result, reads = load(s3, clickhouse, f"s3://{s3.bucket}/g", parallel_files=parallel, tmp_dir=str(staging))
     assert result.ok, result.errors
 
     grouped = [(files, gz) for files, gz, _ in reads if files > 1]
-    assert grouped == {1: [], 2: [(2, True), (2, True)], 3: [(3, True)]}[parallel]
+    assert grouped == {"none": [(4, True)], "lines": [(2, True), (2, True)], "files": [(3, True)]}[limit]
     alone = [(files, gz) for files, gz, _ in reads if files == 1]
-    assert alone == {1: [(1, False)] * 4, 2: [], 3: [(1, False)]}[parallel]  # decompressed by the loader
+    assert alone == {"none": [], "lines": [], "files": [(1, False)]}[limit]  # decompressed by the loader
     assert all(s["max_threads"] == parallel and s["parallel_view_processing"] == 1 for f, _, s in reads if f > 1)
+    assert os.listdir(staging) == []
     rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines")
     assert sorted(rows) == [r for r in lines_written(w.data_keys, lines) if r[2] != "{not json"]
     assert clickhouse.rows(f"SELECT location, line_number, payload FROM {clickhouse.raw_db}.quarantine") == [
@@ -114,15 +141,16 @@ def test_a_statement_cut_off_is_undone_and_read_again(s3, clickhouse, monkeypatc
     """The engine took a statement's rows and the answer was lost, then the next one was refused
     twice: each time both files' rows are removed and the statement is read again; every line
     lands once."""
-    from dynamodb_cdc import connection
+    from dynamodb_cdc import connection, load_export
 
     monkeypatch.setattr(connection, "WRITE_BACKOFF", 0.01)
+    monkeypatch.setattr(load_export, "GROUP_FILES", 2)
     lines = [dumps_line({"Item": {"id": {"S": f"u{i}"}}}) for i in range(40)]
     w = write_full_export(s3, s3.bucket, ARN, [], prefix="g", export_time=None, files=4, lines=lines)
     reads = []
 
     def plan(n, method, sql):
-        if sql.startswith("INSERT") and "/proc/self/fd/" in sql:
+        if sql.startswith("INSERT") and "transform(_file" in sql:
             reads.append(n)
             return {1: "after", 3: "before", 4: "before"}.get(len(reads))
         return None
@@ -130,5 +158,44 @@ def test_a_statement_cut_off_is_undone_and_read_again(s3, clickhouse, monkeypatc
     result, statements = load(s3, clickhouse, f"s3://{s3.bucket}/g", plan=plan)
     assert result.ok, result.errors
     assert len(statements) == 5 and {files for files, _, _ in statements} == {2}  # 2 statements, 3 of them redone
+    rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines")
+    assert sorted(rows) == lines_written(w.data_keys, lines)
+
+
+def test_link_directories_left_by_killed_loaders_are_removed(s3, clickhouse, tmp_path):
+    """A loader killed mid-statement leaves its directory of links (the files themselves are
+    unlinked temporary files, freed with it).  The next load removes those of processes that no
+    longer run, once 10 minutes old; a running loader's, a young one and other files stay."""
+    from dynamodb_cdc.store import LINKS_PREFIX
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    old = time.time() - 3600
+    dirs = {"dead_old": f"{LINKS_PREFIX}{gone.pid}-a", "dead_young": f"{LINKS_PREFIX}{gone.pid}-b",
+            "alive_old": f"{LINKS_PREFIX}{os.getpid()}-c", "other": "dynamodb-cdc-data-x"}
+    for name in dirs.values():
+        (staging / name).mkdir()
+        os.symlink(f"/proc/{gone.pid}/fd/7", staging / name / "0")
+    for key in ("dead_old", "alive_old", "other"):
+        os.utime(staging / dirs[key], (old, old))
+    lines = [dumps_line({"Item": {"id": {"S": f"u{i}"}}}) for i in range(4)]
+    write_full_export(s3, s3.bucket, ARN, [], prefix="g", export_time=None, files=2, lines=lines)
+    result, reads = load(s3, clickhouse, f"s3://{s3.bucket}/g", tmp_dir=str(staging))
+    assert result.ok and [files for files, _, _ in reads] == [2], (result.errors, reads)
+    assert sorted(os.listdir(staging)) == sorted(dirs[k] for k in ("dead_young", "alive_old", "other"))
+
+
+def test_a_tmp_dir_the_engine_cannot_name_as_it_is_loads_files_one_at_a_time(s3, clickhouse, tmp_path):
+    """The engine reads a group through a pattern in --tmp-dir; a directory whose path holds a
+    pattern character or a quote cannot stand in one, so each file is loaded on its own instead."""
+    staging = tmp_path / "stag{ing}'s"
+    staging.mkdir()
+    lines = [dumps_line({"Item": {"id": {"S": f"u{i}"}}}) for i in range(4)]
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="g", export_time=None, files=2, lines=lines)
+    result, reads = load(s3, clickhouse, f"s3://{s3.bucket}/g", tmp_dir=str(staging))
+    assert result.ok, result.errors
+    assert [(files, gz) for files, gz, _ in reads] == [(1, False), (1, False)]
     rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines")
     assert sorted(rows) == lines_written(w.data_keys, lines)
