@@ -380,7 +380,7 @@ def s3_source(s3, bucket: str, key: str, names: list[str] | None = None):
 
 
 GROUP_FILES = 16  # data files read in one statement at most
-LOCAL_GROUP_LINES = 1_000_000  # on the embedded engine, lines read in one statement at most
+LOCAL_GROUP_LINES = 500_000  # on the embedded engine, lines read in one statement at most (memory follows it)
 PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+\Z")  # a name that can stand in an s3() {a,b,...} pattern as it is
 
 
