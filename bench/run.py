@@ -417,6 +417,8 @@ class Bench:
             # README "Peak memory": chDB's allocator gives freed memory back at once
             log("ours: dynamodb-cdc load-export --low-memory")
             self.timed_load("load_low_memory", big.uri, "--low-memory")
+            log("ours: dynamodb-cdc load-export --low-memory --parallel-files 1")
+            self.timed_load("load_least_memory", big.uri, "--low-memory", "--parallel-files", "1")
             log("ours: dynamodb-cdc load-export --server-side")
             chdb_server_side = self.timed_load("load_server_side", big.uri, "--server-side", keep=True)
             log("ours: dbt deps, dbt run (full)")
@@ -570,6 +572,8 @@ def derive(f: dict, n: int, m: int) -> tuple[dict, dict]:
         "load_one_file_vs_ten_files_peak_rss": f["load_one_file_peak_rss_bytes"] / f["load_peak_rss_bytes"],
         "load_low_memory_vs_load": f["load_low_memory_seconds"] / f["load_seconds"],
         "load_low_memory_vs_load_peak_rss": f["load_low_memory_peak_rss_bytes"] / f["load_peak_rss_bytes"],
+        "load_least_memory_vs_load": f["load_least_memory_seconds"] / f["load_seconds"],
+        "load_least_memory_vs_load_peak_rss": f["load_least_memory_peak_rss_bytes"] / f["load_peak_rss_bytes"],
         "incremental_big_vs_small_dbt": f["incremental_big_dbt_seconds"] / f["incremental_small_dbt_seconds"],
         "incremental_big_vs_small_model": f["incremental_big_model_seconds"] / f["incremental_small_model_seconds"],
         "kinesis_consumer_vs_bare": f["kinesis_bare_seconds"] / f["kinesis_consumer_seconds"],

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from .connection import retrying
 from .manifest import DataFile, ExportSummary, ManifestError, check_windows
 from .progress import Progress
-from .s3export import (CompressedFile, DataFileError, S3Uri, VerifiedFile, fetch_compressed, fetch_data_file,
+from .s3export import (CompressedFile, DataFileError, S3Uri, Segment, VerifiedFile, fetch_compressed, fetch_data_file,
                        find_summaries, read_export)
 from .store import FAILED, LOADED, LOADING, FileState, ServerReadError, Store, remove_stale_links
 
@@ -137,9 +137,9 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
     # Files read several to a statement by the engine, `parallel_files` at a time: with --server-side
     # from S3, up to GROUP_FILES; on the embedded engine, files that fit in one batch, downloaded and
     # MD5-checked here first, up to GROUP_FILES and LOCAL_GROUP_LINES lines to a statement (a
-    # statement of more lines holds more memory: README "Peak memory").  Any other file is a group
-    # of its own, loaded by itself.
-    local = not options.server_side and store.reads_local_files(options.tmp_dir)
+    # statement of more lines holds more memory: README "Peak memory"), unless `parallel_files` is 1.
+    # Any other file is a group of its own, loaded by itself.
+    local = not options.server_side and options.parallel_files > 1 and store.reads_local_files(options.tmp_dir)
 
     def groupable(f: DataFile) -> bool:
         if options.server_side:
@@ -314,22 +314,25 @@ def _load_file(store: Store, bucket, summary, data_file: DataFile, committed: in
     try:
         # Rows past the last committed line may exist if the previous run stopped mid-batch.
         retrying(f"starting {where}", back_to(committed) if started else lambda: checkpoint(committed))
-        # One insert per segment (a batch), each checkpointed but the last: the file is counted
-        # and marked loaded next, and a run stopped before that redoes the last batch.  While
-        # ClickHouse is unavailable, a batch is undone and redone (connection.retrying).
-        for segment in verified.segments:
-            last = segment.first_line + segment.lines - 1
-            if last <= committed:
-                continue
-            skip = max(committed - segment.first_line + 1, 0)
+        # One insert per segment (a batch), or on the embedded engine one per run of whole segments
+        # read side by side (runs), each checkpointed but the last: the file is counted and marked
+        # loaded next, and a run stopped before that redoes the last insert.  While ClickHouse is
+        # unavailable, an insert is undone and redone (connection.retrying).
+        together = options.parallel_files > 1 and store.reads_local_files(options.tmp_dir)
+        for run in _runs(verified.segments, committed, together):
+            first, last = run[0].first_line, run[-1].first_line + run[-1].lines - 1
+            skip = max(committed - first + 1, 0)
 
-            def batch(segment=segment, skip=skip, last=last) -> None:
-                store.insert_segment(summary, key, segment, skip)
+            def batch(run=run, skip=skip, last=last) -> None:
+                if len(run) == 1:
+                    store.insert_segment(summary, key, run[0], skip)
+                else:
+                    store.insert_segments(summary, key, run, options.parallel_files, options.tmp_dir)
                 if last < verified.lines:
                     checkpoint(last)
 
-            retrying(f"loading lines {segment.first_line + skip}-{last} of {where}", batch, redo=back_to(committed))
-            progress.add_rows(segment.lines - skip)
+            retrying(f"loading lines {first + skip}-{last} of {where}", batch, redo=back_to(committed))
+            progress.add_rows(last - first + 1 - skip)
             committed = last
     finally:
         verified.close()
@@ -343,6 +346,23 @@ def _load_file(store: Store, bucket, summary, data_file: DataFile, committed: in
     retrying(f"marking {where} loaded", lambda: checkpoint(
         verified.lines, LOADED, lines_landed=landed, lines_quarantined=quarantined))
     return landed, quarantined, _note(where, landed, quarantined, examples)
+
+
+def _runs(segments: list[Segment], committed: int, together: bool) -> list[list[Segment]]:
+    """The segments past line ``committed`` in inserts: with ``together``, runs of up to GROUP_FILES
+    whole segments and LOCAL_GROUP_LINES lines (a segment the resume point cuts is read alone);
+    else one each."""
+    runs: list[list[Segment]] = []
+    for segment in segments:
+        if segment.first_line + segment.lines - 1 <= committed:
+            continue
+        run = runs[-1] if runs and together else None
+        if (run is None or segment.first_line <= committed or run[0].first_line <= committed
+                or len(run) == GROUP_FILES or sum(s.lines for s in run) + segment.lines > LOCAL_GROUP_LINES):
+            runs.append([segment])
+        else:
+            run.append(segment)
+    return runs
 
 
 def _note(where: str, landed: int, quarantined: int, examples, how: str = "") -> str:

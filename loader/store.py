@@ -276,16 +276,29 @@ class Store:
         takes the next file when it is done with one), and routes their lines like insert_lines.
         Each file is one reading stream, so every line's number (_row_number) is exact.  A file it
         cannot read fails the statement (ServerReadError).
-
-        The engine reaches the files through a directory of links (_links) read by one pattern:
-        a statement of one file() per file (UNION ALL) kept the two cores only half busy.
         """
-        names = [str(i) for i in range(len(files))]
-        key_sql = (f"transform(_file, [{', '.join(map(literal, names))}], "
-                   f"[{', '.join(literal(key) for key, _ in files)}], '')")
-        with _links([f for _, f in files], tmp_dir) as directory:
-            source = f"file({literal(directory + '/*')}, 'LineAsString', 'line String', 'gzip')"
-            sql = self._routed_select(summary, key_sql, "1 + _row_number", source)
+        self._read_linked(summary, [(key, 1, f) for key, f in files], streams, tmp_dir, compressed=True)
+
+    def insert_segments(self, summary: ExportSummary, data_file_key: str, segments: list["Segment"], streams: int,
+                        tmp_dir: str | None = None) -> None:
+        """The embedded engine reads several whole segments of one verified data file in one
+        statement, ``streams`` at a time, routed like insert_lines; each line's number is its
+        segment's first line plus its place in the segment."""
+        self._read_linked(summary, [(data_file_key, s.first_line, s.file) for s in segments], streams, tmp_dir,
+                          compressed=False)
+
+    def _read_linked(self, summary: ExportSummary, files: list[tuple[str, int, IO[bytes]]], streams: int,
+                     tmp_dir: str | None, *, compressed: bool) -> None:
+        """One statement reading local files (data file key, number of the first line, file) through
+        a directory of links (_links) by one pattern, ``streams`` files at a time: a statement of
+        one file() per file (UNION ALL) kept the two cores only half busy."""
+        names = ", ".join(literal(str(i)) for i in range(len(files)))
+        key_sql = f"transform(_file, [{names}], [{', '.join(literal(key) for key, _, _ in files)}], '')"
+        line_sql = f"transform(_file, [{names}], [{', '.join(str(int(first)) for _, first, _ in files)}], 0) + _row_number"
+        compression = ", 'gzip'" if compressed else ""
+        with _links([f for _, _, f in files], tmp_dir) as directory:
+            source = f"file({literal(directory + '/*')}, 'LineAsString', 'line String'{compression})"
+            sql = self._routed_select(summary, key_sql, line_sql, source)
             self._read(sql, {**GROUP_READ, "max_threads": streams, "max_insert_threads": streams})
 
     @staticmethod

@@ -79,20 +79,23 @@ def assert_every_line_landed_once(ch, tmp_path, data_keys: list[str], n: int) ->
     assert props_current(ch, tmp_path) == [(f"p{i:06d}", i, f"value {i} ünïcode") for i in range(n)]
 
 
-@pytest.mark.parametrize("batch_rows", ["500", "100000"], ids=["in-batches", "whole-files"])
-def test_load_export_killed_at_random_points_lands_every_line_exactly_once(s3, clickhouse, tmp_path, batch_rows):
-    """In batches of 500 lines, and with each data file inserted whole (the engine reading the file)."""
-    whole = batch_rows == "100000"
-    n, files = (60_000, 20) if whole else (30_000, 10)  # whole files go fast: more of them to kill in
+@pytest.mark.parametrize("how", ["in-batches", "in-runs", "whole-files"])
+def test_load_export_killed_at_random_points_lands_every_line_exactly_once(s3, clickhouse, tmp_path, how):
+    """In batches of 500 lines, one to an insert (--parallel-files 1); in batches of 500 read
+    several to an insert, checkpointed after each; and with each data file read whole by the engine,
+    several to a statement."""
+    batch_rows, extra = {"in-batches": ("500", ["--parallel-files", "1"]), "in-runs": ("500", []),
+                         "whole-files": ("100000", [])}[how]
+    n, files = (30_000, 10) if how == "in-batches" else (60_000, 20)  # the others go fast: more to kill in
     items = [props_item(i) for i in range(n)]
     w = write_full_export(s3, s3.bucket, ARN, items, prefix="p", export_time=T0, files=files)
-    cmd = cli_cmd(clickhouse, "load-export", f"s3://{s3.bucket}/p", "--batch-rows", batch_rows, "--no-progress")
+    cmd = cli_cmd(clickhouse, "load-export", f"s3://{s3.bucket}/p", "--batch-rows", batch_rows, "--no-progress", *extra)
     rng = random.Random(5)
     for attempt in range(3):
         # After the 1st or 2nd data file of this run, then anywhere in the next one (mid-batch included).
-        code = kill_during(cmd, "lines landed", rng.choice([1, 2]), rng.uniform(0.0, 0.05 if whole else 0.3))
+        code = kill_during(cmd, "lines landed", rng.choice([1, 2]), rng.uniform(0.0, 0.3 if how == "in-batches" else 0.05))
         assert code is None, f"attempt {attempt}: the loader ended ({code}) before it was killed"
-    clickhouse.cli("load-export", f"s3://{s3.bucket}/p", "--batch-rows", batch_rows, check=True)
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/p", "--batch-rows", batch_rows, *extra, check=True)
 
     assert_every_line_landed_once(clickhouse, tmp_path, w.data_keys, n)
 

@@ -97,7 +97,9 @@ class Crash(BaseException):
 @pytest.mark.parametrize("resume_rows", ["10", "7"], ids=["same-batches", "other-batches"])
 def test_interrupted_run_resumes_without_loss_or_doubles(s3, clickhouse, resume_rows):
     """The process dies after a batch is inserted but before the ledger records it.  The rerun
-    resumes after the checkpoint, also with other batch sizes (inside one of its batches)."""
+    resumes after the checkpoint, also with other batch sizes (inside one of its batches).  One
+    batch to an insert (--parallel-files 1, as against a server; runs of batches read together:
+    test_load_export_groups)."""
     from dynamodb_cdc.load_export import LoadOptions, load_exports
     from dynamodb_cdc.s3export import s3_client
     from dynamodb_cdc.store import Store
@@ -117,13 +119,14 @@ def test_interrupted_run_resumes_without_loss_or_doubles(s3, clickhouse, resume_
     with clickhouse.client() as client:
         with pytest.raises(Crash):
             load_exports(s3_client(), CrashingStore(client, clickhouse.raw_db), f"s3://{s3.bucket}/p",
-                         LoadOptions(batch_rows=10, progress=False))
+                         LoadOptions(batch_rows=10, parallel_files=1, progress=False))
     partial = clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines")
     assert 0 < partial < 95
     book = ledger(clickhouse)
     assert any(v[0] == "loading" for v in book.values())
 
-    resumed = clickhouse.cli("load-export", f"s3://{s3.bucket}/p", "--batch-rows", resume_rows, check=True)
+    resumed = clickhouse.cli("load-export", f"s3://{s3.bucket}/p", "--batch-rows", resume_rows, "--parallel-files", "1",
+                             check=True)
     assert "resuming after line 30" in resumed.stderr  # 3 batches of 10 were checkpointed
     rows = landed(clickhouse)
     assert len(rows) == 95
@@ -419,7 +422,7 @@ def test_clickhouse_failing_mid_run_is_retried_and_every_line_lands_once(s3, cli
 
     with clickhouse.client() as client:
         store = outage_store(clickhouse, client, plan)
-        result = load_exports(s3_client(), store, f"s3://{s3.bucket}/p", LoadOptions(batch_rows=10, progress=False))
+        result = load_exports(s3_client(), store, f"s3://{s3.bucket}/p", LoadOptions(batch_rows=10, parallel_files=1, progress=False))
         assert result.ok, result.errors
         assert [f[2] for f in store.client.failed] == ["after", "after", "before", "before"]
     rows = landed(clickhouse)
@@ -495,7 +498,7 @@ def test_clickhouse_gone_for_good_stops_with_a_clear_error_and_a_rerun_completes
     with clickhouse.client() as client:
         store = outage_store(clickhouse, client, plan)
         with pytest.raises(ClickHouseUnavailableError) as err:
-            load_exports(s3_client(), store, f"s3://{s3.bucket}/p", LoadOptions(batch_rows=10, progress=False))
+            load_exports(s3_client(), store, f"s3://{s3.bucket}/p", LoadOptions(batch_rows=10, parallel_files=1, progress=False))
     first = w.data_keys[0]
     assert str(err.value).startswith(f"ClickHouse stopped answering while loading lines 21-30 of s3://{s3.bucket}/{first}")
     assert "6 attempts" in str(err.value) and "rerun to continue" in str(err.value)

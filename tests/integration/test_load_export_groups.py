@@ -76,7 +76,8 @@ def test_files_that_fit_a_batch_are_read_several_to_a_statement(s3, clickhouse, 
     """Four data files of ~12 MB (over the engine's 10 MiB chunk for parallel parsing): one
     statement reads the four gzip files, --parallel-files at a time; with at most 12,000 lines to a
     statement, two statements of two; with at most three files, one of three and the last file
-    alone (the engine reading the loader's decompressed copy).  Every line keeps its file and
+    alone (the engine reading the loader's decompressed copy); with --parallel-files 1, each file
+    alone.  Every line keeps its file and
     number, a bad line is quarantined under its own, each file's ledger row has its line counts and
     its stored size, and no link to the files is left in --tmp-dir."""
     from dynamodb_cdc import load_export
@@ -96,9 +97,12 @@ def test_files_that_fit_a_batch_are_read_several_to_a_statement(s3, clickhouse, 
     assert result.ok, result.errors
 
     grouped = [(files, gz) for files, gz, _ in reads if files > 1]
-    assert grouped == {"none": [(4, True)], "lines": [(2, True), (2, True)], "files": [(3, True)]}[limit]
-    alone = [(files, gz) for files, gz, _ in reads if files == 1]
-    assert alone == {"none": [], "lines": [], "files": [(1, False)]}[limit]  # decompressed by the loader
+    alone = [(files, gz) for files, gz, _ in reads if files == 1]  # decompressed by the loader
+    if parallel == 1:  # one file at a time: each on its own
+        assert grouped == [] and alone == [(1, False)] * 4
+    else:
+        assert grouped == {"none": [(4, True)], "lines": [(2, True), (2, True)], "files": [(3, True)]}[limit]
+        assert alone == {"none": [], "lines": [], "files": [(1, False)]}[limit]
     assert all(s["max_threads"] == parallel and s["parallel_view_processing"] == 1 for f, _, s in reads if f > 1)
     assert os.listdir(staging) == []
     rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines")
@@ -197,5 +201,77 @@ def test_a_tmp_dir_the_engine_cannot_name_as_it_is_loads_files_one_at_a_time(s3,
     result, reads = load(s3, clickhouse, f"s3://{s3.bucket}/g", tmp_dir=str(staging))
     assert result.ok, result.errors
     assert [(files, gz) for files, gz, _ in reads] == [(1, False), (1, False)]
+    rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines")
+    assert sorted(rows) == lines_written(w.data_keys, lines)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_file_of_several_batches_is_read_in_runs_checkpointed_after_each(s3, clickhouse, monkeypatch):
+    """A data file of 4,500 lines in batches of 1,000, at most 2,000 lines to a statement: the
+    engine reads batches 1-2 together, then 3-4, then the last alone, and the ledger records lines
+    2,000 and 4,000 committed before the file is loaded.  Every line keeps its number and a bad
+    line in the second run is quarantined under its own."""
+    from dynamodb_cdc import load_export
+
+    monkeypatch.setattr(load_export, "LOCAL_GROUP_LINES", 2_000)
+    lines = [dumps_line({"Item": {"id": {"S": f"u{i:05d}"}}}) for i in range(4_500)]
+    lines[2_500] = b"{not json"  # line 2,501
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="g", export_time=None, files=1, lines=lines)
+    checkpoints = []
+
+    def plan(n, method, sql):  # the ledger rows written: (status, lines_committed)
+        if sql.startswith("INSERT") and "export_files" in sql:
+            committed, *_, status = re.search(r"(\d+), (\d+), (\d+), (\d+), '(loading|loaded)'", sql).groups()
+            checkpoints.append((status, int(committed)))
+        return None
+
+    result, reads = load(s3, clickhouse, f"s3://{s3.bucket}/g", plan=plan, batch_rows=1_000)
+    assert result.ok, result.errors
+    assert [(files, gz) for files, gz, _ in reads] == [(2, False), (2, False), (1, False)]
+    rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines")
+    assert sorted(rows) == [r for r in lines_written(w.data_keys, lines) if r[2] != "{not json"]
+    assert clickhouse.rows(f"SELECT line_number, payload FROM {clickhouse.raw_db}.quarantine") == [(2_501, "{not json")]
+    assert checkpoints == [("loading", 0), ("loading", 2_000), ("loading", 4_000), ("loaded", 4_500)]
+
+
+@pytest.mark.parametrize("resume_rows", [1_000, 500, 700, 1_500],
+                         ids=["same-batches", "other-batches", "inside-a-batch", "inside-a-longer-batch"])
+def test_a_run_cut_off_resumes_after_the_last_checkpoint(s3, clickhouse, monkeypatch, resume_rows):
+    """The process dies after the second run of batches landed but before its checkpoint: the
+    rerun removes that run's rows and resumes after line 2,000, also with other batch sizes,
+    where the resume point falls inside a batch (that batch is read alone from the line after)."""
+    from dynamodb_cdc import load_export
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.s3export import s3_client
+    from dynamodb_cdc.store import Store
+
+    monkeypatch.setattr(load_export, "LOCAL_GROUP_LINES", 2_000)
+    lines = [dumps_line({"Item": {"id": {"S": f"u{i:05d}"}}}) for i in range(4_500)]
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="g", export_time=None, files=1, lines=lines)
+
+    class CrashingStore(Store):
+        runs = 0
+
+        def insert_segments(self, *args, **kwargs):
+            super().insert_segments(*args, **kwargs)
+            CrashingStore.runs += 1
+            if CrashingStore.runs == 2:  # rows are in ClickHouse, the checkpoint is not
+                raise Crash()
+
+    with clickhouse.client() as client:
+        with pytest.raises(Crash):
+            load_exports(s3_client(), CrashingStore(client, clickhouse.raw_db), f"s3://{s3.bucket}/g",
+                         LoadOptions(batch_rows=1_000, progress=False))
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines") == 4_000
+
+    result, reads = load(s3, clickhouse, f"s3://{s3.bucket}/g", batch_rows=resume_rows)
+    assert result.ok, result.errors
+    files_read = [files for files, _, _ in reads]
+    # resuming after line 2,000 with batches of 1,000: 2 together, then 1; of 500: 4, then 1; of 700:
+    # 1,401-2,100 is cut (read alone from line 2,001), then 2, then 2; of 1,500: 1,501-3,000 is cut, then 1
+    assert files_read == {1_000: [2, 1], 500: [4, 1], 700: [1, 2, 2], 1_500: [1, 1]}[resume_rows]
     rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines")
     assert sorted(rows) == lines_written(w.data_keys, lines)
