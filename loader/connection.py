@@ -323,7 +323,7 @@ def open_chdb_client(path: str, *, database: str | None = None, settings=None):
         return clickhouse_connect.get_client(
             interface="chdb", path=path, database=database, settings=dict(settings or {})
         )
-    except ProgrammingError as ex:
+    except ProgrammingError:
         holder = chdb_lock_holder(path)
         if holder is not None:
             raise EngineLockedError(path, holder) from None

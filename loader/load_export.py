@@ -169,10 +169,12 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
             # Nothing of a refused file lands past its checkpoint (rows an interrupted run left;
             # --server-side removes what its own failed read left before raising).  Both steps can
             # be done again, so they wait for ClickHouse like the loading itself.
+            message = str(ex)
+
             def refuse() -> None:
                 if started:
                     store.discard_after(summary.export_arn, data_file.key, resume_after)
-                store.record_file(summary, data_file, status=FAILED, lines_committed=resume_after, error=str(ex))
+                store.record_file(summary, data_file, status=FAILED, lines_committed=resume_after, error=message)
 
             retrying(f"setting s3://{bucket}/{data_file.key} aside as failed", refuse)
             return ex

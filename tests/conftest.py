@@ -189,3 +189,24 @@ def outage_store(ch: ClickHouse, client, plan):
     store.embedded = ch.embedded  # the wrapper hides the client's kind
     store.ensure_schema()
     return store
+
+
+class Crash(BaseException):
+    """The loader's process dying at a chosen point (not an Exception: nothing catches it)."""
+
+
+def crashing_store(client, database: str, method: str, after: int):
+    """A loader Store that dies (raises Crash) as its ``after``-th call of ``method`` returns: the
+    rows that call wrote are in ClickHouse, the checkpoint that follows it is not."""
+    from dynamodb_cdc.store import Store
+
+    calls = []
+
+    def dying(self, *args, **kwargs):
+        result = getattr(Store, method)(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == after:
+            raise Crash()
+        return result
+
+    return type("CrashingStore", (Store,), {method: dying})(client, database)

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import BIN, ROOT, SAMPLES, Dbt, outage_store
+from conftest import BIN, ROOT, SAMPLES, Crash, Dbt, crashing_store, outage_store
 from dynamodb_cdc.testing.streams import (
     TTL_IDENTITY, change_record, hash_key_in, partition_key, sample_records, wait_for_log,
 )
@@ -212,31 +212,18 @@ def test_list_shards_follows_next_token(kinesis):
     assert shards[2].closed and shards[4].parent_shard_id == "shardId-000000000002"
 
 
-class Crash(BaseException):
-    pass
-
-
 def test_a_crash_between_insert_and_checkpoint_loses_nothing(kinesis, clickhouse):
     """The process dies after a batch is inserted but before its checkpoint is written."""
     from dynamodb_cdc.kinesis import KinesisSource
-    from dynamodb_cdc.store import Store
     from dynamodb_cdc.streams import BatchLimits, ConsumeOptions, consume
 
     name, arn = new_stream(kinesis, 1)
     shard = shards_of(kinesis, name)["shardId-000000000000"]
     puts = [put(kinesis, name, shard, data) for data in orders_changes(T_MS, 10)]
 
-    class CrashingStore(Store):
-        inserts = 0
-
-        def insert_stream_records(self, *args, **kwargs):
-            super().insert_stream_records(*args, **kwargs)
-            CrashingStore.inserts += 1
-            if CrashingStore.inserts == 2:  # rows are in ClickHouse, their checkpoint is not
-                raise Crash()
-
     with clickhouse.client() as client:
-        store = CrashingStore(client, clickhouse.raw_db)
+        # dies as the 2nd batch is inserted: its rows are in ClickHouse, its checkpoint is not
+        store = crashing_store(client, clickhouse.raw_db, "insert_stream_records", 2)
         store.ensure_schema()
         with pytest.raises(Crash):
             consume(KinesisSource(kinesis, arn), store, ConsumeOptions(limits=BatchLimits(rows=3)))
@@ -257,7 +244,6 @@ def test_after_a_crash_between_insert_and_checkpoint_the_current_view_is_exact(k
     """Inserts, updates and deletes of `props`; the consumer dies with a batch landed but not
     checkpointed; the rerun lands that batch again; dbt's current view is still the end state."""
     from dynamodb_cdc.kinesis import KinesisSource
-    from dynamodb_cdc.store import Store
     from dynamodb_cdc.streams import BatchLimits, ConsumeOptions, consume
 
     name, arn = new_stream(kinesis, 1)
@@ -274,17 +260,8 @@ def test_after_a_crash_between_insert_and_checkpoint_the_current_view_is_exact(k
             data = change_record("props", "MODIFY" if old else "INSERT", keys, new=state[pk], old=old, at_ms=T_MS + i)
         put(kinesis, name, shard, data, key=pk)
 
-    class CrashingStore(Store):
-        inserts = 0
-
-        def insert_stream_records(self, *args, **kwargs):
-            super().insert_stream_records(*args, **kwargs)
-            CrashingStore.inserts += 1
-            if CrashingStore.inserts == 2:
-                raise Crash()
-
     with clickhouse.client() as client:
-        store = CrashingStore(client, clickhouse.raw_db)
+        store = crashing_store(client, clickhouse.raw_db, "insert_stream_records", 2)
         store.ensure_schema()
         with pytest.raises(Crash):
             consume(KinesisSource(kinesis, arn), store, ConsumeOptions(limits=BatchLimits(rows=4)))

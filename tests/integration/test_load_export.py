@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import SAMPLES, outage_store
+from conftest import SAMPLES, Crash, crashing_store, outage_store
 from dynamodb_cdc.manifest import md5_base64
 from dynamodb_cdc.testing.exports import dumps_line, write_full_export
 
@@ -90,10 +90,6 @@ def test_rerun_is_a_no_op(s3, clickhouse):
     assert after == before and len(after) == 10
 
 
-class Crash(BaseException):
-    pass
-
-
 @pytest.mark.parametrize("resume_rows", ["10", "7"], ids=["same-batches", "other-batches"])
 def test_interrupted_run_resumes_without_loss_or_doubles(s3, clickhouse, resume_rows):
     """The process dies after a batch is inserted but before the ledger records it.  The rerun
@@ -102,23 +98,13 @@ def test_interrupted_run_resumes_without_loss_or_doubles(s3, clickhouse, resume_
     test_load_export_groups)."""
     from dynamodb_cdc.load_export import LoadOptions, load_exports
     from dynamodb_cdc.s3export import s3_client
-    from dynamodb_cdc.store import Store
 
     data = items(95)
     w = write_full_export(s3, s3.bucket, ARN, data, prefix="p", export_time=T0, files=2)
 
-    class CrashingStore(Store):
-        inserts = 0
-
-        def insert_segment(self, *args, **kwargs):
-            super().insert_segment(*args, **kwargs)
-            CrashingStore.inserts += 1
-            if CrashingStore.inserts == 4:  # rows are in ClickHouse, the checkpoint is not
-                raise Crash()
-
     with clickhouse.client() as client:
-        with pytest.raises(Crash):
-            load_exports(s3_client(), CrashingStore(client, clickhouse.raw_db), f"s3://{s3.bucket}/p",
+        with pytest.raises(Crash):  # as the 4th batch is inserted: its rows are in ClickHouse, its checkpoint is not
+            load_exports(s3_client(), crashing_store(client, clickhouse.raw_db, "insert_segment", 4), f"s3://{s3.bucket}/p",
                          LoadOptions(batch_rows=10, parallel_files=1, progress=False))
     partial = clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines")
     assert 0 < partial < 95

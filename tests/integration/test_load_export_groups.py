@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import Outage
+from conftest import Crash, Outage, crashing_store
 from dynamodb_cdc.manifest import md5_base64
 from dynamodb_cdc.testing.exports import dumps_line, write_full_export
 
@@ -205,10 +205,6 @@ def test_a_tmp_dir_the_engine_cannot_name_as_it_is_loads_files_one_at_a_time(s3,
     assert sorted(rows) == lines_written(w.data_keys, lines)
 
 
-class Crash(Exception):
-    pass
-
-
 def test_a_file_of_several_batches_is_read_in_runs_checkpointed_after_each(s3, clickhouse, monkeypatch):
     """A data file of 4,500 lines in batches of 1,000, at most 2,000 lines to a statement: the
     engine reads batches 1-2 together, then 3-4, then the last alone, and the ledger records lines
@@ -246,24 +242,14 @@ def test_a_run_cut_off_resumes_after_the_last_checkpoint(s3, clickhouse, monkeyp
     from dynamodb_cdc import load_export
     from dynamodb_cdc.load_export import LoadOptions, load_exports
     from dynamodb_cdc.s3export import s3_client
-    from dynamodb_cdc.store import Store
 
     monkeypatch.setattr(load_export, "LOCAL_GROUP_LINES", 2_000)
     lines = [dumps_line({"Item": {"id": {"S": f"u{i:05d}"}}}) for i in range(4_500)]
     w = write_full_export(s3, s3.bucket, ARN, [], prefix="g", export_time=None, files=1, lines=lines)
 
-    class CrashingStore(Store):
-        runs = 0
-
-        def insert_segments(self, *args, **kwargs):
-            super().insert_segments(*args, **kwargs)
-            CrashingStore.runs += 1
-            if CrashingStore.runs == 2:  # rows are in ClickHouse, the checkpoint is not
-                raise Crash()
-
     with clickhouse.client() as client:
-        with pytest.raises(Crash):
-            load_exports(s3_client(), CrashingStore(client, clickhouse.raw_db), f"s3://{s3.bucket}/g",
+        with pytest.raises(Crash):  # as the 2nd run is inserted: its rows are in ClickHouse, its checkpoint is not
+            load_exports(s3_client(), crashing_store(client, clickhouse.raw_db, "insert_segments", 2), f"s3://{s3.bucket}/g",
                          LoadOptions(batch_rows=1_000, progress=False))
     assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines") == 4_000
 
