@@ -325,11 +325,18 @@ def _load_file(store: Store, bucket, summary, data_file: DataFile, committed: in
             first, last = run[0].first_line, run[-1].first_line + run[-1].lines - 1
             skip = max(committed - first + 1, 0)
 
-            def batch(run=run, skip=skip, last=last) -> None:
+            def batch(run=run, skip=skip, last=last, first=first) -> None:
                 if len(run) == 1:
                     store.insert_segment(summary, key, run[0], skip)
                 else:
-                    store.insert_segments(summary, key, run, options.parallel_files, options.tmp_dir)
+                    try:
+                        store.insert_segments(summary, key, run, options.parallel_files, options.tmp_dir)
+                    except ServerReadError as ex:  # the engine would not read them by their links
+                        log.warning("%s: the engine could not read lines %d-%d together (%s); reading them one "
+                                    "batch at a time", where, first, last, str(ex).strip()[:300])
+                        back_to(committed)()
+                        for segment in run:
+                            store.insert_segment(summary, key, segment)
                 if last < verified.lines:
                     checkpoint(last)
 

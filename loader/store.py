@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -265,9 +266,10 @@ class Store:
 
     def reads_local_files(self, tmp_dir: str | None = None) -> bool:
         """Whether the engine can read files this process holds open (chDB, through /proc/<pid>/fd),
-        by links made in ``tmp_dir`` (a path the engine's file() takes as it is)."""
-        return self.embedded and os.path.isdir(f"/proc/{os.getpid()}/fd") and bool(
-            PLAIN_PATH.match(os.path.abspath(tmp_dir or tempfile.gettempdir())))
+        by links made in ``tmp_dir`` (a path the engine's file() takes as it is, where links can be
+        made: tried once)."""
+        return self.embedded and bool(PLAIN_PATH.match(os.path.abspath(tmp_dir or tempfile.gettempdir()))) \
+            and _links_work(tmp_dir)
 
     def insert_local_files(self, summary: ExportSummary, files: list[tuple[str, IO[bytes]]], streams: int,
                            tmp_dir: str | None = None) -> None:
@@ -467,6 +469,18 @@ def _links(files: list[IO[bytes]], tmp_dir: str | None):
         yield os.path.abspath(directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _links_work(tmp_dir: str | None) -> bool:
+    """Whether a link to an open file made in ``tmp_dir`` leads to it (/proc mounted, links allowed)."""
+    try:
+        with tempfile.TemporaryFile(dir=tmp_dir) as f, _links([f], tmp_dir) as directory:
+            return os.path.exists(os.path.join(directory, "0"))
+    except OSError as ex:
+        log.info("the engine reads data files one at a time: no link to an open file can be made in %s (%s)",
+                 tmp_dir or tempfile.gettempdir(), ex)
+        return False
 
 
 def remove_stale_links(tmp_dir: str | None, min_age: float = 600.0) -> None:

@@ -261,3 +261,53 @@ def test_a_run_cut_off_resumes_after_the_last_checkpoint(s3, clickhouse, monkeyp
     assert files_read == {1_000: [2, 1], 500: [4, 1], 700: [1, 2, 2], 1_500: [1, 1]}[resume_rows]
     rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines")
     assert sorted(rows) == lines_written(w.data_keys, lines)
+
+
+def test_where_no_link_can_be_made_files_load_one_at_a_time(s3, clickhouse, monkeypatch, caplog):
+    """A --tmp-dir where links cannot be made (or /proc is missing): the loader says so once, and
+    each file and batch is read on its own; every line lands."""
+    from dynamodb_cdc import store as store_module
+
+    def no_links(*args):
+        raise PermissionError("links are not allowed here")
+
+    store_module._links_work.cache_clear()
+    monkeypatch.setattr(store_module.os, "symlink", no_links)
+    lines = [dumps_line({"Item": {"id": {"S": f"u{i}"}}}) for i in range(30)]
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="g", export_time=None, files=2, lines=lines)
+    try:
+        with caplog.at_level("INFO"):
+            result, reads = load(s3, clickhouse, f"s3://{s3.bucket}/g", batch_rows=5)
+    finally:
+        store_module._links_work.cache_clear()
+    assert result.ok, result.errors
+    assert [files for files, _, _ in reads] == [1] * 6  # 3 batches of each file, one at a time
+    assert any("no link to an open file can be made" in r.getMessage() for r in caplog.records)
+    rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines")
+    assert sorted(rows) == lines_written(w.data_keys, lines)
+
+
+def test_batches_the_engine_will_not_read_together_are_read_one_at_a_time(s3, clickhouse, monkeypatch, caplog):
+    """The statement reading a run of batches fails for the engine's sake (not ClickHouse being
+    away): what it left is removed and the run's batches are read one at a time; every line once."""
+    from dynamodb_cdc.store import ServerReadError, Store
+
+    real = Store._read_linked
+    refused = []
+
+    def refusing(self, summary, files, streams, tmp_dir, *, compressed):
+        if not compressed and not refused:
+            refused.append(len(files))
+            real(self, summary, files[:1], streams, tmp_dir, compressed=compressed)  # some rows land first
+            raise ServerReadError("Code: 1001. the engine would not follow the link")
+        return real(self, summary, files, streams, tmp_dir, compressed=compressed)
+
+    monkeypatch.setattr(Store, "_read_linked", refusing)
+    lines = [dumps_line({"Item": {"id": {"S": f"u{i}"}}}) for i in range(30)]
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="g", export_time=None, files=1, lines=lines)
+    result, reads = load(s3, clickhouse, f"s3://{s3.bucket}/g", batch_rows=10)
+    assert result.ok, result.errors
+    assert refused == [3]
+    assert any("could not read lines 1-30 together" in r.getMessage() for r in caplog.records)
+    rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines")
+    assert sorted(rows) == lines_written(w.data_keys, lines)
