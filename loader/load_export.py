@@ -1,9 +1,10 @@
 """``dynamodb-cdc load-export``: land DynamoDB S3 exports in ClickHouse, unparsed.
 
 Per data file: download, verify (MD5, gzip, line count) into temporary files,
-one per batch of lines, then insert the batches in order.  The ledger (``export_files``) records
-the last committed line after every batch but a file's last (the file is marked loaded then), so
-a rerun skips loaded files and resumes an interrupted file exactly where it stopped.
+one per batch of lines, then insert the batches in order (on the embedded engine several to an
+insert).  The ledger (``export_files``) records the last committed line after every insert but a
+file's last (the file is marked loaded then), so a rerun skips loaded files and resumes an
+interrupted file exactly where it stopped.
 
 Files ClickHouse reads several to a statement (a group, read whole; its files' line counts are
 checked after): with --server-side, from S3 itself; on the embedded engine, files of one batch,

@@ -476,11 +476,14 @@ def _links_work(tmp_dir: str | None) -> bool:
     """Whether a link to an open file made in ``tmp_dir`` leads to it (/proc mounted, links allowed)."""
     try:
         with tempfile.TemporaryFile(dir=tmp_dir) as f, _links([f], tmp_dir) as directory:
-            return os.path.exists(os.path.join(directory, "0"))
+            if os.path.exists(os.path.join(directory, "0")):
+                return True
+            why = "the link leads nowhere"
     except OSError as ex:
-        log.info("the engine reads data files one at a time: no link to an open file can be made in %s (%s)",
-                 tmp_dir or tempfile.gettempdir(), ex)
-        return False
+        why = str(ex)
+    log.info("the engine reads data files one at a time: no link to an open file can be made in %s (%s)",
+             tmp_dir or tempfile.gettempdir(), why)
+    return False
 
 
 def remove_stale_links(tmp_dir: str | None, min_age: float = 600.0) -> None:

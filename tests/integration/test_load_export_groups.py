@@ -311,3 +311,18 @@ def test_batches_the_engine_will_not_read_together_are_read_one_at_a_time(s3, cl
     assert any("could not read lines 1-30 together" in r.getMessage() for r in caplog.records)
     rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines")
     assert sorted(rows) == lines_written(w.data_keys, lines)
+
+
+def test_where_links_lead_nowhere_files_load_one_at_a_time(monkeypatch, tmp_path, caplog):
+    """No /proc (the link is made but leads nowhere): the engine is not given links."""
+    from dynamodb_cdc import store as store_module
+
+    store_module._links_work.cache_clear()
+    monkeypatch.setattr(store_module.os, "getpid", lambda: 999_999_999)  # /proc/999999999/fd does not exist
+    try:
+        with caplog.at_level("INFO"):
+            assert store_module._links_work(str(tmp_path)) is False
+    finally:
+        store_module._links_work.cache_clear()
+    assert any("the link leads nowhere" in r.getMessage() for r in caplog.records)
+    assert os.listdir(tmp_path) == []
