@@ -135,11 +135,11 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
     retrying(f"recording {summary.export_arn} loading", lambda: store.record_export(
         summary, s3_uri=summary_uri, data_files=len(files), status=LOADING))
     progress = Progress(len(todo), enabled=options.progress)
-    # Files read several to a statement by the engine, `parallel_files` at a time: with --server-side
-    # from S3, up to GROUP_FILES; on the embedded engine, files that fit in one batch, downloaded and
-    # MD5-checked here first, up to GROUP_FILES and LOCAL_GROUP_LINES lines to a statement (a
-    # statement of more lines holds more memory: README "Peak memory"), unless `parallel_files` is 1.
-    # Any other file is a group of its own, loaded by itself.
+    # Files read several to a statement by the engine, `parallel_files` at a time, up to GROUP_FILES:
+    # with --server-side from S3 (files of any size, so that large ones are still read side by side);
+    # on the embedded engine, files that fit in one batch, downloaded and MD5-checked here first, up
+    # to GROUP_LINES lines to a statement (a statement of more lines holds more memory: README "Peak
+    # memory"), unless `parallel_files` is 1.  Any other file is a group of its own, loaded by itself.
     local = not options.server_side and options.parallel_files > 1 and store.reads_local_files(options.tmp_dir)
 
     def groupable(f: DataFile) -> bool:
@@ -147,7 +147,7 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
             return _plain_key(f)
         return local and plans[f.key].resume_after == 0 and f.item_count <= options.batch_rows
 
-    groups = list(_groups(todo, groupable, GROUP_FILES, None if options.server_side else LOCAL_GROUP_LINES))
+    groups = list(_groups(todo, groupable, GROUP_FILES, None if options.server_side else GROUP_LINES))
     # The next file loaded by itself is downloaded and verified in a second thread while this one is
     # inserted (zlib, hashing, sockets and the engine all release the GIL): no ClickHouse call there.
     fetcher = None if options.server_side else _Prefetcher(
@@ -360,7 +360,7 @@ def _load_file(store: Store, bucket, summary, data_file: DataFile, committed: in
 
 def _runs(segments: list[Segment], committed: int, together: bool) -> list[list[Segment]]:
     """The segments past line ``committed`` in inserts: with ``together``, runs of up to GROUP_FILES
-    whole segments and LOCAL_GROUP_LINES lines (a segment the resume point cuts is read alone);
+    whole segments and GROUP_LINES lines (a segment the resume point cuts is read alone);
     else one each."""
     runs: list[list[Segment]] = []
     for segment in segments:
@@ -368,7 +368,7 @@ def _runs(segments: list[Segment], committed: int, together: bool) -> list[list[
             continue
         run = runs[-1] if runs and together else None
         if (run is None or segment.first_line <= committed or run[0].first_line <= committed
-                or len(run) == GROUP_FILES or sum(s.lines for s in run) + segment.lines > LOCAL_GROUP_LINES):
+                or len(run) == GROUP_FILES or sum(s.lines for s in run) + segment.lines > GROUP_LINES):
             runs.append([segment])
         else:
             run.append(segment)
@@ -410,7 +410,7 @@ def s3_source(s3, bucket: str, key: str, names: list[str] | None = None):
 
 
 GROUP_FILES = 16  # data files read in one statement at most
-LOCAL_GROUP_LINES = 500_000  # on the embedded engine, lines read in one statement at most (memory follows it)
+GROUP_LINES = 500_000  # on the embedded engine, lines read in one statement at most (its memory follows them)
 PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+\Z")  # a name that can stand in an s3() {a,b,...} pattern as it is
 
 

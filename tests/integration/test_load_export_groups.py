@@ -83,7 +83,7 @@ def test_files_that_fit_a_batch_are_read_several_to_a_statement(s3, clickhouse, 
     from dynamodb_cdc import load_export
 
     if limit == "lines":
-        monkeypatch.setattr(load_export, "LOCAL_GROUP_LINES", 12_000)
+        monkeypatch.setattr(load_export, "GROUP_LINES", 12_000)
     if limit == "files":
         monkeypatch.setattr(load_export, "GROUP_FILES", 3)
     n = 24_000
@@ -212,7 +212,7 @@ def test_a_file_of_several_batches_is_read_in_runs_checkpointed_after_each(s3, c
     line in the second run is quarantined under its own."""
     from dynamodb_cdc import load_export
 
-    monkeypatch.setattr(load_export, "LOCAL_GROUP_LINES", 2_000)
+    monkeypatch.setattr(load_export, "GROUP_LINES", 2_000)
     lines = [dumps_line({"Item": {"id": {"S": f"u{i:05d}"}}}) for i in range(4_500)]
     lines[2_500] = b"{not json"  # line 2,501
     w = write_full_export(s3, s3.bucket, ARN, [], prefix="g", export_time=None, files=1, lines=lines)
@@ -243,7 +243,7 @@ def test_a_run_cut_off_resumes_after_the_last_checkpoint(s3, clickhouse, monkeyp
     from dynamodb_cdc.load_export import LoadOptions, load_exports
     from dynamodb_cdc.s3export import s3_client
 
-    monkeypatch.setattr(load_export, "LOCAL_GROUP_LINES", 2_000)
+    monkeypatch.setattr(load_export, "GROUP_LINES", 2_000)
     lines = [dumps_line({"Item": {"id": {"S": f"u{i:05d}"}}}) for i in range(4_500)]
     w = write_full_export(s3, s3.bucket, ARN, [], prefix="g", export_time=None, files=1, lines=lines)
 
