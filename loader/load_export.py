@@ -165,7 +165,7 @@ def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], 
             if fetcher is None:
                 return _load_file_server_side(s3, store, bucket, summary, data_file, progress, started=started)
             return _load_file(store, bucket, summary, data_file, resume_after, options, progress,
-                              fetcher.take(data_file), started=started)
+                              fetcher.take(data_file), started=started, together=local)
         except DataFileError as ex:
             # Nothing of a refused file lands past its checkpoint (rows an interrupted run left;
             # --server-side removes what its own failed read left before raising).  Both steps can
@@ -298,7 +298,7 @@ class _Prefetcher(_Downloads):
 
 
 def _load_file(store: Store, bucket, summary, data_file: DataFile, committed: int, options, progress, verified,
-               *, started: bool = True):
+               *, started: bool = True, together: bool = False):
     where = f"s3://{bucket}/{data_file.key}"
     arn, key, size = summary.export_arn, data_file.key, verified.compressed_bytes
     if committed:
@@ -317,11 +317,11 @@ def _load_file(store: Store, bucket, summary, data_file: DataFile, committed: in
     try:
         # Rows past the last committed line may exist if the previous run stopped mid-batch.
         retrying(f"starting {where}", back_to(committed) if started else lambda: checkpoint(committed))
-        # One insert per segment (a batch), or on the embedded engine one per run of whole segments
-        # read side by side (runs), each checkpointed but the last: the file is counted and marked
-        # loaded next, and a run stopped before that redoes the last insert.  While ClickHouse is
-        # unavailable, an insert is undone and redone (connection.retrying).
-        together = options.parallel_files > 1 and store.reads_local_files(options.tmp_dir)
+        # One insert per segment (a batch), or with ``together`` (the embedded engine reading local
+        # files, as _load_one decides) one per run of whole segments read side by side (_runs), each
+        # checkpointed but the last: the file is counted and marked loaded next, and a run stopped
+        # before that redoes the last insert.  While ClickHouse is unavailable, an insert is undone
+        # and redone (connection.retrying).
         for run in _runs(verified.segments, committed, together):
             first, last = run[0].first_line, run[-1].first_line + run[-1].lines - 1
             skip = max(committed - first + 1, 0)
@@ -362,17 +362,9 @@ def _runs(segments: list[Segment], committed: int, together: bool) -> list[list[
     """The segments past line ``committed`` in inserts: with ``together``, runs of up to GROUP_FILES
     whole segments and GROUP_LINES lines (a segment the resume point cuts is read alone);
     else one each."""
-    runs: list[list[Segment]] = []
-    for segment in segments:
-        if segment.first_line + segment.lines - 1 <= committed:
-            continue
-        run = runs[-1] if runs and together else None
-        if (run is None or segment.first_line <= committed or run[0].first_line <= committed
-                or len(run) == GROUP_FILES or sum(s.lines for s in run) + segment.lines > GROUP_LINES):
-            runs.append([segment])
-        else:
-            run.append(segment)
-    return runs
+    pending = [s for s in segments if s.first_line + s.lines - 1 > committed]
+    return list(_groups(pending, lambda s: together and s.first_line > committed, GROUP_FILES, GROUP_LINES,
+                        lines=lambda s: s.lines, folder=lambda s: None))
 
 
 def _note(where: str, landed: int, quarantined: int, examples, how: str = "") -> str:
@@ -423,19 +415,21 @@ def _plain_key(f: DataFile) -> bool:
     return bool(PLAIN_NAME.match(name)) and not GLOB_CHARACTERS & set(directory) and f.item_count > 0
 
 
-def _groups(files: list[DataFile], groupable, size: int, max_lines: int | None = None):
-    """Runs of up to ``size`` consecutive groupable files of one folder (and of up to ``max_lines``
-    lines by their itemCount); any other file is a group of its own."""
-    group: list[DataFile] = []
-    for f in files:
+def _groups(items: list, groupable, size: int, max_lines: int | None = None,
+            lines=lambda f: f.item_count, folder=lambda f: f.key.rpartition("/")[0]):
+    """Runs of up to ``size`` consecutive groupable items of one folder (and of up to ``max_lines``
+    lines); any other item is a group of its own.  Data files by default (their itemCount and the
+    folder of their key); _runs groups a file's segments with the same rule."""
+    group: list = []
+    for f in items:
         if not groupable(f):
             if group:
                 yield group
                 group = []
             yield [f]
             continue
-        if group and (len(group) == size or group[0].key.rpartition("/")[0] != f.key.rpartition("/")[0]
-                      or max_lines is not None and sum(g.item_count for g in group) + f.item_count > max_lines):
+        if group and (len(group) == size or folder(group[0]) != folder(f)
+                      or max_lines is not None and sum(map(lines, group)) + lines(f) > max_lines):
             yield group
             group = []
         group.append(f)

@@ -58,7 +58,7 @@ LOADING, LOADED, FAILED = "loading", "loaded", "failed"
 
 # One reading stream, in file order: rowNumberInAllBlocks() is then the line's position.
 SEQUENTIAL_READ = {"max_threads": 1, "max_insert_threads": 1, "input_format_parallel_parsing": 0}
-# Several files in one statement (insert_files_from_s3, insert_local_files): the views run side by
+# Several files in one statement (insert_files_from_s3, _read_linked): the views run side by
 # side, and blocks are written at 64 MiB rather than 256.  --server-side, 1,000,000 lines of 10 files
 # in one statement on 2 cores: about 2.0 s (1.9 s at 256 MiB, 2.2 s at 32) at a peak of about
 # 1.1 GB (1.3 GB at 256 MiB, 0.95 GB at 32).
