@@ -40,4 +40,5 @@ test-integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration
 
 clean:
-	rm -rf $(VENV) adapter/build adapter/*.egg-info *.egg-info .pytest_cache .demo target dbt_packages logs
+	rm -rf $(VENV) adapter/build adapter/*.egg-info *.egg-info .pytest_cache .demo target dbt_packages logs \
+		examples/target examples/dbt_packages examples/logs

@@ -3,7 +3,8 @@
 1. starts moto (S3) on a free loopback port;
 2. writes two DynamoDB full exports in AWS's exact layout (users, orders);
 3. lands them with `dynamodb-cdc load-export`;
-4. runs `dbt build` on chDB (the `embedded` target of profiles.example.yml);
+4. runs `dbt deps` and `dbt build` in the example project examples/ on chDB (the
+   `embedded` target of profiles.example.yml);
 5. prints the current-state tables;
 6. then the table changes: an incremental export of the next hour (an update, a
    delete, an insert) is landed and `dbt run` applies it incrementally;
@@ -29,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
+EXAMPLES = ROOT / "examples"  # the dbt project that installs this package from ../
 BIN = Path(sys.executable).parent
 BUCKET = "demo-dynamodb-exports"
 ACCOUNT = "123456789012"
@@ -80,9 +82,9 @@ def step(title: str) -> None:
     print(f"\n=== {title}", flush=True)
 
 
-def run(cmd: list[str], **kwargs) -> None:
+def run(cmd: list[str], cwd: Path = WORK, **kwargs) -> None:
     print("$ " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=WORK, **kwargs)
+    subprocess.run(cmd, check=True, cwd=cwd, **kwargs)
 
 
 def show(url: str, models) -> tuple:
@@ -137,11 +139,12 @@ def main() -> int:
         step("loader again: a rerun is a no-op")
         run([str(BIN / "dynamodb-cdc"), "load-export", f"s3://{BUCKET}/exports/users", "--clickhouse-url", url])
 
-        dbt = [str(BIN / "dbt"), "--project-dir", str(ROOT), "--profiles-dir", str(WORK / "profiles"),
+        dbt = [str(BIN / "dbt"), "--project-dir", str(EXAMPLES), "--profiles-dir", str(WORK / "profiles"),
                "--target", "embedded"]
         dbt_env = {**os.environ, "DBT_LOG_PATH": str(WORK / "logs"), "DBT_TARGET_PATH": str(WORK / "target")}
-        step("dbt build on the embedded engine (chDB)")
-        run([dbt[0], "build", *dbt[1:]], env=dbt_env)
+        step("dbt deps, then dbt build on the embedded engine (chDB), in the example project examples/")
+        run([dbt[0], "deps", *dbt[1:]], env=dbt_env, cwd=EXAMPLES)
+        run([dbt[0], "build", *dbt[1:]], env=dbt_env, cwd=EXAMPLES)
 
         step("results")
         counts = show(url, ("users_current", "orders_current"))
@@ -168,7 +171,7 @@ def main() -> int:
         print(f"  {w.uri}  ({len(lines)} changes, data in exports/users/AWSDynamoDB/data/)")
         run([str(BIN / "dynamodb-cdc"), "load-export", f"s3://{BUCKET}/exports/users", "--clickhouse-url", url])
         step("dbt run: the changes model reads only the new rows")
-        run([dbt[0], "run", "--select", "users_changes", "users_current", *dbt[1:]], env=dbt_env)
+        run([dbt[0], "run", "--select", "users_changes", "users_current", *dbt[1:]], env=dbt_env, cwd=EXAMPLES)
         step("users after the incremental export")
         show(url, ("users_current",))
         now = query(url, "SELECT id, age FROM analytics.users_current ORDER BY id")
@@ -229,7 +232,7 @@ def live_changes(url: str, dbt: list[str], dbt_env: dict) -> bool:
     step("loader: dynamodb-cdc consume-streams lands the stream records (drains the stream, then exits)")
     run([str(BIN / "dynamodb-cdc"), "consume-streams", "--table", "users", "--clickhouse-url", url])
     step("dbt run: the same changes model applies the stream records")
-    run([dbt[0], "run", "--select", "users_changes", "users_current", *dbt[1:]], env=dbt_env)
+    run([dbt[0], "run", "--select", "users_changes", "users_current", *dbt[1:]], env=dbt_env, cwd=EXAMPLES)
     step("users after the live changes")
     show(url, ("users_current",))
 

@@ -4,10 +4,10 @@ Called by demo/demo.py as ``run_push_step(url, bin_dir, work)`` once the
 current-state tables are built, with AWS_ENDPOINT_URL already aimed at moto:
 
 1. ``dbt run --select user_summary`` refreshes the example summary model
-   (models/examples/user_summary.sql, exposure user_summary_dynamodb);
+   (examples/models/user_summary.sql, exposure user_summary_dynamodb);
 2. creates the DynamoDB table ``user_summary`` (key ``user_id``) in moto;
 3. runs ``dynamodb-cdc push --exposure user_summary_dynamodb``: the exposure
-   (models/examples/exposures.yml) declares the relation, the table, the key
+   (examples/models/exposures.yml) declares the relation, the table, the key
    and --sync-deletes in ``meta.dynamodb_push``; dbt's manifest gives its relation;
 4. reads every user back with GetItem and compares each item with the model's row.
 """
@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"  # the example dbt project (dbt deps already run by demo.py)
 TABLE = "user_summary"
 RELATION = "analytics.user_summary"
 
@@ -66,9 +67,9 @@ def run_push_step(url: str, bin_dir: Path, work: Path) -> bool:
         env.setdefault("DYNAMODB_CDC_CHDB_PATH", target.path)  # read by profiles.example.yml
 
     _step("push: a per-user summary model, back into DynamoDB for the application")
-    dbt = [str(bin_dir / "dbt"), "run", "--select", "user_summary", "--project-dir", str(ROOT),
+    dbt = [str(bin_dir / "dbt"), "run", "--select", "user_summary", "--project-dir", str(EXAMPLES),
            "--profiles-dir", str(work / "profiles"), "--target", "embedded"]
-    if _run(dbt, work, env) != 0:
+    if _run(dbt, EXAMPLES, env) != 0:
         print("demo FAILED: dbt run --select user_summary", flush=True)
         return False
 

@@ -198,19 +198,29 @@ META_COLUMNS = ["_other_attributes", "_version", "_is_deleted", "_ttl_deleted", 
 
 
 def test_every_macro_model_and_column_is_documented(clickhouse, tmp_path):
-    """dbt docs is useful: the package's macros, example models and all their columns have descriptions."""
+    """dbt docs is useful: the package's macros, the example project's models and all their columns
+    have descriptions; and the package brings a project that installs it no models or exposures of
+    its own (none to parse, build or list), only macros and the raw sources."""
     import yaml
 
-    root = Dbt(clickhouse, ROOT, tmp_path, "dynamodb_cdc")
-    root("parse")
-    manifest = json.loads((root.target / "manifest.json").read_text())
+    examples = Dbt(clickhouse, ROOT / "examples", tmp_path, "dynamodb_cdc")
+    examples("deps")
+    examples("parse")
+    manifest = json.loads((examples.target / "manifest.json").read_text())
     macros = {k: v for k, v in manifest["macros"].items() if v["package_name"] == "dynamodb_cdc"}
     assert len(macros) > 40
     assert [k for k, v in macros.items() if not v["description"].strip()] == []
-    tables = yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]["dynamodb_cdc_tables"]
+    # from the package: only the test it applies to its quarantine source, nothing disabled
+    from_package = [k for k, v in [*manifest["nodes"].items(), *manifest["exposures"].items(),
+                                   *((k, n) for k, ns in manifest["disabled"].items() for n in ns)]
+                    if v["package_name"] == "dynamodb_cdc"]
+    assert [k.split(".")[2] for k in from_package] == ["dynamodb_cdc_source_quarantine_is_empty_dynamodb_cdc_raw_quarantine_"]
+    assert {v["name"] for v in manifest["sources"].values() if v["package_name"] == "dynamodb_cdc"} >= {
+        "export_lines", "stream_records", "quarantine"}
+    tables = yaml.safe_load((ROOT / "examples" / "dbt_project.yml").read_text())["vars"]["dynamodb_cdc_tables"]
     models = {v["name"]: v for v in manifest["nodes"].values()
-              if v["resource_type"] == "model" and v["package_name"] == "dynamodb_cdc"}
-    assert {"users_changes", "users_current", "orders_changes", "orders_current"} <= set(models)
+              if v["resource_type"] == "model" and v["package_name"] == "dynamodb_cdc_examples"}
+    assert {"users_changes", "users_current", "orders_changes", "orders_current", "user_summary"} <= set(models)
     for name, node in models.items():
         assert node["description"].strip(), name
         documented = {c for c, v in node["columns"].items() if v["description"].strip()}

@@ -513,16 +513,17 @@ def test_bad_arguments_stop_before_anything_is_written(clickhouse, moto_endpoint
 
 
 def test_push_declared_on_the_example_exposure(clickhouse, moto_endpoint, tmp_path):
-    """`dbt parse` of this package (root project: examples on) gives the manifest; the exposure
-    user_summary_dynamodb declares the relation, the DynamoDB table and the key."""
+    """`dbt parse` of the example project (examples/, which installs this package) gives the
+    manifest; the exposure user_summary_dynamodb declares the relation, the DynamoDB table and the key."""
     from conftest import ROOT, Dbt
 
     ch = clickhouse
-    dbt = Dbt(ch, ROOT, tmp_path / "dbt", "dynamodb_cdc")
+    dbt = Dbt(ch, ROOT / "examples", tmp_path / "dbt", "dynamodb_cdc")
+    dbt("deps")
     dbt("parse")
     manifest = dbt.target / "manifest.json"
-    exposure = json.loads(manifest.read_text())["exposures"]["exposure.dynamodb_cdc.user_summary_dynamodb"]
-    assert exposure["depends_on"]["nodes"] == ["model.dynamodb_cdc.user_summary"]
+    exposure = json.loads(manifest.read_text())["exposures"]["exposure.dynamodb_cdc_examples.user_summary_dynamodb"]
+    assert exposure["depends_on"]["nodes"] == ["model.dynamodb_cdc_examples.user_summary"]
 
     # the model's relation, as dbt would build it (its columns and types)
     set_model(ch, "user_summary", "user_id String, first_name Nullable(String), age Nullable(Int32), orders UInt64, "

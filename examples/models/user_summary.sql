@@ -1,6 +1,4 @@
-{#- An example: builds only when this package is the root project (see dbt_project.yml vars).
-    A per-user summary that `dynamodb-cdc push` writes back to DynamoDB (exposure user_summary_dynamodb). -#}
-{%- if dynamodb_cdc._examples_enabled() %}
+{#- A per-user summary that `dynamodb-cdc push` writes back to DynamoDB (exposure user_summary_dynamodb). -#}
 {{ config(materialized='table', order_by='user_id') }}
 SELECT
     u.id AS user_id,
@@ -12,6 +10,3 @@ SELECT
 FROM {{ ref('users_current') }} AS u
 LEFT JOIN {{ ref('orders_current') }} AS o ON o.customer_id = u.id
 GROUP BY u.id, u.first_name, u.age
-{%- else %}
-{{ config(enabled=false) }}
-{%- endif %}

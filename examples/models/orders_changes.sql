@@ -1,0 +1,1 @@
+{{ dynamodb_cdc.changes_model('orders') }}

@@ -1,0 +1,1 @@
+{{ dynamodb_cdc.current_view(ref('users_changes')) }}
