@@ -186,11 +186,33 @@ def test_docs_lineage_and_source_freshness(s3, clickhouse, dbt):
     assert "source.dynamodb_cdc.dynamodb_cdc_raw.export_lines" in parents[changes]
     catalog = json.loads((dbt.target / "catalog.json").read_text())
     assert "balance" in catalog["nodes"][changes]["columns"]
-    # The example models of the package do not build in a user's project.
-    assert not any(k.startswith("model.dynamodb_cdc.") and v["config"]["enabled"]
-                   for k, v in manifest["nodes"].items())
+    # The package has no models of its own to build in a user's project.
+    assert not any(k.startswith("model.dynamodb_cdc.") for k in manifest["nodes"])
     fresh = dbt("source", "freshness", "--select", "source:dynamodb_cdc.dynamodb_cdc_raw.export_lines", vars={"stage": 1})
     assert "PASS" in fresh.stdout
+
+
+def test_parsing_records_the_sources_the_compiled_models_read(s3, clickhouse, dbt):
+    """A changes model's query is rendered only when dbt compiles or runs it (parsing renders its
+    config and the sources it reads, _parse_time_body): the sources dbt records while parsing, for
+    lineage and freshness, are every raw table the compiled query reads, for the incremental and
+    the materialized-view models alike."""
+    load(s3, clickhouse, [ACME2], T1, files=1)
+    dbt("parse", vars={"stage": 1})
+    parsed = json.loads((dbt.target / "manifest.json").read_text())["nodes"]
+    dbt("compile", vars={"stage": 1})
+    manifest = json.loads((dbt.target / "manifest.json").read_text())
+    raw = {k: v["relation_name"] for k, v in manifest["sources"].items() if v["package_name"] == "dynamodb_cdc"}
+    models = {k: v for k, v in manifest["nodes"].items()
+              if v["resource_type"] == "model" and v["name"].endswith("_changes")}
+    assert {v["config"]["materialized"] for v in models.values()} == {"incremental", "materialized_view"}
+    for key, node in models.items():
+        compiled = node["compiled_code"]
+        assert "SELECT * EXCEPT (_key_ok, _failed_attributes)" in compiled and "parsing only" not in compiled, key
+        read = {k for k, relation in raw.items() if relation in compiled}
+        assert {"source.dynamodb_cdc.dynamodb_cdc_raw.export_lines",
+                "source.dynamodb_cdc.dynamodb_cdc_raw.stream_records"} <= read, key
+        assert read <= set(parsed[key]["depends_on"]["nodes"]), key
 
 
 META_COLUMNS = ["_other_attributes", "_version", "_is_deleted", "_ttl_deleted", "_changed_at", "_event", "_source",
