@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from .sql import ident
+from .lease import Holder
+from .sql import ident, literal
 from .store import _utc
 
 
@@ -29,6 +30,7 @@ def collect(client, database: str) -> dict:
             "last_change_at": None,
             "quarantined": 0,
             "quarantined_by_source": {},
+            "loading_now": [],
         })
 
     for name, kind, status, n, latest in client.query(
@@ -92,6 +94,20 @@ def collect(client, database: str) -> dict:
         t = table(name or "(unknown table)")
         t["quarantined"] += n
         t["quarantined_by_source"][source] = n
+    # Exports a run is loading now: live leases (lease.py); a raw database from before leases has none.
+    if client.command(f"EXISTS TABLE {q}.leases"):
+        for arn, name, holder, host, pid, command, acquired, age in client.query(
+            f"SELECT substring(l.scope, 8), e.table_name, l.holder, l.host, l.pid, l.command, toString(l.acquired_at), "
+            f"  dateDiff('microsecond', l.renewed_at, now64(6)) / 1e6 "
+            f"FROM {q}.leases AS l FINAL "
+            f"JOIN (SELECT export_arn, any(table_name) AS table_name FROM {q}.exports FINAL GROUP BY export_arn) AS e "
+            f"  ON e.export_arn = substring(l.scope, 8) "
+            f"WHERE l.released = 0 AND startsWith(l.scope, {literal('export:')}) ORDER BY ALL"
+        ).result_rows:
+            h = Holder(holder, host, int(pid), command, acquired, float(age))
+            if h.live():
+                table(name)["loading_now"].append({"export_arn": arn, "by": command, "host": host, "pid": h.pid,
+                                                   "since": acquired, "renewed_seconds_ago": round(h.renewed_seconds_ago, 1)})
     for t in tables.values():
         lags = [s["lag_seconds"] for s in t["streams"] if s["lag_seconds"] is not None]
         t["stream_lag_seconds"] = max(lags) if lags else None
@@ -136,6 +152,9 @@ def to_text(report: dict) -> str:
             out.append(f"  exports       {exports}")
         if t["data_files"]:
             out.append("  data files    " + ", ".join(f"{n} {s}" for s, n in sorted(t["data_files"].items())))
+        for h in t["loading_now"]:
+            out.append(f"  loading now   {h['export_arn']} by {h['by']} (process {h['pid']} on {h['host']}) since "
+                       f"{h['since']} UTC, renewed {h['renewed_seconds_ago']:.0f} s ago")
         out.append(f"  lines landed  {t['lines_landed']:,}   stream records {t['stream_records']:,}   "
                    f"quarantined {t['quarantined']:,}")
         if t["latest_export_time"]:

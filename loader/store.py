@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING
 from . import clock, schema
 from .connection import is_transient
 from .manifest import FULL_EXPORT, DataFile, ExportSummary, ExportWindow
+from .lease import Holder
 from .sql import ident, literal, values_insert
 from .streams import Checkpoint, Record
 
@@ -106,6 +107,38 @@ class Store:
 
     def ensure_schema(self) -> None:
         schema.ensure(self.client, self.db)
+
+    # -- leases (lease.py) -------------------------------------------------------
+    def lease_holders(self, scope: str) -> list[Holder]:
+        """The unreleased holders of a lease, first acquired first, with their age by the server's clock."""
+        rows = self.client.query(
+            f"SELECT holder, host, pid, command, toString(acquired_at), "
+            f"dateDiff('microsecond', renewed_at, now64(6)) / 1e6 "
+            f"FROM {self.q}.leases FINAL WHERE scope = {{s:String}} AND released = 0 ORDER BY acquired_at, holder",
+            parameters={"s": scope},
+        ).result_rows
+        return [Holder(h, host, int(pid), command, acquired, float(age)) for h, host, pid, command, acquired, age in rows]
+
+    def take_lease(self, scope: str, holder: str, host: str, pid: int, command: str) -> None:
+        self.client.command(
+            f"INSERT INTO {self.q}.leases (scope, holder, host, pid, command, acquired_at, renewed_at, released) "
+            f"SELECT {literal(scope)}, {literal(holder)}, {literal(host)}, {int(pid)}, {literal(command)}, "
+            "now64(6), now64(6), 0"
+        )
+
+    def _lease_row(self, scope: str, holder: str, released: int) -> None:
+        """A newer version of a holder's row: renewed now, released or not, acquired_at kept."""
+        self.client.command(
+            f"INSERT INTO {self.q}.leases (scope, holder, host, pid, command, acquired_at, renewed_at, released) "
+            f"SELECT scope, holder, host, pid, command, acquired_at, greatest(now64(6), renewed_at + toIntervalMicrosecond(1)), "
+            f"{int(released)} FROM {self.q}.leases FINAL WHERE scope = {literal(scope)} AND holder = {literal(holder)}"
+        )
+
+    def renew_lease(self, scope: str, holder: str) -> None:
+        self._lease_row(scope, holder, 0)
+
+    def release_lease(self, scope: str, holder: str) -> None:
+        self._lease_row(scope, holder, 1)
 
     # -- exports ---------------------------------------------------------------
     def record_export(self, summary: ExportSummary, *, s3_uri: str, data_files: int, status: str, error: str = "") -> None:

@@ -1,0 +1,139 @@
+"""One run at a time per export: a lease in the raw database.
+
+Against a ClickHouse server nothing stops two ``load-export`` runs from loading the same export at
+once (a cron run overlapping the last one): both would insert its lines, and their file counts
+would then disagree.  So a run holds a lease on each export it loads, a row of ``leases`` (read
+with FINAL), and a run that finds another holder's live lease leaves that export alone, with a
+message naming the holder.  On the embedded engine one process owns the data directory anyway;
+the lease is taken there too, and costs a few milliseconds.
+
+A lease is live while its holder renews it (at least every ``RENEW_SECONDS`` while files land,
+at each file) and for ``LEASE_SECONDS`` after the last renewal; it is released when the run ends,
+however it ends, short of being killed.  A holder on this host whose process is gone (its pid
+no longer runs, or runs a process started at another time) holds nothing, so a run killed with
+-9 and started again on the same host, or in a container restarted under the same host name,
+goes on at once; from another host its lease lapses after ``LEASE_SECONDS``.  All times are the server's (now64), so
+the hosts' clocks do not matter.  Two runs that take the same lease in the same instant both
+write their row, read the holders again, and the later one (by acquired_at, then holder) yields.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+
+log = logging.getLogger("dynamodb_cdc")
+
+LEASE_SECONDS = 600
+RENEW_SECONDS = 60
+
+
+def _started(pid: int) -> str | None:
+    """When a process of this host started (clock ticks since boot, /proc/<pid>/stat field 22), or
+    None where that cannot be read: with its pid, what tells a process from a later one given the
+    same pid (a container restarted in the same pod, its loader pid 1 again)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+HOST = socket.gethostname()
+PID = os.getpid()
+STARTED = _started(PID) or "?"
+HOLDER = f"{HOST}:{PID}:{STARTED}:{uuid.uuid4().hex[:8]}"  # this process
+
+
+class LeaseHeldError(RuntimeError):
+    """Another run holds the lease."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    holder: str
+    host: str
+    pid: int
+    command: str
+    acquired_at: str
+    renewed_seconds_ago: float
+
+    def live(self) -> bool:
+        if self.renewed_seconds_ago >= LEASE_SECONDS:
+            return False
+        parts = self.holder.split(":")
+        started = parts[2] if len(parts) == 4 and parts[2] != "?" else None
+        return not (self.host == HOST and not _alive(self.pid, started))
+
+    def describe(self) -> str:
+        return (f"{self.command} (process {self.pid} on {self.host}) since {self.acquired_at} UTC, last renewed "
+                f"{self.renewed_seconds_ago:.0f} s ago")
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    """Whether the process that took a lease on this host still runs: its pid, and where the
+    holder recorded it, the same start time (else the pid was given to a later process)."""
+    if started is not None and os.path.isdir("/proc/self"):
+        return _started(pid) == started
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, as another user's
+        return True
+    return True
+
+
+class Lease:
+    """``with Lease(store, scope, command):`` holds ``scope`` or raises LeaseHeldError."""
+
+    def __init__(self, store, scope: str, command: str, *, what: str | None = None):
+        self.store, self.scope, self.command = store, scope, command
+        self.what = what or scope
+        self.renewed = 0.0
+        self.held = False
+
+    def __enter__(self) -> "Lease":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def _others(self) -> list[Holder]:
+        return [h for h in self.store.lease_holders(self.scope) if h.holder != HOLDER and h.live()]
+
+    def acquire(self) -> None:
+        others = self._others()
+        if others:
+            raise LeaseHeldError(f"{self.what} is being loaded by {others[0].describe()}; this run leaves it "
+                                 f"to that one (a lease not renewed for {LEASE_SECONDS} s lapses)")
+        self.store.take_lease(self.scope, HOLDER, HOST, PID, self.command)
+        self.held = True
+        self.renewed = time.monotonic()
+        # Someone may have written theirs in the same instant: the first to have acquired keeps it.
+        contenders = [h for h in self.store.lease_holders(self.scope) if h.holder == HOLDER or h.live()]
+        first = min(contenders, key=lambda h: (h.acquired_at, h.holder))
+        if first.holder != HOLDER:
+            self.release()
+            raise LeaseHeldError(f"{self.what} is being loaded by {first.describe()}, which took it at the same "
+                                 "time; this run leaves it to that one")
+
+    def renew(self) -> None:
+        """Renew if RENEW_SECONDS have passed since the last time (call it often)."""
+        if self.held and time.monotonic() - self.renewed >= RENEW_SECONDS:
+            self.store.renew_lease(self.scope, HOLDER)
+            self.renewed = time.monotonic()
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            try:
+                self.store.release_lease(self.scope, HOLDER)
+            except Exception as ex:  # the run's own outcome matters more; the lease lapses anyway
+                log.warning("could not release the lease on %s (%s); it lapses %d s after its last renewal",
+                            self.what, str(ex).splitlines()[0][:200], LEASE_SECONDS)

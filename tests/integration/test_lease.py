@@ -1,0 +1,183 @@
+"""One load-export run at a time per export: the lease (lease.py), against a real moto S3 server and
+a real ClickHouse (chDB, or CLICKHOUSE_URL).  Another run is stood in for by its lease row, written
+as that run would write it (another host, or a process of this host), since chDB lets one process
+at a time open its directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import pytest
+
+from dynamodb_cdc import lease as lease_module
+from dynamodb_cdc.testing.exports import write_full_export
+
+ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/users"
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+ITEMS = [{"id": {"S": f"u{i}"}, "age": {"N": str(i)}} for i in range(12)]
+
+
+def export(s3) -> str:
+    w = write_full_export(s3, s3.bucket, ARN, ITEMS, prefix="exports/users", export_time=T0, files=2)
+    return f"s3://{s3.bucket}/exports/users", w.export_arn
+
+
+def other_run(ch, export_arn: str, *, host: str = "etl-2", pid: int = 4242, renewed_ago: float = 5.0,
+              acquired_ago: float | None = None, started: str | None = None) -> None:
+    """The lease row another run holding the export would have written (holder host:pid:start:run;
+    host:pid:run without a start time)."""
+    acquired_ago = renewed_ago if acquired_ago is None else acquired_ago
+    holder = f"{host}:{pid}:{started}:x" if started else f"{host}:{pid}:x"
+    with ch.client() as c:
+        c.command(f"CREATE DATABASE IF NOT EXISTS `{ch.raw_db}`")
+        from dynamodb_cdc.store import Store
+
+        Store(c, ch.raw_db).ensure_schema()
+        c.command(
+            f"INSERT INTO `{ch.raw_db}`.leases SELECT 'export:{export_arn}', '{holder}', '{host}', {pid}, "
+            f"'load-export', now64(6) - toIntervalMicrosecond({int(acquired_ago * 1e6)}), "
+            f"now64(6) - toIntervalMicrosecond({int(renewed_ago * 1e6)}), 0"
+        )
+
+
+def lines(ch) -> int:
+    return ch.scalar(f"SELECT count() FROM `{ch.raw_db}`.export_lines")
+
+
+def holders(ch) -> list[tuple]:
+    return ch.rows(f"SELECT holder, released FROM `{ch.raw_db}`.leases FINAL ORDER BY holder")
+
+
+def test_an_export_another_run_holds_is_left_to_it(s3, clickhouse):
+    uri, arn = export(s3)
+    other_run(clickhouse, arn)
+    result = clickhouse.cli("load-export", uri)
+    assert result.returncode == 1
+    assert (f"{arn} (users) is being loaded by load-export (process 4242 on etl-2) since " in result.stderr
+            and "this run leaves it to that one" in result.stderr), result.stderr
+    assert result.stderr.count("is being loaded by") == 1
+    assert "1 export(s) left to the run that holds them" in result.stderr and "Fix the cause" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines(clickhouse) == 0
+    assert clickhouse.scalar(f"SELECT count() FROM `{clickhouse.raw_db}`.export_files") == 0
+    assert [h for h, _ in holders(clickhouse)] == ["etl-2:4242:x"]  # it did not even write a lease row
+    # once that run is done (its lease released), the next run loads the export
+    with clickhouse.client() as c:
+        c.command(f"INSERT INTO `{clickhouse.raw_db}`.leases SELECT scope, holder, host, pid, command, acquired_at, "
+                  f"now64(6), 1 FROM `{clickhouse.raw_db}`.leases FINAL")
+    clickhouse.cli("load-export", uri, check=True)
+    assert lines(clickhouse) == len(ITEMS)
+
+
+def test_a_lapsed_lease_does_not_hold_the_export(s3, clickhouse):
+    uri, arn = export(s3)
+    other_run(clickhouse, arn, renewed_ago=lease_module.LEASE_SECONDS + 30)
+    clickhouse.cli("load-export", uri, check=True)
+    assert lines(clickhouse) == len(ITEMS)
+
+
+def test_a_gone_process_of_this_host_holds_nothing(s3, clickhouse):
+    """A run killed with -9 and started again on the same host goes on at once."""
+    uri, arn = export(s3)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    other_run(clickhouse, arn, host=lease_module.HOST, pid=gone.pid)
+    clickhouse.cli("load-export", uri, check=True)
+    assert lines(clickhouse) == len(ITEMS)
+    # and the run released its own lease as it ended
+    assert [released for holder, released in holders(clickhouse) if not holder.endswith(":x")] == [1]
+    assert [h.count(":") for h, _ in holders(clickhouse) if not h.endswith(":x")] == [3]  # host:pid:start:run
+
+
+def test_a_pid_given_to_a_later_process_holds_nothing(s3, clickhouse):
+    """A container restarted under the same host name runs its loader with the pid the killed one
+    had: the start time recorded with the pid tells them apart.  The same pid started at the
+    recorded time still holds the export."""
+    uri, arn = export(s3)
+    me = os.getpid()  # alive, as a later process with the holder's pid would be
+    other_run(clickhouse, arn, host=lease_module.HOST, pid=me, started=lease_module._started(me))
+    held = clickhouse.cli("load-export", uri)
+    assert held.returncode == 1 and f"(process {me} on {lease_module.HOST})" in held.stderr, held.stderr
+    with clickhouse.client() as c:
+        c.command(f"TRUNCATE TABLE `{clickhouse.raw_db}`.leases")
+    other_run(clickhouse, arn, host=lease_module.HOST, pid=me, started="1")  # started at boot: not this one
+    clickhouse.cli("load-export", uri, check=True)
+    assert lines(clickhouse) == len(ITEMS)
+
+
+def test_of_two_runs_taking_the_lease_at_once_the_later_yields(s3, clickhouse):
+    """Both write their row before either reads the other's: the one acquired first keeps it."""
+    from dynamodb_cdc.connection import open_client
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.store import Store
+
+    uri, arn = export(s3)
+
+    class Racing(Store):
+        def take_lease(self, scope, holder, host, pid, command):
+            super().take_lease(scope, holder, host, pid, command)
+            # the other run's row, written in the same instant but acquired a moment before this one
+            self.client.command(
+                f"INSERT INTO {self.q}.leases SELECT {scope!r}, 'etl-2:7:x', 'etl-2', 7, 'load-export', "
+                f"acquired_at - toIntervalMillisecond(1), now64(6), 0 FROM {self.q}.leases FINAL "
+                f"WHERE scope = {scope!r} AND holder = {holder!r}")
+
+    import boto3
+
+    client = open_client(clickhouse.url)
+    try:
+        result = load_exports(boto3.client("s3"), Racing(client, clickhouse.raw_db), uri, LoadOptions(progress=False))
+    finally:
+        client.close()
+    [out] = result.exports
+    assert out.held and not result.ok
+    assert "which took it at the same time" in out.errors[0]
+    assert lines(clickhouse) == 0
+    assert dict(holders(clickhouse)) == {"etl-2:7:x": 0, lease_module.HOLDER: 1}
+
+
+def test_the_holder_renews_its_lease_while_files_land(s3, clickhouse, monkeypatch):
+    from dynamodb_cdc.connection import open_client
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.store import Store
+
+    import boto3
+
+    from dynamodb_cdc import status
+
+    uri, arn = export(s3)
+    renewed, loading = [], []
+
+    class Watching(Store):
+        def renew_lease(self, scope, holder):
+            super().renew_lease(scope, holder)
+            renewed.append(self.client.query(
+                f"SELECT renewed_at > acquired_at, released FROM {self.q}.leases FINAL WHERE holder = {holder!r}"
+            ).result_rows[0])
+            # what `dynamodb-cdc status` says meanwhile
+            [users] = status.collect(self.client, self.db)["tables"]
+            loading.append([(h["export_arn"], h["pid"], h["by"]) for h in users["loading_now"]])
+
+    monkeypatch.setattr(lease_module, "RENEW_SECONDS", 0)
+    client = open_client(clickhouse.url)
+    try:
+        result = load_exports(boto3.client("s3"), Watching(client, clickhouse.raw_db), uri,
+                              LoadOptions(progress=False, parallel_files=1))
+    finally:
+        client.close()
+    assert result.ok
+    assert renewed == [(1, 0), (1, 0)]  # once per data file, still held
+    assert loading == [[(arn, os.getpid(), "load-export")]] * 2
+    assert holders(clickhouse) == [(lease_module.HOLDER, 1)]
+    with clickhouse.client() as c:
+        [users] = status.collect(c, clickhouse.raw_db)["tables"]
+    assert users["loading_now"] == []
+
+
+@pytest.mark.parametrize("renewed_ago, live", [(1.0, True), (lease_module.LEASE_SECONDS - 1.0, True),
+                                                (lease_module.LEASE_SECONDS + 1.0, False)])
+def test_a_lease_is_live_until_it_lapses(renewed_ago, live):
+    assert lease_module.Holder("h", "etl-2", 1, "load-export", "", renewed_ago).live() is live
