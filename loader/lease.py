@@ -1,10 +1,11 @@
-"""One run at a time per export: a lease in the raw database.
+"""One run at a time per export, and one consumer per stream: a lease in the raw database.
 
 Against a ClickHouse server nothing stops two ``load-export`` runs from loading the same export at
 once (a cron run overlapping the last one): both would insert its lines, and their file counts
 would then disagree.  So a run holds a lease on each export it loads, a row of ``leases`` (read
 with FINAL), and a run that finds another holder's live lease leaves that export alone, with a
-message naming the holder.  On the embedded engine one process owns the data directory anyway;
+message naming the holder.  A stream consumer holds its stream's lease the same way, renewed
+while it reads (``--follow`` included).  On the embedded engine one process owns the data directory anyway;
 the lease is taken there too, and costs a few milliseconds.
 
 A lease is live while its holder renews it (at least every ``RENEW_SECONDS`` while files land,
@@ -91,9 +92,10 @@ def _alive(pid: int, started: str | None) -> bool:
 class Lease:
     """``with Lease(store, scope, command):`` holds ``scope`` or raises LeaseHeldError."""
 
-    def __init__(self, store, scope: str, command: str, *, what: str | None = None):
+    def __init__(self, store, scope: str, command: str, *, what: str | None = None, doing: str = "loaded"):
         self.store, self.scope, self.command = store, scope, command
         self.what = what or scope
+        self.doing = doing  # "<what> is being <doing> by <holder>"
         self.renewed = 0.0
         self.held = False
 
@@ -110,7 +112,7 @@ class Lease:
     def acquire(self) -> None:
         others = self._others()
         if others:
-            raise LeaseHeldError(f"{self.what} is being loaded by {others[0].describe()}; this run leaves it "
+            raise LeaseHeldError(f"{self.what} is being {self.doing} by {others[0].describe()}; this run leaves it "
                                  f"to that one (a lease not renewed for {LEASE_SECONDS} s lapses)")
         self.store.take_lease(self.scope, HOLDER, HOST, PID, self.command)
         self.held = True
@@ -120,7 +122,7 @@ class Lease:
         first = min(contenders, key=lambda h: (h.acquired_at, h.holder))
         if first.holder != HOLDER:
             self.release()
-            raise LeaseHeldError(f"{self.what} is being loaded by {first.describe()}, which took it at the same "
+            raise LeaseHeldError(f"{self.what} is being {self.doing} by {first.describe()}, which took it at the same "
                                  "time; this run leaves it to that one")
 
     def renew(self) -> None:

@@ -154,9 +154,9 @@ SELECT 'export' AS source, table_name, export_arn AS origin, data_file_key AS lo
        line_number, '' AS sequence_number, line AS payload, error, now64(6) AS _ingested_at
 FROM {d}._export_lines_checked
 WHERE error != ''""",
-        # Which run is loading each export (lease.py): a second run leaves a held export alone.
+        # Which run is loading each export, or reading each stream (lease.py): a second leaves it alone.
         f"""CREATE TABLE IF NOT EXISTS {d}.leases (
-    scope String COMMENT 'what is held: export:<export ARN>',
+    scope String COMMENT 'what is held: export:<export ARN>, stream:<stream ARN>',
     holder String COMMENT 'host:pid:run of the holding process',
     host String,
     pid UInt32,
@@ -166,7 +166,7 @@ WHERE error != ''""",
     released UInt8
 ) ENGINE = ReplacingMergeTree(renewed_at)
 ORDER BY (scope, holder)
-COMMENT 'Leases of the runs loading each export (read with FINAL): one run at a time per export'""",
+COMMENT 'Leases of the runs loading each export or reading each stream (read with FINAL): one at a time'""",
         # Stream consumers (Kinesis Data Streams for DynamoDB, DynamoDB Streams).
         f"""CREATE TABLE IF NOT EXISTS {d}.stream_records (
     source LowCardinality(String) COMMENT 'kinesis or dynamodb_streams',

@@ -94,8 +94,19 @@ def collect(client, database: str) -> dict:
         t = table(name or "(unknown table)")
         t["quarantined"] += n
         t["quarantined_by_source"][source] = n
-    # Exports a run is loading now: live leases (lease.py); a raw database from before leases has none.
+    # Exports a run is loading now, streams a consumer is reading now: live leases (lease.py); a raw
+    # database from before leases has none.
+    reading = []
     if client.command(f"EXISTS TABLE {q}.leases"):
+        for arn, holder, host, pid, command, acquired, age in client.query(
+            f"SELECT substring(scope, 8), holder, host, pid, command, toString(acquired_at), "
+            f"  dateDiff('microsecond', renewed_at, now64(6)) / 1e6 "
+            f"FROM {q}.leases FINAL WHERE released = 0 AND startsWith(scope, {literal('stream:')}) ORDER BY ALL"
+        ).result_rows:
+            h = Holder(holder, host, int(pid), command, acquired, float(age))
+            if h.live():
+                reading.append({"stream_arn": arn, "by": command, "host": host, "pid": h.pid, "since": acquired,
+                                "renewed_seconds_ago": round(h.renewed_seconds_ago, 1)})
         for arn, name, holder, host, pid, command, acquired, age in client.query(
             f"SELECT substring(l.scope, 8), e.table_name, l.holder, l.host, l.pid, l.command, toString(l.acquired_at), "
             f"  dateDiff('microsecond', l.renewed_at, now64(6)) / 1e6 "
@@ -114,7 +125,8 @@ def collect(client, database: str) -> dict:
         behind = [s["millis_behind_latest"] for s in t["streams"] if s["millis_behind_latest"] is not None]
         t["stream_millis_behind_latest"] = max(behind) if behind else None
         t["last_change_at"] = _max(t["last_change_at"], t["latest_export_time"])
-    return {"raw_database": database, "generated_at": now, "tables": [tables[k] for k in sorted(tables)]}
+    return {"raw_database": database, "generated_at": now, "tables": [tables[k] for k in sorted(tables)],
+            "consumers_now": reading}
 
 
 def _epoch(value) -> datetime | None:
@@ -139,8 +151,10 @@ def to_json(report: dict) -> str:
 
 
 def to_text(report: dict) -> str:
+    consumers = [f"reading now    {h['stream_arn']} by {h['by']} (process {h['pid']} on {h['host']}) since "
+                 f"{h['since']} UTC, renewed {h['renewed_seconds_ago']:.0f} s ago" for h in report["consumers_now"]]
     if not report["tables"]:
-        return f"Nothing has landed in {report['raw_database']} yet."
+        return "\n".join([f"Nothing has landed in {report['raw_database']} yet."] + consumers)
     out = []
     for t in report["tables"]:
         out.append(f"{t['table']}")
@@ -174,4 +188,4 @@ def to_text(report: dict) -> str:
                 lag += f", {s['millis_behind_latest']:,} ms behind latest when checkpointed"
             out.append(f"  {s['source']} {s['shard_id']}: {state}, {s['records']:,} records{lag} "
                        f"(updated {s['updated_at']})")
-    return "\n".join(out)
+    return "\n".join(out + consumers)

@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable, Protocol
 
 from .connection import retrying
+from .lease import Lease, LeaseHeldError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ MAX_ATTEMPTS = 10  # per AWS call, for throttling and network errors
 MAX_EXPIRATIONS = 3  # expired iterators in a row on one shard before giving up
 BACKOFF_BASE = 0.1  # seconds; attempt n waits up to min(cap, base * 2**n)
 BACKOFF_CAP = 10.0
+
+
+COMMANDS = {"kinesis": "consume-kinesis", "dynamodb_streams": "consume-streams"}  # for the lease
 
 
 class StreamError(RuntimeError):
@@ -371,6 +375,24 @@ class _Consumer:
 
     # -- main loop ---------------------------------------------------------------
     def run(self) -> ConsumeResult:
+        # One consumer per stream (lease.py): renewed as batches land, and while reading when no
+        # batch is being landed (the landing thread is then the only one using ClickHouse).
+        src = self.src
+        self.lease = Lease(self.store, f"stream:{src.stream_arn}", COMMANDS.get(src.name, src.name),
+                           what=src.label, doing="read")
+        try:
+            retrying(f"taking the lease on {src.label}", self.lease.acquire, sleep=self.sleep)
+        except LeaseHeldError as ex:
+            raise StreamError(str(ex)) from None
+        try:
+            return self._run()
+        finally:
+            self.lease.release()
+
+    def _renew(self) -> None:
+        retrying(f"renewing the lease on {self.src.label}", self.lease.renew, sleep=self.sleep)
+
+    def _run(self) -> ConsumeResult:
         src = self.src
         checkpoints = self.store.stream_checkpoints(src.name, src.stream_arn)
         self.done = {k for k, cp in checkpoints.items() if cp.finished}
@@ -396,6 +418,8 @@ class _Consumer:
             while not self.stop.is_set():
                 if self.landing is not None and self.landing.done():
                     self._landed()  # a batch that failed to land stops the run now, not at the next flush
+                if self.landing is None:
+                    self._renew()
                 now = time.monotonic()
                 if self.relist or (self.opt.follow and now >= next_relist):
                     self._list_shards()
@@ -624,6 +648,7 @@ class _Consumer:
                      lambda: self.store.insert_stream_records(src.name, src.stream_arn, records), sleep=self.sleep)
         retrying(f"checkpointing {plural(len(checkpoints), 'shard')} of {src.label}",
                  lambda: self.store.record_checkpoints(src.name, src.stream_arn, checkpoints), sleep=self.sleep)
+        self._renew()
         self.result.shards_finished += finished
         self.result.records += len(records)
         if not records:

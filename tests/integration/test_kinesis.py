@@ -14,6 +14,7 @@ Throttling and expired iterators, which moto cannot produce, use botocore's Stub
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -411,6 +412,54 @@ def test_a_missing_stream_is_one_line_and_exit_1(moto_endpoint, clickhouse):
     assert bad.returncode == 2 and "needs --start-timestamp" in bad.stderr
 
 
+def test_one_consumer_per_stream_a_second_leaves_it_to_the_first(kinesis, clickhouse, monkeypatch):
+    """The stream's lease (lease.py): a consumer finding another's live lease on the stream stops at
+    once, naming it, and lands nothing; the holder renews its lease as batches land and releases
+    it when it returns."""
+    from dynamodb_cdc import lease
+    from dynamodb_cdc.kinesis import KinesisSource
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import BatchLimits, ConsumeOptions, consume
+
+    name, arn = new_stream(kinesis, 1)
+    shard = shards_of(kinesis, name)["shardId-000000000000"]
+    puts = [put(kinesis, name, shard, data) for data in orders_changes(T_MS, 6)]
+    with clickhouse.client() as c:  # another consumer, on another host, holds the stream
+        Store(c, clickhouse.raw_db).ensure_schema()
+        c.command(f"INSERT INTO {clickhouse.raw_db}.leases SELECT 'stream:{arn}', 'etl-2:77:x', 'etl-2', 77, "
+                  f"'consume-kinesis', now64(6), now64(6), 0")
+    held = clickhouse.cli("consume-kinesis", "--stream", name)
+    assert held.returncode == 1 and "Traceback" not in held.stderr
+    assert (f"Kinesis stream {arn} is being read by consume-kinesis (process 77 on etl-2) since " in held.stderr
+            and "this run leaves it to that one" in held.stderr), held.stderr
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.stream_records") == 0
+    status = clickhouse.cli("status", check=True)
+    assert f"reading now    {arn} by consume-kinesis (process 77 on etl-2) since " in status.stdout, status.stdout
+    with clickhouse.client() as c:  # that consumer stops and releases it
+        c.command(f"INSERT INTO {clickhouse.raw_db}.leases SELECT scope, holder, host, pid, command, acquired_at, "
+                  f"now64(6), 1 FROM {clickhouse.raw_db}.leases FINAL")
+
+    renewed, reading = [], []
+
+    class Watching(Store):
+        def renew_lease(self, scope, holder):
+            super().renew_lease(scope, holder)
+            renewed.append(scope)
+            from dynamodb_cdc import status
+
+            reading.append([(h["stream_arn"], h["pid"]) for h in status.collect(self.client, self.db)["consumers_now"]])
+
+    monkeypatch.setattr(lease, "RENEW_SECONDS", 0)
+    with clickhouse.client() as client:
+        result = consume(KinesisSource(kinesis, arn), Watching(client, clickhouse.raw_db),
+                         ConsumeOptions(limits=BatchLimits(rows=2)))
+    assert result.records == len(puts)
+    assert len(renewed) >= 3 and set(renewed) == {f"stream:{arn}"}  # at least once per batch of 2
+    assert set(map(tuple, (r[0] for r in reading))) == {(arn, os.getpid())} and all(len(r) == 1 for r in reading)
+    assert clickhouse.rows(f"SELECT holder, released FROM {clickhouse.raw_db}.leases FINAL WHERE holder != 'etl-2:77:x'"
+                           ) == [(lease.HOLDER, 1)]
+
+
 def test_a_change_stamped_after_its_ingestion_fails_changes_not_after_ingestion(kinesis, clickhouse, tmp_path):
     """A record whose ApproximateCreationDateTime is a day ahead (a clock or unit error) fails the dbt test."""
     name, _ = new_stream(kinesis, 1)
@@ -571,6 +620,13 @@ def test_clickhouse_gone_for_good_stops_the_consumer_with_its_checkpoint_at_the_
     assert str(err.value).startswith("ClickHouse stopped answering while landing 3 records of Kinesis stream")
     assert checkpoints(clickhouse)["shardId-000000000000"][2] == puts[5]["sequence_number"]
     assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.stream_records") == 6
+    # The stream's lease could not be released either (ClickHouse was gone).  The consumer's
+    # process would now exit, and a lease of a process gone from this host holds nothing; this
+    # one (the test's) lives on, so it is released here as the next consumer would find it.
+    assert clickhouse.rows(f"SELECT count() FROM {clickhouse.raw_db}.leases FINAL WHERE released = 0") == [(1,)]
+    with clickhouse.client() as c:
+        c.command(f"INSERT INTO {clickhouse.raw_db}.leases SELECT scope, holder, host, pid, command, acquired_at, "
+                  f"now64(6), 1 FROM {clickhouse.raw_db}.leases FINAL")
 
     clickhouse.cli("consume-kinesis", "--stream", name, "--batch-rows", "3", check=True)
     numbers = [r[0] for r in clickhouse.rows(f"SELECT sequence_number FROM {clickhouse.raw_db}.stream_records")]
