@@ -90,7 +90,8 @@ def _alive(pid: int, started: str | None) -> bool:
 
 
 class Lease:
-    """``with Lease(store, scope, command):`` holds ``scope`` or raises LeaseHeldError."""
+    """``acquire()`` holds ``scope`` for this process or raises LeaseHeldError; ``renew()`` often while
+    working; ``release()`` when done, however the work ended."""
 
     def __init__(self, store, scope: str, command: str, *, what: str | None = None, doing: str = "loaded"):
         self.store, self.scope, self.command = store, scope, command
@@ -98,13 +99,6 @@ class Lease:
         self.doing = doing  # "<what> is being <doing> by <holder>"
         self.renewed = 0.0
         self.held = False
-
-    def __enter__(self) -> "Lease":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
 
     def _others(self) -> list[Holder]:
         return [h for h in self.store.lease_holders(self.scope) if h.holder != HOLDER and h.live()]
