@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timezone
 
 from .lease import Holder
-from .sql import ident, literal
+from .sql import ident
 from .store import _utc
 
 
@@ -98,27 +98,24 @@ def collect(client, database: str) -> dict:
     # database from before leases has none.
     reading = []
     if client.command(f"EXISTS TABLE {q}.leases"):
-        for arn, holder, host, pid, command, acquired, age in client.query(
-            f"SELECT substring(scope, 8), holder, host, pid, command, toString(acquired_at), "
-            f"  dateDiff('microsecond', renewed_at, now64(6)) / 1e6 "
-            f"FROM {q}.leases FINAL WHERE released = 0 AND startsWith(scope, {literal('stream:')}) ORDER BY ALL"
-        ).result_rows:
-            h = Holder(holder, host, int(pid), command, acquired, float(age))
-            if h.live():
-                reading.append({"stream_arn": arn, "by": command, "host": host, "pid": h.pid, "since": acquired,
-                                "renewed_seconds_ago": round(h.renewed_seconds_ago, 1)})
-        for arn, name, holder, host, pid, command, acquired, age in client.query(
-            f"SELECT substring(l.scope, 8), e.table_name, l.holder, l.host, l.pid, l.command, toString(l.acquired_at), "
+        for scope, name, holder, host, pid, command, acquired, age in client.query(
+            f"SELECT l.scope, e.table_name, l.holder, l.host, l.pid, l.command, toString(l.acquired_at), "
             f"  dateDiff('microsecond', l.renewed_at, now64(6)) / 1e6 "
             f"FROM {q}.leases AS l FINAL "
-            f"JOIN (SELECT export_arn, any(table_name) AS table_name FROM {q}.exports FINAL GROUP BY export_arn) AS e "
-            f"  ON e.export_arn = substring(l.scope, 8) "
-            f"WHERE l.released = 0 AND startsWith(l.scope, {literal('export:')}) ORDER BY ALL"
+            f"LEFT JOIN (SELECT export_arn, any(table_name) AS table_name FROM {q}.exports FINAL GROUP BY export_arn) AS e "
+            f"  ON e.export_arn = substring(l.scope, 8) "  # after 'export:'
+            f"WHERE l.released = 0 ORDER BY ALL"
         ).result_rows:
             h = Holder(holder, host, int(pid), command, acquired, float(age))
-            if h.live():
-                table(name)["loading_now"].append({"export_arn": arn, "by": command, "host": host, "pid": h.pid,
-                                                   "since": acquired, "renewed_seconds_ago": round(h.renewed_seconds_ago, 1)})
+            if not h.live():
+                continue
+            kind, _, arn = scope.partition(":")
+            held = {"by": command, "host": host, "pid": h.pid, "since": acquired,
+                    "renewed_seconds_ago": round(h.renewed_seconds_ago, 1)}
+            if kind == "stream":
+                reading.append({"stream_arn": arn, **held})
+            elif kind == "export" and name:  # (its holder records the export right after taking it)
+                table(name)["loading_now"].append({"export_arn": arn, **held})
     for t in tables.values():
         lags = [s["lag_seconds"] for s in t["streams"] if s["lag_seconds"] is not None]
         t["stream_lag_seconds"] = max(lags) if lags else None
