@@ -80,6 +80,11 @@ def _alive(pid: int, started: str | None) -> bool:
     holder recorded it, the same start time (else the pid was given to a later process)."""
     if started is not None and os.path.isdir("/proc/self"):
         return _started(pid) == started
+    return running(pid)
+
+
+def running(pid: int) -> bool:
+    """Whether a process of this host has the pid (also for the link directories, store.py)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

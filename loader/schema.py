@@ -157,7 +157,7 @@ WHERE error != ''""",
         # Which run is loading each export, or reading each stream (lease.py): a second leaves it alone.
         f"""CREATE TABLE IF NOT EXISTS {d}.leases (
     scope String COMMENT 'what is held: export:<export ARN>, stream:<stream ARN>',
-    holder String COMMENT 'host:pid:run of the holding process',
+    holder String COMMENT 'host:pid:start:run of the holding process (start: its start time, /proc)',
     host String,
     pid UInt32,
     command LowCardinality(String),

@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING
 from . import clock, schema
 from .connection import is_transient
 from .manifest import FULL_EXPORT, DataFile, ExportSummary, ExportWindow
-from .lease import Holder
+from .lease import Holder, running
 from .sql import ident, literal, values_insert
 from .streams import Checkpoint, Record
 
@@ -530,21 +530,11 @@ def remove_stale_links(tmp_dir: str | None, min_age: float = 600.0) -> None:
     for name in names:
         pid, path = name[len(LINKS_PREFIX):].split("-", 1)[0], os.path.join(root, name)
         try:
-            if not pid.isdigit() or _running(int(pid)) or time.time() - os.lstat(path).st_mtime < min_age:
+            if not pid.isdigit() or running(int(pid)) or time.time() - os.lstat(path).st_mtime < min_age:
                 continue
         except OSError:
             continue
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process
-        return True
-    return True
 
 
 @contextmanager
