@@ -223,12 +223,12 @@ def _load_todo(s3, store, bucket, summary: ExportSummary, files: list[DataFile],
 
     try:
         for outcome in outcomes():
+            retrying(f"renewing the lease on {summary.export_arn}", lease.renew)  # after every file
             if isinstance(outcome, DataFileError):
                 out.files_failed += 1
                 out.errors.append(str(outcome))
                 progress.file_done(f"FAILED {outcome}")
                 continue
-            retrying(f"renewing the lease on {summary.export_arn}", lease.renew)
             landed, quarantined, note = outcome
             out.files_loaded += 1
             out.lines_landed += landed

@@ -20,7 +20,7 @@ T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 ITEMS = [{"id": {"S": f"u{i}"}, "age": {"N": str(i)}} for i in range(12)]
 
 
-def export(s3) -> str:
+def export(s3) -> tuple[str, str]:
     w = write_full_export(s3, s3.bucket, ARN, ITEMS, prefix="exports/users", export_time=T0, files=2)
     return f"s3://{s3.bucket}/exports/users", w.export_arn
 
@@ -139,7 +139,9 @@ def test_of_two_runs_taking_the_lease_at_once_the_later_yields(s3, clickhouse):
     assert dict(holders(clickhouse)) == {"etl-2:7:x": 0, lease_module.HOLDER: 1}
 
 
-def test_the_holder_renews_its_lease_while_files_land(s3, clickhouse, monkeypatch):
+@pytest.mark.parametrize("refused", [False, True])
+def test_the_holder_renews_its_lease_while_files_land(s3, clickhouse, monkeypatch, refused):
+    """After every data file, a refused one included (a run of bad files may take long too)."""
     from dynamodb_cdc.connection import open_client
     from dynamodb_cdc.load_export import LoadOptions, load_exports
     from dynamodb_cdc.store import Store
@@ -149,6 +151,10 @@ def test_the_holder_renews_its_lease_while_files_land(s3, clickhouse, monkeypatc
     from dynamodb_cdc import status
 
     uri, arn = export(s3)
+    if refused:  # the first data file corrupt: refused, the other lands
+        first = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=s3.bucket, Prefix="exports/users")["Contents"]
+                       if o["Key"].endswith(".json.gz"))[0]
+        s3.put_object(Bucket=s3.bucket, Key=first, Body=b"not gzip")
     renewed, loading = [], []
 
     class Watching(Store):
@@ -168,7 +174,7 @@ def test_the_holder_renews_its_lease_while_files_land(s3, clickhouse, monkeypatc
                               LoadOptions(progress=False, parallel_files=1))
     finally:
         client.close()
-    assert result.ok
+    assert result.ok is not refused and result.exports[0].files_failed == int(refused)
     assert renewed == [(1, 0), (1, 0)]  # once per data file, still held
     assert loading == [[(arn, os.getpid(), "load-export")]] * 2
     assert holders(clickhouse) == [(lease_module.HOLDER, 1)]
