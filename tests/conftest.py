@@ -210,3 +210,30 @@ def crashing_store(client, database: str, method: str, after: int):
         return result
 
     return type("CrashingStore", (Store,), {method: dying})(client, database)
+
+
+def hold_lease(ch: ClickHouse, scope: str, *, command: str = "load-export", host: str = "etl-2", pid: int = 4242,
+               renewed_ago: float = 5.0, acquired_ago: float | None = None, started: str | None = None) -> str:
+    """The lease row another run or consumer holding ``scope`` (export:<ARN>, stream:<ARN>) would
+    have written (lease.py), since chDB lets one process at a time open the directory: holder
+    host:pid:start:run, or host:pid:run without a start time.  Returns the holder."""
+    from dynamodb_cdc.store import Store
+
+    acquired_ago = renewed_ago if acquired_ago is None else acquired_ago
+    holder = f"{host}:{pid}:{started}:x" if started else f"{host}:{pid}:x"
+    with ch.client() as c:
+        c.command(f"CREATE DATABASE IF NOT EXISTS `{ch.raw_db}`")
+        Store(c, ch.raw_db).ensure_schema()
+        c.command(
+            f"INSERT INTO `{ch.raw_db}`.leases SELECT '{scope}', '{holder}', '{host}', {pid}, '{command}', "
+            f"now64(6) - toIntervalMicrosecond({int(acquired_ago * 1e6)}), "
+            f"now64(6) - toIntervalMicrosecond({int(renewed_ago * 1e6)}), 0"
+        )
+    return holder
+
+
+def release_leases(ch: ClickHouse) -> None:
+    """Every lease released, as its holder would on ending."""
+    with ch.client() as c:
+        c.command(f"INSERT INTO `{ch.raw_db}`.leases SELECT scope, holder, host, pid, command, acquired_at, "
+                  f"now64(6), 1 FROM `{ch.raw_db}`.leases FINAL")

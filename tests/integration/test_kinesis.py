@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import BIN, ROOT, SAMPLES, Crash, Dbt, crashing_store, outage_store
+from conftest import BIN, ROOT, SAMPLES, Crash, Dbt, crashing_store, hold_lease, outage_store, release_leases
 from dynamodb_cdc.testing.streams import (
     TTL_IDENTITY, change_record, hash_key_in, partition_key, sample_records, wait_for_log,
 )
@@ -424,10 +424,7 @@ def test_one_consumer_per_stream_a_second_leaves_it_to_the_first(kinesis, clickh
     name, arn = new_stream(kinesis, 1)
     shard = shards_of(kinesis, name)["shardId-000000000000"]
     puts = [put(kinesis, name, shard, data) for data in orders_changes(T_MS, 6)]
-    with clickhouse.client() as c:  # another consumer, on another host, holds the stream
-        Store(c, clickhouse.raw_db).ensure_schema()
-        c.command(f"INSERT INTO {clickhouse.raw_db}.leases SELECT 'stream:{arn}', 'etl-2:77:x', 'etl-2', 77, "
-                  f"'consume-kinesis', now64(6), now64(6), 0")
+    hold_lease(clickhouse, f"stream:{arn}", command="consume-kinesis", pid=77)  # another consumer, another host
     held = clickhouse.cli("consume-kinesis", "--stream", name)
     assert held.returncode == 1 and "Traceback" not in held.stderr
     assert (f"Kinesis stream {arn} is being read by consume-kinesis (process 77 on etl-2) since " in held.stderr
@@ -435,9 +432,7 @@ def test_one_consumer_per_stream_a_second_leaves_it_to_the_first(kinesis, clickh
     assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.stream_records") == 0
     status = clickhouse.cli("status", check=True)
     assert f"reading now    {arn} by consume-kinesis (process 77 on etl-2) since " in status.stdout, status.stdout
-    with clickhouse.client() as c:  # that consumer stops and releases it
-        c.command(f"INSERT INTO {clickhouse.raw_db}.leases SELECT scope, holder, host, pid, command, acquired_at, "
-                  f"now64(6), 1 FROM {clickhouse.raw_db}.leases FINAL")
+    release_leases(clickhouse)  # that consumer stops and releases it
 
     renewed, reading = [], []
 
@@ -624,9 +619,7 @@ def test_clickhouse_gone_for_good_stops_the_consumer_with_its_checkpoint_at_the_
     # process would now exit, and a lease of a process gone from this host holds nothing; this
     # one (the test's) lives on, so it is released here as the next consumer would find it.
     assert clickhouse.rows(f"SELECT count() FROM {clickhouse.raw_db}.leases FINAL WHERE released = 0") == [(1,)]
-    with clickhouse.client() as c:
-        c.command(f"INSERT INTO {clickhouse.raw_db}.leases SELECT scope, holder, host, pid, command, acquired_at, "
-                  f"now64(6), 1 FROM {clickhouse.raw_db}.leases FINAL")
+    release_leases(clickhouse)
 
     clickhouse.cli("consume-kinesis", "--stream", name, "--batch-rows", "3", check=True)
     numbers = [r[0] for r in clickhouse.rows(f"SELECT sequence_number FROM {clickhouse.raw_db}.stream_records")]

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from conftest import hold_lease, release_leases
 from dynamodb_cdc import lease as lease_module
 from dynamodb_cdc.testing.exports import write_full_export
 
@@ -25,24 +26,6 @@ def export(s3) -> tuple[str, str]:
     return f"s3://{s3.bucket}/exports/users", w.export_arn
 
 
-def other_run(ch, export_arn: str, *, host: str = "etl-2", pid: int = 4242, renewed_ago: float = 5.0,
-              acquired_ago: float | None = None, started: str | None = None) -> None:
-    """The lease row another run holding the export would have written (holder host:pid:start:run;
-    host:pid:run without a start time)."""
-    acquired_ago = renewed_ago if acquired_ago is None else acquired_ago
-    holder = f"{host}:{pid}:{started}:x" if started else f"{host}:{pid}:x"
-    with ch.client() as c:
-        c.command(f"CREATE DATABASE IF NOT EXISTS `{ch.raw_db}`")
-        from dynamodb_cdc.store import Store
-
-        Store(c, ch.raw_db).ensure_schema()
-        c.command(
-            f"INSERT INTO `{ch.raw_db}`.leases SELECT 'export:{export_arn}', '{holder}', '{host}', {pid}, "
-            f"'load-export', now64(6) - toIntervalMicrosecond({int(acquired_ago * 1e6)}), "
-            f"now64(6) - toIntervalMicrosecond({int(renewed_ago * 1e6)}), 0"
-        )
-
-
 def lines(ch) -> int:
     return ch.scalar(f"SELECT count() FROM `{ch.raw_db}`.export_lines")
 
@@ -53,7 +36,7 @@ def holders(ch) -> list[tuple]:
 
 def test_an_export_another_run_holds_is_left_to_it(s3, clickhouse):
     uri, arn = export(s3)
-    other_run(clickhouse, arn)
+    hold_lease(clickhouse, f"export:{arn}")
     result = clickhouse.cli("load-export", uri)
     assert result.returncode == 1
     assert (f"{arn} (users) is being loaded by load-export (process 4242 on etl-2) since " in result.stderr
@@ -65,16 +48,14 @@ def test_an_export_another_run_holds_is_left_to_it(s3, clickhouse):
     assert clickhouse.scalar(f"SELECT count() FROM `{clickhouse.raw_db}`.export_files") == 0
     assert [h for h, _ in holders(clickhouse)] == ["etl-2:4242:x"]  # it did not even write a lease row
     # once that run is done (its lease released), the next run loads the export
-    with clickhouse.client() as c:
-        c.command(f"INSERT INTO `{clickhouse.raw_db}`.leases SELECT scope, holder, host, pid, command, acquired_at, "
-                  f"now64(6), 1 FROM `{clickhouse.raw_db}`.leases FINAL")
+    release_leases(clickhouse)
     clickhouse.cli("load-export", uri, check=True)
     assert lines(clickhouse) == len(ITEMS)
 
 
 def test_a_lapsed_lease_does_not_hold_the_export(s3, clickhouse):
     uri, arn = export(s3)
-    other_run(clickhouse, arn, renewed_ago=lease_module.LEASE_SECONDS + 30)
+    hold_lease(clickhouse, f"export:{arn}", renewed_ago=lease_module.LEASE_SECONDS + 30)
     clickhouse.cli("load-export", uri, check=True)
     assert lines(clickhouse) == len(ITEMS)
 
@@ -84,7 +65,7 @@ def test_a_gone_process_of_this_host_holds_nothing(s3, clickhouse):
     uri, arn = export(s3)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    other_run(clickhouse, arn, host=lease_module.HOST, pid=gone.pid)
+    hold_lease(clickhouse, f"export:{arn}", host=lease_module.HOST, pid=gone.pid)
     clickhouse.cli("load-export", uri, check=True)
     assert lines(clickhouse) == len(ITEMS)
     # and the run released its own lease as it ended
@@ -98,12 +79,12 @@ def test_a_pid_given_to_a_later_process_holds_nothing(s3, clickhouse):
     recorded time still holds the export."""
     uri, arn = export(s3)
     me = os.getpid()  # alive, as a later process with the holder's pid would be
-    other_run(clickhouse, arn, host=lease_module.HOST, pid=me, started=lease_module._started(me))
+    hold_lease(clickhouse, f"export:{arn}", host=lease_module.HOST, pid=me, started=lease_module._started(me))
     held = clickhouse.cli("load-export", uri)
     assert held.returncode == 1 and f"(process {me} on {lease_module.HOST})" in held.stderr, held.stderr
     with clickhouse.client() as c:
         c.command(f"TRUNCATE TABLE `{clickhouse.raw_db}`.leases")
-    other_run(clickhouse, arn, host=lease_module.HOST, pid=me, started="1")  # started at boot: not this one
+    hold_lease(clickhouse, f"export:{arn}", host=lease_module.HOST, pid=me, started="1")  # started at boot: not this one
     clickhouse.cli("load-export", uri, check=True)
     assert lines(clickhouse) == len(ITEMS)
 
