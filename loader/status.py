@@ -147,9 +147,14 @@ def to_json(report: dict) -> str:
     return json.dumps(report, indent=2, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
 
 
+def _held_by(h: dict) -> str:
+    """Who holds an export or a stream (a loading_now or consumers_now entry), as text."""
+    return (f"by {h['by']} (process {h['pid']} on {h['host']}) since {h['since']} UTC, "
+            f"renewed {h['renewed_seconds_ago']:.0f} s ago")
+
+
 def to_text(report: dict) -> str:
-    consumers = [f"reading now    {h['stream_arn']} by {h['by']} (process {h['pid']} on {h['host']}) since "
-                 f"{h['since']} UTC, renewed {h['renewed_seconds_ago']:.0f} s ago" for h in report["consumers_now"]]
+    consumers = [f"reading now    {h['stream_arn']} {_held_by(h)}" for h in report["consumers_now"]]
     if not report["tables"]:
         return "\n".join([f"Nothing has landed in {report['raw_database']} yet."] + consumers)
     out = []
@@ -164,8 +169,7 @@ def to_text(report: dict) -> str:
         if t["data_files"]:
             out.append("  data files    " + ", ".join(f"{n} {s}" for s, n in sorted(t["data_files"].items())))
         for h in t["loading_now"]:
-            out.append(f"  loading now   {h['export_arn']} by {h['by']} (process {h['pid']} on {h['host']}) since "
-                       f"{h['since']} UTC, renewed {h['renewed_seconds_ago']:.0f} s ago")
+            out.append(f"  loading now   {h['export_arn']} {_held_by(h)}")
         out.append(f"  lines landed  {t['lines_landed']:,}   stream records {t['stream_records']:,}   "
                    f"quarantined {t['quarantined']:,}")
         if t["latest_export_time"]:
