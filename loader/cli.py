@@ -298,6 +298,12 @@ def cmd_load_export(args) -> int:
         )
     finally:
         client.close()
+    return _report_load(result)
+
+
+def _report_load(result) -> int:
+    """Log what load_exports did (a line per export, then its errors) and give the exit code:
+    failed when an export failed or was left to the run that holds it."""
     for export in result.exports:
         if export.held:
             log.info("%s (%s): left to the run that holds it", export.export_arn, export.table_name)
@@ -353,10 +359,7 @@ def cmd_request_export(args) -> int:
                               LoadOptions())
     finally:
         client.close()
-    errors = result.errors + [e for export in result.exports for e in export.errors]
-    for error in errors:
-        log.error("%s", error)
-    return EXIT_FAILED if errors else EXIT_OK
+    return _report_load(result)
 
 
 def cmd_status(args) -> int:

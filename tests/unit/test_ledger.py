@@ -57,3 +57,31 @@ def test_progress_is_plain_log_lines_when_not_a_terminal(caplog):
         p.file_done("done")
     assert out.getvalue() == ""
     assert "[1/1] done" in caplog.text
+
+
+def test_a_load_report_tells_a_held_export_from_a_failed_one(caplog):
+    """load-export and request-export --load report alike: an export left to the run holding its
+    lease exits 1 with 'nothing to fix', never the 'Fix the cause' of a failed file."""
+    from dynamodb_cdc.cli import EXIT_FAILED, EXIT_OK, _report_load
+    from dynamodb_cdc.load_export import ExportResult, LoadResult
+
+    arn = "arn:aws:dynamodb:us-east-1:1:table/t/export/1"
+    with caplog.at_level(logging.INFO, logger="dynamodb_cdc"):
+        held = _report_load(LoadResult([ExportResult(arn, "t", errors=[f"{arn}: loading now (etl-2)"], held=True)]))
+    assert held == EXIT_FAILED
+    assert "left to the run that holds it" in caplog.text and "nothing to fix" in caplog.text
+    assert "Fix the cause" not in caplog.text
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="dynamodb_cdc"):
+        failed = _report_load(LoadResult([ExportResult(arn, "t", files_loaded=1, files_failed=1,
+                                                       lines_landed=1500, errors=["s3://b/k2: MD5 mismatch"])]))
+    assert failed == EXIT_FAILED
+    assert "1 files loaded, 0 already loaded, 1 failed; 1,500 lines landed" in caplog.text
+    assert "s3://b/k2: MD5 mismatch" in caplog.text and "Fix the cause" in caplog.text
+    assert "nothing to fix" not in caplog.text
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="dynamodb_cdc"):
+        assert _report_load(LoadResult([ExportResult(arn, "t", files_loaded=2, lines_landed=3)])) == EXIT_OK
+    assert "ERROR" not in caplog.text
