@@ -344,6 +344,14 @@ FROM (
 
 {% macro _changes_select(spec, since=none, snapshots=false, existing=none, sources=['exports', 'streams'], unapplied=none) %}
   {%- set cols = spec.columns -%}
+  {#- each column's conversion, computed once as _tv_<n> (typed) and read by its column, its
+      conversion check and the key check: written out in each place instead, ClickHouse
+      analyses the same expressions three times over, in every run and in every insert a
+      materialized-view model sees -#}
+  {%- set parts = [] -%}
+  {%- for c in cols -%}
+    {%- do parts.append(dynamodb_cdc._typed_parts('_av_' ~ loop.index, c.type, c.binary, '_tv_' ~ loop.index)) -%}
+  {%- endfor -%}
   {%- set keys = [] -%}
   {%- for k in spec.key -%}{%- do keys.append(dynamodb_cdc.quote_identifier(k.name)) -%}{%- endfor -%}
 WITH events AS (
@@ -357,10 +365,18 @@ attributes AS (
         {%- endfor %}
     FROM events
 ),
+typed AS (
+    SELECT
+        *,
+        {%- for c in cols %}
+        {{ parts[loop.index0].expr }} AS _tv_{{ loop.index }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    FROM attributes
+),
 changes AS (
     SELECT
         {%- for c in cols %}
-        {{ dynamodb_cdc._typed_column(c, '_av_' ~ loop.index) }} AS {{ dynamodb_cdc.quote_identifier(c.name) }},
+        {{ dynamodb_cdc._column_of(c, parts[loop.index0].value) }} AS {{ dynamodb_cdc.quote_identifier(c.name) }},
         {%- endfor %}
         {{ dynamodb_cdc._other_attributes('_item', cols) }} AS _other_attributes,
         {{ dynamodb_cdc._version_expr('_time_us', '_rank', '_seq') }} AS _version,
@@ -372,18 +388,18 @@ changes AS (
         _source_ref,
         arrayFilter(x -> x != '', [
             {%- for c in cols %}
-            if({{ dynamodb_cdc.conversion_failed('_av_' ~ loop.index, c.type, c.binary) }}, {{ dynamodb_cdc.string_literal(c.name) }}, ''){{ ',' if not loop.last }}
+            if({{ parts[loop.index0].failed }}, {{ dynamodb_cdc.string_literal(c.name) }}, ''){{ ',' if not loop.last }}
             {%- endfor %}
         ]) AS _conversion_errors,
         {#- the top-level attributes whose column could not take them (they stay in _other_attributes) -#}
         arrayFilter(x -> x != '', [
             {%- for c in cols if c.path | length == 1 %}
-            if({{ dynamodb_cdc.conversion_failed('_av_' ~ (cols.index(c) + 1), c.type, c.binary) }}, {{ dynamodb_cdc.string_literal(c.path[0]) }}, ''){{ ',' if not loop.last }}
+            if({{ parts[cols.index(c)].failed }}, {{ dynamodb_cdc.string_literal(c.path[0]) }}, ''){{ ',' if not loop.last }}
             {%- endfor %}
         ]) AS _failed_attributes,
         _ingested_at,
-        toUInt8(_usable AND {{ dynamodb_cdc._key_ok(spec, cols) }}) AS _key_ok
-    FROM attributes
+        toUInt8(_usable AND {{ dynamodb_cdc._key_ok(spec, cols, parts) }}) AS _key_ok
+    FROM typed
 )
 {%- if snapshots %},
 snapshots AS (
@@ -489,9 +505,14 @@ concat('{', arrayStringConcat(arrayMap(kv -> concat(toJSONString(kv.1), ':', kv.
 {% endmacro %}
 
 
-{#- A declared column, typed: keys are never NULL (rows whose key fails are dropped by _key_ok). -#}
+{#- A declared column, typed from its AttributeValue `av_expr`. -#}
 {% macro _typed_column(c, av_expr) %}
-  {%- set value = dynamodb_cdc.attribute_value(av_expr, c.type, c.binary) -%}
+  {{ return(dynamodb_cdc._column_of(c, dynamodb_cdc.attribute_value(av_expr, c.type, c.binary))) }}
+{% endmacro %}
+
+
+{#- A declared column from its converted `value`: keys are never NULL (rows whose key fails are dropped by _key_ok). -#}
+{% macro _column_of(c, value) %}
   {%- if c.is_key -%}
 CAST(assumeNotNull({{ value }}), {{ dynamodb_cdc.string_literal(c.column_type) }})
   {%- else -%}
@@ -501,8 +522,8 @@ CAST({{ value }}, {{ dynamodb_cdc.string_literal(c.column_type) }})
 
 
 {#- 1 when every key attribute converts to its declared type. -#}
-{% macro _key_ok(spec, cols) %}
+{% macro _key_ok(spec, cols, parts) %}
   {%- for k in spec.key -%}
-({{ dynamodb_cdc.attribute_value('_av_' ~ (cols.index(k) + 1), k.type, k.binary) }}) IS NOT NULL{{ ' AND ' if not loop.last }}
+{{ parts[cols.index(k)].value }} IS NOT NULL{{ ' AND ' if not loop.last }}
   {%- endfor -%}
 {% endmacro %}

@@ -177,15 +177,33 @@
 {% endmacro %}
 
 {% macro clickhouse__conversion_failed(av_expr, ch_type, binary='base64') %}
+  {{ return(dynamodb_cdc._typed_parts(av_expr, ch_type, binary).failed) }}
+{% endmacro %}
+
+
+{#-
+  The conversion of the AttributeValue `av` to `ch_type` as parts a query can
+  compute once and read twice: {'expr': SQL computing it (attribute_value, or
+  for an Array / Map the (ok, value) pair of _collection), 'value': SQL of the
+  value (what attribute_value returns), 'failed': SQL of conversion_failed},
+  the last two reading the conversion through `ref` (a column the query
+  computed as expr, e.g. `_tv_3`), or through expr itself when ref is none.
+  The conversion comes first in 'failed': a query that also selects the value
+  computes it once, and the JSON checks after it (AND short-circuits) run
+  only for the rare value that is NULL.
+-#}
+{% macro _typed_parts(av, ch_type, binary='base64', ref=none) %}
   {%- set t = dynamodb_cdc._type_info(ch_type) -%}
-  {#- The conversion first: a query that also selects the value computes it once, and the
-      JSON checks after it (AND short-circuits) run only for the rare value that is NULL. -#}
+  {%- set there = av ~ " NOT IN ('', 'null') AND NOT JSONHas(" ~ av ~ ", 'NULL')" -%}
   {%- if t.kind in ['array', 'map'] -%}
-    {{ return("toUInt8(NOT (" ~ dynamodb_cdc._collection(av_expr, t, binary).ok ~ ") AND "
-              ~ av_expr ~ " NOT IN ('', 'null') AND NOT JSONHas(" ~ av_expr ~ ", 'NULL'))") }}
+    {%- set expr = dynamodb_cdc._collection(av, t, dynamodb_cdc._binary_mode(binary)).pair -%}
+    {%- set r = ref if ref else "(" ~ expr ~ ")" -%}
+    {{ return({'expr': expr, 'value': "CAST(" ~ r ~ ".2, " ~ dynamodb_cdc.string_literal(t.result_type) ~ ")",
+               'failed': "toUInt8(NOT (" ~ r ~ ".1) AND " ~ there ~ ")"}) }}
   {%- endif -%}
-  {{ return("toUInt8((" ~ dynamodb_cdc.attribute_value(av_expr, ch_type, binary) ~ ") IS NULL AND "
-            ~ av_expr ~ " NOT IN ('', 'null') AND NOT JSONHas(" ~ av_expr ~ ", 'NULL'))") }}
+  {%- set expr = dynamodb_cdc.attribute_value(av, ch_type, binary) -%}
+  {%- set r = ref if ref else "(" ~ expr ~ ")" -%}
+  {{ return({'expr': expr, 'value': r, 'failed': "toUInt8(" ~ r ~ " IS NULL AND " ~ there ~ ")"}) }}
 {% endmacro %}
 
 
@@ -201,7 +219,7 @@
 
 {#-
   An Array(T) (from SS, NS, BS or L) or Map(String, T) (from M) column.
-  Returns {'value': SQL of type t.result_type, 'ok': SQL UInt8}.  Each element
+  Returns {'value': SQL of type t.result_type, 'pair': SQL of (ok UInt8, value)}.  Each element
   goes through the scalar type map as an AttributeValue of its own (a set's
   strings as {"S": ...}, its numbers as {"N": ...}, its binaries as {"B": ...});
   ok = 1 when the attribute has an accepted tag and every element converts
@@ -254,7 +272,7 @@
         ~ ", _elems)])[1], [" ~ values ~ "])[1], [" ~ elems ~ "])[1]" -%}
   {%- endif -%}
   {{ return({'value': "CAST((" ~ pair ~ ").2, " ~ dynamodb_cdc.string_literal(t.result_type) ~ ")",
-             'ok': "(" ~ pair ~ ").1"}) }}
+             'pair': pair}) }}
 {% endmacro %}
 
 

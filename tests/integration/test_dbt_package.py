@@ -215,6 +215,29 @@ def test_parsing_records_the_sources_the_compiled_models_read(s3, clickhouse, db
         assert read <= set(parsed[key]["depends_on"]["nodes"]), key
 
 
+def test_each_conversion_is_written_once_in_the_compiled_query(s3, clickhouse, dbt):
+    """A column's conversion is computed once per event branch (as _tv_N in the `typed` step) and
+    read from there by the column, its conversion check and the key check: written out in each
+    place, the query was twice the size and ClickHouse analysed it for twice as long, in every run
+    and in every insert a materialized-view model sees."""
+    import re
+
+    load(s3, clickhouse, [ACME2], T1, files=1)
+    dbt("compile", vars={"stage": 1})
+    manifest = json.loads((dbt.target / "manifest.json").read_text())
+    models = {k: v for k, v in manifest["nodes"].items()
+              if v["resource_type"] == "model" and v["name"].endswith("_changes")}
+    branches = {key: node["compiled_code"].count("\ntyped AS (") for key, node in models.items()}
+    assert min(branches.values()) >= 1 and max(branches.values()) >= 2  # exports and streams, or one of them
+    for key, node in models.items():
+        compiled = node["compiled_code"]
+        conversions = re.findall(r"^ {8}(.+) AS (_tv_\d+),?$", compiled, flags=re.M)
+        assert len(conversions) == compiled.count(" AS _av_") > 0, key  # one per column and branch
+        for expr, name in conversions:
+            # the same conversion in each branch, and nowhere else
+            assert compiled.count(expr) == branches[key], (key, name)
+
+
 META_COLUMNS = ["_other_attributes", "_version", "_is_deleted", "_ttl_deleted", "_changed_at", "_event", "_source",
                 "_source_ref", "_conversion_errors", "_ingested_at"]
 
