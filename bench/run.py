@@ -152,9 +152,11 @@ def child_naive(path: str, bucket: str, data_prefix: str) -> int:
     return 0
 
 
-def child_latency(path: str, stream: str, count: int, interval: float) -> int:
+def child_latency(path: str, stream: str, count: int, interval: float, where: str = "raw") -> int:
     """Put-to-visible latency: the consumer (same code as consume-kinesis --follow) in a thread,
-    records put one at a time, stream_records polled from a second client of the same engine."""
+    records put one at a time (each a change of its own item), polled from a second client of the
+    same engine: in stream_records (where="raw"), or in the typed current view (where="current",
+    with the changes model as materialized views already created in ``path``)."""
     import threading
 
     import boto3
@@ -163,7 +165,7 @@ def child_latency(path: str, stream: str, count: int, interval: float) -> int:
     from dynamodb_cdc.kinesis import KinesisSource, kinesis_client, resolve_stream_arn
     from dynamodb_cdc.store import Store
     from dynamodb_cdc.streams import BatchLimits, ConsumeOptions, consume
-    from generate import Change, item, kinesis_record
+    from generate import Change, item, kinesis_record, pk
 
     client = open_client(f"chdb://{path}")
     store = Store(client, RAW)
@@ -186,9 +188,12 @@ def child_latency(path: str, stream: str, count: int, interval: float) -> int:
     seen: dict[str, float] = {}
     done_putting = threading.Event()
 
+    visible = (f"SELECT sequence_number FROM {RAW}.stream_records" if where == "raw"
+               else f"SELECT pk FROM {SCHEMA}.bench_items_current")
+
     def poll():
         while not (done_putting.is_set() and len(seen) >= len(put_at)) and time.monotonic() < deadline + 120:
-            rows = poller.query(f"SELECT sequence_number FROM {RAW}.stream_records").result_rows
+            rows = poller.query(visible).result_rows
             now = time.time()
             for (s,) in rows:
                 seen.setdefault(s, now)
@@ -203,7 +208,7 @@ def child_latency(path: str, stream: str, count: int, interval: float) -> int:
         data = kinesis_record(Change("MODIFY", i, 1_767_700_000_000_000 + i, item(i, rng)))
         t = time.time()
         r = producer.put_record(StreamName=stream, Data=data, PartitionKey=f"k{i}")
-        put_at[r["SequenceNumber"]] = t
+        put_at[r["SequenceNumber"] if where == "raw" else pk(i)] = t
         time.sleep(interval)
     done_putting.set()
     watcher.join()
@@ -294,7 +299,7 @@ def child_final(path: str, rows: int) -> int:
 
 CHILDREN = {"_rss": lambda a: child_rss(a), "_query": lambda a: child_query(*a),
             "_clickhouse_s3": lambda a: child_clickhouse_s3(*a), "_naive": lambda a: child_naive(*a),
-            "_latency": lambda a: child_latency(a[0], a[1], int(a[2]), float(a[3])),
+            "_latency": lambda a: child_latency(a[0], a[1], int(a[2]), float(a[3]), *a[4:]),
             "_final": lambda a: child_final(a[0], int(a[1]))}
 
 
@@ -409,6 +414,18 @@ class Bench:
                     "from dynamodb_cdc.store import Store; c = open_client('chdb://' + sys.argv[1]); "
                     f"Store(c, '{RAW}').ensure_schema(); c.close()", str(chdb)], rss=True)
 
+    def views(self, chdb: Path) -> Timed:
+        """The raw tables, then a dbt run creating the bench table's changes model as materialized
+        views on them (materialization: materialized_view), in a fresh chDB directory."""
+        import yaml
+
+        self.raw_tables(chdb)
+        tables = yaml.safe_load((HERE / "dbt_project" / "dbt_project.yml").read_text())["vars"]["dynamodb_cdc_tables"]
+        tables["bench_items"]["materialization"] = "materialized_view"
+        setup = self.dbt(chdb, "run", extra_vars={"dynamodb_cdc_tables": tables})
+        assert self.current_count(chdb) == 0
+        return setup
+
     def materialized_view(self, uri: str, built: Path) -> None:
         """End to end with the changes model as ClickHouse materialized views (the table declared
         with materialization: materialized_view): a dbt run on the empty raw tables creates the
@@ -416,14 +433,8 @@ class Bench:
         end to end); from then on load-export alone takes an export to the current view, the
         typing done by the views inside the loader's own inserts.  Its current view must hold the
         same rows as the one `built` (the same export, through the incremental model and dbt run)."""
-        import yaml
-
         chdb = self.work / "ch_materialized_view"
-        self.raw_tables(chdb)
-        tables = yaml.safe_load((HERE / "dbt_project" / "dbt_project.yml").read_text())["vars"]["dynamodb_cdc_tables"]
-        tables["bench_items"]["materialization"] = "materialized_view"
-        setup = self.dbt(chdb, "run", extra_vars={"dynamodb_cdc_tables": tables})
-        assert self.current_count(chdb) == 0
+        setup = self.views(chdb)
         t = self.load(chdb, uri)
         assert query(chdb, f"SELECT count() FROM {RAW}.export_lines")[0][0] == self.n
         assert self.current_checksum(chdb) == self.current_checksum(built)
@@ -584,9 +595,7 @@ class Bench:
         kinesis = boto3.client("kinesis")
         name = "bench-cdc"
         shards = 4
-        kinesis.create_stream(StreamName=name, ShardCount=shards)
-        while kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
-            time.sleep(0.1)
+        active_stream(kinesis, name, shards)
         log(f"Kinesis: putting {self.m:,} change records on {shards} shards")
         t = time.perf_counter()
         batch = []
@@ -626,18 +635,33 @@ class Bench:
         assert landed == [self.m, self.m], landed
 
         log("Kinesis: put-to-visible latency (--follow, --batch-seconds 0.1)")
-        kinesis.create_stream(StreamName="bench-latency", ShardCount=1)
-        while kinesis.describe_stream_summary(StreamName="bench-latency")["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
-            time.sleep(0.1)
+        active_stream(kinesis, "bench-latency", 1)
         count = int(os.environ.get("BENCH_LATENCY_RECORDS", "200"))
-        lat = run([PY, __file__, "_latency", str(self.work / "ch_latency"), "bench-latency", str(count), "0.05"]).json()
+        f["latency_records"] = count
+        self.latency("latency", "bench-latency", self.work / "ch_latency", count, "raw")
+        # the same into the typed current view, the changes model as materialized views
+        log("Kinesis: put-to-visible latency in the current view (the changes model as materialized views)")
+        active_stream(kinesis, "bench-latency-views", 1)
+        chdb = self.work / "ch_latency_views"
+        self.views(chdb)
+        self.latency("latency_current_view", "bench-latency-views", chdb, count, "current")
+
+    def latency(self, name: str, stream: str, chdb: Path, count: int, where: str) -> None:
+        """<name>_p50/_p95/_max_seconds: put-to-visible latency of ``count`` records put one every 50 ms."""
+        lat = run([PY, __file__, "_latency", str(chdb), stream, str(count), "0.05", where]).json()
         assert lat["visible"] == count, lat
         values = lat["latencies"]
         q = statistics.quantiles(values, n=100)
-        f["latency_records"] = count
-        f["latency_p50_seconds"] = statistics.median(values)
-        f["latency_p95_seconds"] = q[94]
-        f["latency_max_seconds"] = max(values)
+        self.figures[f"{name}_p50_seconds"] = statistics.median(values)
+        self.figures[f"{name}_p95_seconds"] = q[94]
+        self.figures[f"{name}_max_seconds"] = max(values)
+
+
+def active_stream(kinesis, name: str, shards: int) -> None:
+    """Create a Kinesis stream and wait until it is ACTIVE."""
+    kinesis.create_stream(StreamName=name, ShardCount=shards)
+    while kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+        time.sleep(0.1)
 
 
 def machine() -> dict:
