@@ -74,6 +74,16 @@ class Holder:
         return (f"{self.command} (process {self.pid} on {self.host}) since {self.acquired_at} UTC, last renewed "
                 f"{self.renewed_seconds_ago:.0f} s ago")
 
+    @classmethod
+    def of_row(cls, row) -> Holder:
+        """The Holder of a row read as HOLDER_COLUMNS."""
+        holder, host, pid, command, acquired_at, age = row
+        return cls(holder, host, int(pid), command, acquired_at, float(age))
+
+
+# What a Holder is read from: the columns of a leases row, its age by the server's clock.
+HOLDER_COLUMNS = "holder, host, pid, command, toString(acquired_at), dateDiff('microsecond', renewed_at, now64(6)) / 1e6"
+
 
 def _alive(pid: int, started: str | None) -> bool:
     """Whether the process that took a lease on this host still runs: its pid, and where the

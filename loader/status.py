@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from .lease import Holder
+from .lease import HOLDER_COLUMNS, Holder
 from .sql import ident
 from .store import _utc
 
@@ -98,19 +98,18 @@ def collect(client, database: str) -> dict:
     # database from before leases has none.
     reading = []
     if client.command(f"EXISTS TABLE {q}.leases"):
-        for scope, name, holder, host, pid, command, acquired, age in client.query(
-            f"SELECT l.scope, e.table_name, l.holder, l.host, l.pid, l.command, toString(l.acquired_at), "
-            f"  dateDiff('microsecond', l.renewed_at, now64(6)) / 1e6 "
+        for scope, name, *row in client.query(
+            f"SELECT l.scope, e.table_name, {HOLDER_COLUMNS} "  # (the joined side has none of these)
             f"FROM {q}.leases AS l FINAL "
             f"LEFT JOIN (SELECT export_arn, any(table_name) AS table_name FROM {q}.exports FINAL GROUP BY export_arn) AS e "
             f"  ON e.export_arn = substring(l.scope, 8) "  # after 'export:'
             f"WHERE l.released = 0 ORDER BY ALL"
         ).result_rows:
-            h = Holder(holder, host, int(pid), command, acquired, float(age))
+            h = Holder.of_row(row)
             if not h.live():
                 continue
             kind, _, arn = scope.partition(":")
-            held = {"by": command, "host": host, "pid": h.pid, "since": acquired,
+            held = {"by": h.command, "host": h.host, "pid": h.pid, "since": h.acquired_at,
                     "renewed_seconds_ago": round(h.renewed_seconds_ago, 1)}
             if kind == "stream":
                 reading.append({"stream_arn": arn, **held})

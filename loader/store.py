@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING
 from . import clock, schema
 from .connection import is_transient
 from .manifest import FULL_EXPORT, DataFile, ExportSummary, ExportWindow
-from .lease import Holder, running
+from .lease import HOLDER_COLUMNS, Holder, running
 from .sql import ident, literal, values_insert
 from .streams import Checkpoint, Record
 
@@ -112,12 +112,11 @@ class Store:
     def lease_holders(self, scope: str) -> list[Holder]:
         """The unreleased holders of a lease, first acquired first, with their age by the server's clock."""
         rows = self.client.query(
-            f"SELECT holder, host, pid, command, toString(acquired_at), "
-            f"dateDiff('microsecond', renewed_at, now64(6)) / 1e6 "
+            f"SELECT {HOLDER_COLUMNS} "
             f"FROM {self.q}.leases FINAL WHERE scope = {{s:String}} AND released = 0 ORDER BY acquired_at, holder",
             parameters={"s": scope},
         ).result_rows
-        return [Holder(h, host, int(pid), command, acquired, float(age)) for h, host, pid, command, acquired, age in rows]
+        return [Holder.of_row(row) for row in rows]
 
     def take_lease(self, scope: str, holder: str, host: str, pid: int, command: str) -> None:
         self.client.command(
