@@ -103,7 +103,7 @@
   {%- set binary = dynamodb_cdc._binary_mode(binary) -%}
   {%- set av = av_expr -%}
   {%- if t.kind in ['array', 'map'] -%}
-    {{ return(dynamodb_cdc._collection(av, t, binary).value) }}
+    {{ return(dynamodb_cdc._typed_parts(av, ch_type, binary).value) }}
   {%- endif -%}
   {#- The text of an N, or of an S (type drift: "42" in one item, 42 in another);
       '' for anything else, which is not a number. -#}
@@ -196,7 +196,7 @@
   {%- set t = dynamodb_cdc._type_info(ch_type) -%}
   {%- set there = av ~ " NOT IN ('', 'null') AND NOT JSONHas(" ~ av ~ ", 'NULL')" -%}
   {%- if t.kind in ['array', 'map'] -%}
-    {%- set expr = dynamodb_cdc._collection(av, t, dynamodb_cdc._binary_mode(binary)).pair -%}
+    {%- set expr = dynamodb_cdc._collection(av, t, dynamodb_cdc._binary_mode(binary)) -%}
     {%- set r = ref if ref else "(" ~ expr ~ ")" -%}
     {{ return({'expr': expr, 'value': "CAST(" ~ r ~ ".2, " ~ dynamodb_cdc.string_literal(t.result_type) ~ ")",
                'failed': "toUInt8(NOT (" ~ r ~ ".1) AND " ~ there ~ ")"}) }}
@@ -219,7 +219,8 @@
 
 {#-
   An Array(T) (from SS, NS, BS or L) or Map(String, T) (from M) column.
-  Returns {'value': SQL of type t.result_type, 'pair': SQL of (ok UInt8, value)}.  Each element
+  Returns SQL of the pair (ok UInt8, value), value of type t.result_type once
+  cast (_typed_parts reads both halves).  Each element
   goes through the scalar type map as an AttributeValue of its own (a set's
   strings as {"S": ...}, its numbers as {"N": ...}, its binaries as {"B": ...});
   ok = 1 when the attribute has an accepted tag and every element converts
@@ -271,8 +272,7 @@
     {%- set pair = "arrayMap(_kv_elems -> arrayMap(_elems -> arrayMap(_conv -> " ~ result ~ ", [arrayMap(_e -> " ~ convert
         ~ ", _elems)])[1], [" ~ values ~ "])[1], [" ~ elems ~ "])[1]" -%}
   {%- endif -%}
-  {{ return({'value': "CAST((" ~ pair ~ ").2, " ~ dynamodb_cdc.string_literal(t.result_type) ~ ")",
-             'pair': pair}) }}
+  {{ return(pair) }}
 {% endmacro %}
 
 
