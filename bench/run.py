@@ -368,7 +368,6 @@ class Bench:
         chdb = self.work / f"ch_{name}"
         t = self.load(chdb, uri, *extra)
         self.figures[f"{name}_seconds"] = t.seconds
-        self.figures[f"{name}_peak_rss_bytes"] = t.rss
         self.memory(name, t)
         assert query(chdb, f"SELECT count() FROM {RAW}.export_lines")[0][0] == self.n
         if not keep:
@@ -376,7 +375,9 @@ class Bench:
         return chdb
 
     def memory(self, name: str, t: Timed) -> None:
-        """<name>_peak_private_bytes (RssAnon) and <name>_peak_mapped_bytes (RssFile), sampled."""
+        """<name>_peak_rss_bytes (from the kernel), <name>_peak_private_bytes (RssAnon) and
+        <name>_peak_mapped_bytes (RssFile), sampled."""
+        self.figures[f"{name}_peak_rss_bytes"] = t.rss
         self.figures[f"{name}_peak_private_bytes"] = t.private
         self.figures[f"{name}_peak_mapped_bytes"] = t.mapped
 
@@ -441,7 +442,6 @@ class Bench:
         f = self.figures
         f["materialized_view_setup_dbt_seconds"] = setup.seconds
         f["load_materialized_view_seconds"] = t.seconds
-        f["load_materialized_view_peak_rss_bytes"] = t.rss
         self.memory("load_materialized_view", t)
         f["end_to_end_materialized_view_seconds"] = t.seconds
         shutil.rmtree(chdb, ignore_errors=True)
@@ -493,7 +493,6 @@ class Bench:
 
             # what the embedded engine costs before any data: import, open, create the raw tables
             idle = self.raw_tables(self.work / "ch_idle")
-            f["chdb_idle_peak_rss_bytes"] = idle.rss
             self.memory("chdb_idle", idle)
 
             # (c) a hand-written loader
@@ -502,7 +501,6 @@ class Bench:
             c = run([PY, __file__, "_naive", str(self.work / "ch_c"), bucket, data + "/"], rss=True)
             assert c.json()["rows"] == self.n, c.stdout
             f["naive_seconds"] = c.seconds
-            f["naive_peak_rss_bytes"] = c.rss
             self.memory("naive", c)
 
             # (b) ClickHouse reading the files itself, and ours, one after the other BENCH_REPEAT
@@ -629,7 +627,6 @@ class Bench:
                 rss=True)
         f["kinesis_consumer_seconds"] = p.seconds
         f["kinesis_consumer_loop_seconds"] = float(re.findall(r"landed from .* in ([0-9.]+) s", p.stderr)[-1])
-        f["kinesis_consumer_peak_rss_bytes"] = p.rss
         self.memory("kinesis_consumer", p)
         landed = query(chdb, f"SELECT count(), uniqExact(shard_id, sequence_number) FROM {RAW}.stream_records")[0]
         assert landed == [self.m, self.m], landed
