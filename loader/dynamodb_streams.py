@@ -15,7 +15,7 @@ import json
 import logging
 from datetime import datetime, timezone
 
-from .streams import Page, Record, Shard, StreamError, fatal_message
+from .streams import Page, Record, Shard, StreamError, fatal_message, stream_clients
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +28,8 @@ _RAW_BODY = "RawBody"  # where the after-call handler leaves the HTTP body in th
 
 
 def streams_clients():
-    """(dynamodb, dynamodbstreams) clients whose retries are left to ``streams``."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(retries={"mode": "standard", "max_attempts": 1})
-    return boto3.client("dynamodb", config=config), boto3.client("dynamodbstreams", config=config)
+    """(dynamodb, dynamodbstreams) clients for the consumer (see ``streams.stream_clients``)."""
+    return stream_clients("dynamodb", "dynamodbstreams")
 
 
 def resolve_stream_arn(dynamodb, table: str) -> str:

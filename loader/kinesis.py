@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import timezone
 
-from .streams import Page, Record, Shard, StreamError, fatal_message
+from .streams import Page, Record, Shard, StreamError, fatal_message, stream_clients
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +26,8 @@ MAX_RECORDS_PER_CALL = 10_000  # GetRecords' own limit
 
 
 def kinesis_client():
-    """A Kinesis client whose retries are left to ``streams`` (one policy, bounded, logged)."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client("kinesis", config=Config(retries={"mode": "standard", "max_attempts": 1}))
+    """A Kinesis client for the consumer (see ``streams.stream_clients``)."""
+    return stream_clients("kinesis")[0]
 
 
 def resolve_stream_arn(client, *, name: str | None = None, arn: str | None = None) -> str:

@@ -676,6 +676,65 @@ def test_the_next_pages_are_read_while_a_batch_lands_and_batches_land_in_order(k
     assert sorted(numbers, key=int) == [p["sequence_number"] for p in puts]
 
 
+def test_the_consumers_client_reads_arrival_times_straight_into_utc(kinesis, moto_endpoint):
+    """kinesis_client() parses ApproximateArrivalTimestamp with utc_timestamp (botocore's default
+    makes a local-time datetime through dateutil: half the client's CPU on a full page)."""
+    from dynamodb_cdc.kinesis import kinesis_client
+
+    name, _ = new_stream(kinesis, 1)
+    shard = shards_of(kinesis, name)["shardId-000000000000"]
+    put(kinesis, name, shard, orders_changes(T_MS, 1)[0])
+    ours = kinesis_client()
+    it = ours.get_shard_iterator(StreamName=name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")
+    [mine] = ours.get_records(ShardIterator=it["ShardIterator"])["Records"]
+    it = kinesis.get_shard_iterator(StreamName=name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")
+    [theirs] = kinesis.get_records(ShardIterator=it["ShardIterator"])["Records"]
+    assert mine["ApproximateArrivalTimestamp"].tzinfo is timezone.utc
+    assert theirs["ApproximateArrivalTimestamp"].tzinfo is not timezone.utc  # botocore's default parser
+    assert mine["ApproximateArrivalTimestamp"] == theirs["ApproximateArrivalTimestamp"]
+
+
+def test_getrecords_on_a_shard_start_a_poll_interval_apart_and_a_slow_page_is_followed_at_once(kinesis, clickhouse):
+    """Kinesis allows 5 GetRecords a second per shard: the calls on one shard start at least
+    poll_interval apart, counted from the start of the one before.  A page that took longer than
+    that to arrive (a slow network, a busy stream) is followed by the next call at once."""
+    import threading
+
+    from dynamodb_cdc.kinesis import KinesisSource
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import BatchLimits, ConsumeOptions, consume
+
+    name, arn = new_stream(kinesis, 1)
+    shard = shards_of(kinesis, name)["shardId-000000000000"]
+    puts = [put(kinesis, name, shard, data) for data in orders_changes(T_MS, 8)]
+    calls: list[tuple[float, float]] = []  # (start, end) of each GetRecords
+    lock = threading.Lock()
+    poll, slow = 0.5, 1.0
+
+    class TimedSource(KinesisSource):
+        def get_records(self, *args, **kwargs):
+            start = time.monotonic()
+            try:
+                if len(calls) == 1:
+                    time.sleep(slow)  # the second page is slow to arrive
+                return super().get_records(*args, **kwargs)
+            finally:
+                with lock:
+                    calls.append((start, time.monotonic()))
+
+    with clickhouse.client() as client:
+        store = Store(client, clickhouse.raw_db)
+        store.ensure_schema()
+        result = consume(TimedSource(kinesis, arn), store, ConsumeOptions(limits=BatchLimits(rows=2), poll_interval=poll))
+    assert result.records == len(puts) == 8
+    assert len(calls) >= 4  # pages of 2 records
+    starts = [c[0] for c in calls]
+    assert all(b - a >= poll for a, b in zip(starts, starts[1:])), starts  # never faster than allowed
+    slow_end = calls[1][1]
+    assert calls[1][1] - calls[1][0] >= slow
+    assert starts[2] - slow_end < poll / 2, (starts[2] - slow_end)  # no extra wait after the slow page
+
+
 def test_a_batch_that_cannot_land_stops_a_following_consumer_at_once(kinesis, clickhouse, monkeypatch):
     """--follow with nothing more to read: a batch whose landing fails for good ends the run with
     the error, without waiting for a next batch or a stop signal; no later record lands."""

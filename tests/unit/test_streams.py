@@ -256,3 +256,24 @@ def test_table_name_from_a_stream_arn():
     for bad in ("arn:aws:kinesis:us-east-1:1:stream/s", "orders", "arn:aws:dynamodb:us-east-1:1:table/orders"):
         with pytest.raises(ValueError, match="is not a DynamoDB stream ARN"):
             table_from_stream_arn(bad)
+
+
+def test_kinesis_times_are_read_straight_into_utc_whatever_the_local_zone(monkeypatch):
+    import time as _time
+
+    from botocore.utils import parse_timestamp
+
+    from dynamodb_cdc.streams import utc_timestamp
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    _time.tzset()
+    try:
+        for wire in (1767323045.678, 1767323045, "2026-01-02T03:04:05.678Z", "2026-01-01T22:04:05.678-05:00"):
+            got = utc_timestamp(wire)
+            assert got.utcoffset().total_seconds() == 0
+            assert got == parse_timestamp(wire)  # the same instant as botocore's own parser
+            assert got == datetime(2026, 1, 2, 3, 4, 5, 678000 if wire != 1767323045 else 0, tzinfo=timezone.utc)
+    finally:
+        monkeypatch.delenv("TZ")
+        _time.tzset()
+
