@@ -107,7 +107,7 @@ def load_exports(s3, store: Store, uri: str, options: LoadOptions | None = None)
     exports.sort(key=lambda e: e[0].sort_key())
     store.ensure_schema()
     for summary, files, summary_uri in exports:
-        result.exports.append(_load_one(s3, store, location.bucket, summary, files, summary_uri, options))
+        result.exports.append(_ExportLoad(s3, store, location.bucket, summary, files, summary_uri, options).run())
     held = {e.table_name for e in result.exports if e.held}
     for table in sorted({summary.table_name for summary, _, _ in exports}):
         if table in held:  # its windows are judged by the run loading the held export
@@ -120,129 +120,301 @@ def load_exports(s3, store: Store, uri: str, options: LoadOptions | None = None)
     return result
 
 
-def _load_one(s3, store, bucket, summary: ExportSummary, files: list[DataFile], summary_uri, options) -> ExportResult:
-    out = ExportResult(summary.export_arn, summary.table_name)
-    states = retrying(f"reading the ledger of {summary.export_arn}", lambda: store.file_states(summary.export_arn))
-    plans = {f.key: plan_file(states.get(f.key)) for f in files}
-    todo = [f for f in files if plans[f.key].load]
-    for f in files:
-        if not plans[f.key].load:
-            out.files_skipped += 1
-            out.lines_landed += states[f.key].lines_landed
-            out.lines_quarantined += states[f.key].lines_quarantined
-    if not todo:
-        log.info("%s (%s): all %d data files already loaded", summary.export_arn, summary.table_name, len(files))
-        return out
-    # One run at a time per export (lease.py): an overlapping run leaves it to this one.
-    lease = Lease(store, f"export:{summary.export_arn}", "load-export",
-                  what=f"{summary.export_arn} ({summary.table_name})")
-    try:
-        retrying(f"taking the lease on {summary.export_arn}", lease.acquire)
-    except LeaseHeldError as ex:  # reported with the run's other errors
-        out.errors.append(str(ex))
-        out.held = True
-        return out
-    try:
-        return _load_todo(s3, store, bucket, summary, files, todo, plans, states, summary_uri, options, out, lease)
-    finally:
-        lease.release()
+class _ExportLoad:
+    """One export loaded by this run: its manifest and data files, where they are, the store and
+    the run's options, which every step below shares (and, while its files load, their progress)."""
 
+    def __init__(self, s3, store: Store, bucket: str, summary: ExportSummary, files: list[DataFile], summary_uri: str,
+                 options: LoadOptions):
+        self.s3, self.store, self.bucket = s3, store, bucket
+        self.summary, self.files, self.summary_uri, self.options = summary, files, summary_uri, options
+        self.progress: Progress | None = None
 
-def _load_todo(s3, store, bucket, summary: ExportSummary, files: list[DataFile], todo: list[DataFile], plans,
-               states, summary_uri, options, out: ExportResult, lease: Lease) -> ExportResult:
-    log.info(
-        "%s (%s, %s as of %s): %d of %d data files to load",
-        summary.export_arn, summary.table_name, summary.export_type,
-        summary.point_in_time.isoformat(), len(todo), len(files),
-    )
-    retrying(f"recording {summary.export_arn} loading", lambda: store.record_export(
-        summary, s3_uri=summary_uri, data_files=len(files), status=LOADING))
-    progress = Progress(len(todo), enabled=options.progress)
-    # Files read several to a statement by the engine, `parallel_files` at a time, up to GROUP_FILES:
-    # with --server-side from S3 (files of any size, so that large ones are still read side by side);
-    # on the embedded engine, files that fit in one batch, downloaded and MD5-checked here first, up
-    # to GROUP_LINES lines to a statement (a statement of more lines holds more memory: README "Peak
-    # memory"), unless `parallel_files` is 1.  Any other file is a group of its own, loaded by itself.
-    local = not options.server_side and options.parallel_files > 1 and store.reads_local_files(options.tmp_dir)
-
-    def groupable(f: DataFile) -> bool:
-        if options.server_side:
-            return _plain_key(f)
-        return local and plans[f.key].resume_after == 0 and f.item_count <= options.batch_rows
-
-    groups = list(_groups(todo, groupable, GROUP_FILES, None if options.server_side else GROUP_LINES))
-    # The next file loaded by itself is downloaded and verified in a second thread while this one is
-    # inserted (zlib, hashing, sockets and the engine all release the GIL): no ClickHouse call there.
-    fetcher = None if options.server_side else _Prefetcher(
-        s3, bucket, [g[0] for g in groups if len(g) == 1], options, progress)
-    # Likewise the next group's local copies are downloaded while this group is read.
-    copies = _CopyFetcher(s3, bucket, [g for g in groups if len(g) > 1], options, progress) if local else None
-
-    def load(data_file: DataFile, started: bool | None = None):
-        """(landed, quarantined, note), or the DataFileError that refused the file."""
-        # --server-side reads a file whole, removing any rows of it first: it resumes from line 0.
-        resume_after = 0 if fetcher is None else plans[data_file.key].resume_after
-        if started is None:
-            started = data_file.key in states  # else no row of it can exist: nothing to discard
+    def run(self) -> ExportResult:
+        """Load the data files the ledger does not record as loaded, under the export's lease."""
+        summary, files, store = self.summary, self.files, self.store
+        out = ExportResult(summary.export_arn, summary.table_name)
+        states = retrying(f"reading the ledger of {summary.export_arn}", lambda: store.file_states(summary.export_arn))
+        plans = {f.key: plan_file(states.get(f.key)) for f in files}
+        todo = [f for f in files if plans[f.key].load]
+        for f in files:
+            if not plans[f.key].load:
+                out.files_skipped += 1
+                out.lines_landed += states[f.key].lines_landed
+                out.lines_quarantined += states[f.key].lines_quarantined
+        if not todo:
+            log.info("%s (%s): all %d data files already loaded", summary.export_arn, summary.table_name, len(files))
+            return out
+        # One run at a time per export (lease.py): an overlapping run leaves it to this one.
+        lease = Lease(store, f"export:{summary.export_arn}", "load-export",
+                      what=f"{summary.export_arn} ({summary.table_name})")
         try:
-            if fetcher is None:
-                return _load_file_server_side(s3, store, bucket, summary, data_file, progress, started=started)
-            return _load_file(store, bucket, summary, data_file, resume_after, options, progress,
-                              fetcher.take(data_file), started=started, together=local)
-        except DataFileError as ex:
-            # Nothing of a refused file lands past its checkpoint (rows an interrupted run left;
-            # --server-side removes what its own failed read left before raising).  Both steps can
-            # be done again, so they wait for ClickHouse like the loading itself.
-            message = str(ex)
+            retrying(f"taking the lease on {summary.export_arn}", lease.acquire)
+        except LeaseHeldError as ex:  # reported with the run's other errors
+            out.errors.append(str(ex))
+            out.held = True
+            return out
+        try:
+            return self._load(todo, plans, states, out, lease)
+        finally:
+            lease.release()
 
-            def refuse() -> None:
-                if started:
-                    store.discard_after(summary.export_arn, data_file.key, resume_after)
-                store.record_file(summary, data_file, status=FAILED, lines_committed=resume_after, error=message)
+    def _load(self, todo: list[DataFile], plans: dict[str, FilePlan], states: dict[str, FileState], out: ExportResult,
+              lease: Lease) -> ExportResult:
+        store, bucket, summary, files, options = self.store, self.bucket, self.summary, self.files, self.options
+        log.info(
+            "%s (%s, %s as of %s): %d of %d data files to load",
+            summary.export_arn, summary.table_name, summary.export_type,
+            summary.point_in_time.isoformat(), len(todo), len(files),
+        )
+        retrying(f"recording {summary.export_arn} loading", lambda: store.record_export(
+            summary, s3_uri=self.summary_uri, data_files=len(files), status=LOADING))
+        progress = self.progress = Progress(len(todo), enabled=options.progress)
+        # Files read several to a statement by the engine, `parallel_files` at a time, up to GROUP_FILES:
+        # with --server-side from S3 (files of any size, so that large ones are still read side by side);
+        # on the embedded engine, files that fit in one batch, downloaded and MD5-checked here first, up
+        # to GROUP_LINES lines to a statement (a statement of more lines holds more memory: README "Peak
+        # memory"), unless `parallel_files` is 1.  Any other file is a group of its own, loaded by itself.
+        local = not options.server_side and options.parallel_files > 1 and store.reads_local_files(options.tmp_dir)
 
-            retrying(f"setting s3://{bucket}/{data_file.key} aside as failed", refuse)
-            return ex
-
-    def outcomes():
-        """Each group of files is read in one statement; a file the group could not land whole (or
-        every file of a group whose statement failed) is then loaded on its own, for its own
-        outcome and message.  One after the other, in file order."""
-        for group in groups:
-            if len(group) == 1:
-                yield load(group[0])
-                continue
+        def groupable(f: DataFile) -> bool:
             if options.server_side:
-                read = _load_group_server_side(s3, store, bucket, summary, group, states, options, progress)
-            else:
-                read = _load_group_local(store, bucket, summary, group, states, options, progress, copies)
-            if read.error is not None:
-                log.info("%s: ClickHouse could not read them together (%s); reading them one at a time",
-                         read.where, read.error[:300])
-            for f in group:
-                yield read.landed[f.key] if f.key in read.landed else load(f, started=True)
+                return _plain_key(f)
+            return local and plans[f.key].resume_after == 0 and f.item_count <= options.batch_rows
 
-    try:
-        for outcome in outcomes():
-            retrying(f"renewing the lease on {summary.export_arn}", lease.renew)  # after every file
-            if isinstance(outcome, DataFileError):
-                out.files_failed += 1
-                out.errors.append(str(outcome))
-                progress.file_done(f"FAILED {outcome}")
+        groups = list(_groups(todo, groupable, GROUP_FILES, None if options.server_side else GROUP_LINES))
+        # The next file loaded by itself is downloaded and verified in a second thread while this one is
+        # inserted (zlib, hashing, sockets and the engine all release the GIL): no ClickHouse call there.
+        fetcher = None if options.server_side else _Prefetcher(
+            self.s3, bucket, [g[0] for g in groups if len(g) == 1], options, progress)
+        # Likewise the next group's local copies are downloaded while this group is read.
+        copies = _CopyFetcher(self.s3, bucket, [g for g in groups if len(g) > 1], options, progress) if local else None
+
+        def load(data_file: DataFile, started: bool | None = None):
+            """(landed, quarantined, note), or the DataFileError that refused the file."""
+            # --server-side reads a file whole, removing any rows of it first: it resumes from line 0.
+            resume_after = 0 if fetcher is None else plans[data_file.key].resume_after
+            if started is None:
+                started = data_file.key in states  # else no row of it can exist: nothing to discard
+            try:
+                if fetcher is None:
+                    return self._file_server_side(data_file, started=started)
+                return self._file(data_file, resume_after, fetcher.take(data_file), started=started, together=local)
+            except DataFileError as ex:
+                # Nothing of a refused file lands past its checkpoint (rows an interrupted run left;
+                # --server-side removes what its own failed read left before raising).  Both steps can
+                # be done again, so they wait for ClickHouse like the loading itself.
+                message = str(ex)
+
+                def refuse() -> None:
+                    if started:
+                        store.discard_after(summary.export_arn, data_file.key, resume_after)
+                    store.record_file(summary, data_file, status=FAILED, lines_committed=resume_after, error=message)
+
+                retrying(f"setting s3://{bucket}/{data_file.key} aside as failed", refuse)
+                return ex
+
+        def outcomes():
+            """Each group of files is read in one statement; a file the group could not land whole (or
+            every file of a group whose statement failed) is then loaded on its own, for its own
+            outcome and message.  One after the other, in file order."""
+            for group in groups:
+                if len(group) == 1:
+                    yield load(group[0])
+                    continue
+                if options.server_side:
+                    read = self._group_server_side(group, states)
+                else:
+                    read = self._group_local(group, states, copies)
+                if read.error is not None:
+                    log.info("%s: ClickHouse could not read them together (%s); reading them one at a time",
+                             read.where, read.error[:300])
+                for f in group:
+                    yield read.landed[f.key] if f.key in read.landed else load(f, started=True)
+
+        try:
+            for outcome in outcomes():
+                retrying(f"renewing the lease on {summary.export_arn}", lease.renew)  # after every file
+                if isinstance(outcome, DataFileError):
+                    out.files_failed += 1
+                    out.errors.append(str(outcome))
+                    progress.file_done(f"FAILED {outcome}")
+                    continue
+                landed, quarantined, note = outcome
+                out.files_loaded += 1
+                out.lines_landed += landed
+                out.lines_quarantined += quarantined
+                progress.file_done(note)
+        finally:
+            for f in (fetcher, copies):
+                if f is not None:
+                    f.close()
+            progress.close()
+        status = FAILED if out.errors else LOADED
+        retrying(f"recording {summary.export_arn} {status}", lambda: store.record_export(
+            summary, s3_uri=self.summary_uri, data_files=len(files), status=status,
+            error="; ".join(out.errors)[:10_000]))
+        return out
+
+    def _file(self, data_file: DataFile, committed: int, verified: VerifiedFile, *, started: bool = True,
+              together: bool = False) -> tuple[int, int, str]:
+        """Insert a verified data file's batches after line ``committed``, checkpointing each; then
+        check its line count and mark it loaded.  (landed, quarantined, note)."""
+        store, bucket, summary, options, progress = self.store, self.bucket, self.summary, self.options, self.progress
+        where = f"s3://{bucket}/{data_file.key}"
+        arn, key, size = summary.export_arn, data_file.key, verified.compressed_bytes
+        if committed:
+            log.info("%s: resuming after line %d", where, committed)
+
+        def checkpoint(lines: int, status: str = LOADING, **counts) -> None:
+            store.record_file(summary, data_file, status=status, lines_committed=lines, compressed_bytes=size, **counts)
+
+        def back_to(lines: int):
+            """Undo a batch cut off in the middle: its checkpoint (if it was written) and its rows."""
+            def undo() -> None:
+                checkpoint(lines)
+                store.discard_after(arn, key, lines)
+            return undo
+
+        try:
+            # Rows past the last committed line may exist if the previous run stopped mid-batch.
+            retrying(f"starting {where}", back_to(committed) if started else lambda: checkpoint(committed))
+            # One insert per segment (a batch), or with ``together`` (the embedded engine reading local
+            # files, as _load decides) one per run of whole segments read side by side (_runs), each
+            # checkpointed but the last: the file is counted and marked loaded next, and a run stopped
+            # before that redoes the last insert.  While ClickHouse is unavailable, an insert is undone
+            # and redone (connection.retrying).
+            for run in _runs(verified.segments, committed, together):
+                first, last = run[0].first_line, run[-1].first_line + run[-1].lines - 1
+                skip = max(committed - first + 1, 0)
+
+                def batch(run=run, skip=skip, last=last, first=first) -> None:
+                    if len(run) == 1:
+                        store.insert_segment(summary, key, run[0], skip)
+                    else:
+                        try:
+                            store.insert_segments(summary, key, run, options.parallel_files, options.tmp_dir)
+                        except ServerReadError as ex:  # the engine would not read them by their links
+                            log.warning("%s: the engine could not read lines %d-%d together (%s); reading them one "
+                                        "batch at a time", where, first, last, str(ex).strip()[:300])
+                            back_to(committed)()
+                            for segment in run:
+                                store.insert_segment(summary, key, segment)
+                    if last < verified.lines:
+                        checkpoint(last)
+
+                retrying(f"loading lines {first + skip}-{last} of {where}", batch, redo=back_to(committed))
+                progress.add_rows(last - first + 1 - skip)
+                committed = last
+        finally:
+            verified.close()
+        landed, quarantined, examples = retrying(f"counting the lines of {where}", lambda: store.file_counts(arn, key))
+        if landed + quarantined != verified.lines:
+            # Cannot happen unless rows were changed behind the loader's back; never call that loaded.
+            raise DataFileError(
+                f"{where}: {verified.lines} lines read but {landed} landed and {quarantined} quarantined; "
+                "rerun to reload the file"
+            )
+        retrying(f"marking {where} loaded", lambda: checkpoint(
+            verified.lines, LOADED, lines_landed=landed, lines_quarantined=quarantined))
+        return landed, quarantined, _note(where, landed, quarantined, examples)
+
+    def _file_server_side(self, data_file: DataFile, *, started: bool = True) -> tuple[int, int, str]:
+        """ClickHouse reads the gzip file from S3 itself, one reading stream; the loader checks the
+        line count after.  The whole file is one unit, as a group is (_group): an interrupted or
+        failed file is removed and read again from its first line (ClickHouse commits a large INSERT
+        in several parts, so there is no mid-file resume point).  The MD5 cannot be checked: the bytes
+        never pass through here.
+        """
+        where = f"s3://{self.bucket}/{data_file.key}"
+        key = data_file.key
+        if GLOB_CHARACTERS & set(key):
+            raise DataFileError(f"{where}: the key holds one of * ? {{ }}, which s3() reads as a pattern; "
+                                "load this export without --server-side")
+        read = self._group([data_file], {key} if started else (), where, " (read by ClickHouse)", lambda: (
+            self.store.insert_lines_from_s3(self.summary, key, s3_source(self.s3, self.bucket, key))))
+        if read.error is not None:
+            raise DataFileError(f"{where}: ClickHouse could not read it: {read.error[:500]}")
+        if key in read.short:
+            raise DataFileError(
+                f"{where} has {read.short[key]} lines but the manifest says itemCount {data_file.item_count}")
+        return read.landed[key]
+
+    def _group_server_side(self, group: list[DataFile], states: dict[str, FileState]) -> _GroupRead:
+        """ClickHouse reads the group from S3 itself (--server-side)."""
+        directory, names, where = _group_where(self.bucket, group)
+        return self._group(group, states, where, " (read by ClickHouse)", lambda: self.store.insert_files_from_s3(
+            self.summary, directory, s3_source(self.s3, self.bucket, directory, names), self.options.parallel_files))
+
+    def _group_local(self, group: list[DataFile], states: dict[str, FileState], copies: "_CopyFetcher") -> _GroupRead:
+        """The embedded engine reads the group from local copies, downloaded with their MD5 checked
+        first; a file that cannot be downloaded or fails its MD5 is left out (its caller loads it on
+        its own, which refuses it)."""
+        fetched = copies.take(group)
+        try:
+            readable = [f for f in group if f.key in fetched]
+            _, _, where = _group_where(self.bucket, readable or group)
+            if not readable:
+                return _GroupRead(where)
+            return self._group(readable, states, where, "", lambda: self.store.insert_local_files(
+                self.summary, [(f.key, fetched[f.key].file) for f in readable], self.options.parallel_files,
+                self.options.tmp_dir), {key: copy.compressed_bytes for key, copy in fetched.items()})
+        finally:
+            for copy in fetched.values():
+                copy.close()
+
+    def _group(self, group: list[DataFile], may_have_rows, where: str, how: str, read,
+               sizes: dict[str, int] | None = None) -> _GroupRead:
+        """``read()`` has ClickHouse read a group of whole data files (one, or several) in one statement.
+
+        The group is one unit while it is read: interrupted, or ClickHouse unavailable, its rows are
+        removed and it is read again whole.  A statement that fails for the data's sake (a damaged
+        gzip, a missing object) has its rows removed too (``error``).  After it, a file whose line
+        count differs from itemCount has its rows removed (``short``); the others are marked loaded
+        (``landed``).  ``may_have_rows``: the keys whose rows an earlier run may have left.
+        """
+        store, bucket, summary = self.store, self.bucket, self.summary
+        arn = summary.export_arn
+        sizes = sizes or {}
+        out = _GroupRead(where)
+
+        def start() -> None:
+            for f in group:
+                if f.key in may_have_rows:  # else no row of it can exist: nothing to remove
+                    store.discard_after(arn, f.key, 0)
+            store.record_files(summary, [(f, {"status": LOADING}) for f in group])
+
+        def undo() -> None:
+            for f in group:
+                store.discard_after(arn, f.key, 0)
+
+        retrying(f"starting {where}", start)
+        try:
+            retrying(f"reading {where}", read, redo=undo)
+        except ServerReadError as ex:  # S3 or the data itself (ClickHouse's own unavailability is retried above)
+            retrying(f"removing what a failed read of {where} left", undo)
+            out.error = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
+            return out
+        counts = retrying(f"counting the lines of {where}", lambda: store.files_counts(arn, [f.key for f in group]))
+        marks = []
+        for f in group:
+            landed, quarantined = counts[f.key]
+            if landed + quarantined != f.item_count:
+                retrying(f"removing the lines of s3://{bucket}/{f.key}", lambda f=f: store.discard_after(arn, f.key, 0))
+                out.short[f.key] = landed + quarantined
                 continue
-            landed, quarantined, note = outcome
-            out.files_loaded += 1
-            out.lines_landed += landed
-            out.lines_quarantined += quarantined
-            progress.file_done(note)
-    finally:
-        for f in (fetcher, copies):
-            if f is not None:
-                f.close()
-        progress.close()
-    status = FAILED if out.errors else LOADED
-    retrying(f"recording {summary.export_arn} {status}", lambda: store.record_export(
-        summary, s3_uri=summary_uri, data_files=len(files), status=status, error="; ".join(out.errors)[:10_000]))
-    return out
+            examples = []
+            if quarantined:
+                examples = retrying(f"reading the quarantine of s3://{bucket}/{f.key}",
+                                    lambda f=f: store.quarantine_examples(arn, f.key))
+            marks.append((f, {"status": LOADED, "lines_committed": f.item_count, "lines_landed": landed,
+                              "lines_quarantined": quarantined, "compressed_bytes": sizes.get(f.key, 0)}))
+            note = _note(f"s3://{bucket}/{f.key}", landed, quarantined, examples, how)
+            out.landed[f.key] = (landed, quarantined, note)
+        if marks:
+            retrying(f"marking {where} loaded", lambda: store.record_files(summary, marks))
+        self.progress.add_rows(sum(landed + quarantined for landed, quarantined, _ in out.landed.values()))
+        return out
 
 
 class _Downloads:
@@ -319,67 +491,6 @@ class _Prefetcher(_Downloads):
         future = self.pending.pop(data_file.key)
         self._start(index + 1)
         return future.result()
-
-
-def _load_file(store: Store, bucket, summary, data_file: DataFile, committed: int, options, progress, verified,
-               *, started: bool = True, together: bool = False):
-    where = f"s3://{bucket}/{data_file.key}"
-    arn, key, size = summary.export_arn, data_file.key, verified.compressed_bytes
-    if committed:
-        log.info("%s: resuming after line %d", where, committed)
-
-    def checkpoint(lines: int, status: str = LOADING, **counts) -> None:
-        store.record_file(summary, data_file, status=status, lines_committed=lines, compressed_bytes=size, **counts)
-
-    def back_to(lines: int):
-        """Undo a batch cut off in the middle: its checkpoint (if it was written) and its rows."""
-        def undo() -> None:
-            checkpoint(lines)
-            store.discard_after(arn, key, lines)
-        return undo
-
-    try:
-        # Rows past the last committed line may exist if the previous run stopped mid-batch.
-        retrying(f"starting {where}", back_to(committed) if started else lambda: checkpoint(committed))
-        # One insert per segment (a batch), or with ``together`` (the embedded engine reading local
-        # files, as _load_one decides) one per run of whole segments read side by side (_runs), each
-        # checkpointed but the last: the file is counted and marked loaded next, and a run stopped
-        # before that redoes the last insert.  While ClickHouse is unavailable, an insert is undone
-        # and redone (connection.retrying).
-        for run in _runs(verified.segments, committed, together):
-            first, last = run[0].first_line, run[-1].first_line + run[-1].lines - 1
-            skip = max(committed - first + 1, 0)
-
-            def batch(run=run, skip=skip, last=last, first=first) -> None:
-                if len(run) == 1:
-                    store.insert_segment(summary, key, run[0], skip)
-                else:
-                    try:
-                        store.insert_segments(summary, key, run, options.parallel_files, options.tmp_dir)
-                    except ServerReadError as ex:  # the engine would not read them by their links
-                        log.warning("%s: the engine could not read lines %d-%d together (%s); reading them one "
-                                    "batch at a time", where, first, last, str(ex).strip()[:300])
-                        back_to(committed)()
-                        for segment in run:
-                            store.insert_segment(summary, key, segment)
-                if last < verified.lines:
-                    checkpoint(last)
-
-            retrying(f"loading lines {first + skip}-{last} of {where}", batch, redo=back_to(committed))
-            progress.add_rows(last - first + 1 - skip)
-            committed = last
-    finally:
-        verified.close()
-    landed, quarantined, examples = retrying(f"counting the lines of {where}", lambda: store.file_counts(arn, key))
-    if landed + quarantined != verified.lines:
-        # Cannot happen unless rows were changed behind the loader's back; never call that loaded.
-        raise DataFileError(
-            f"{where}: {verified.lines} lines read but {landed} landed and {quarantined} quarantined; "
-            "rerun to reload the file"
-        )
-    retrying(f"marking {where} loaded", lambda: checkpoint(
-        verified.lines, LOADED, lines_landed=landed, lines_quarantined=quarantined))
-    return landed, quarantined, _note(where, landed, quarantined, examples)
 
 
 def _runs(segments: list[Segment], committed: int, together: bool) -> list[list[Segment]]:
@@ -470,110 +581,9 @@ def _group_where(bucket: str, group: list[DataFile]) -> tuple[str, list[str], st
 
 @dataclass
 class _GroupRead:
-    """What reading a group of data files in one statement (_load_group) gave."""
+    """What reading a group of data files in one statement (_ExportLoad._group) gave."""
 
     where: str  # how messages name the group
     landed: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # the files landed whole: (landed, quarantined, note)
     error: str | None = None  # the statement failed (ClickHouse's first line); nothing of the group stayed
     short: dict[str, int] = field(default_factory=dict)  # lines read of each file that missed its itemCount (rows removed)
-
-
-def _load_group_server_side(s3, store: Store, bucket, summary, group: list[DataFile], states, options,
-                            progress) -> _GroupRead:
-    """ClickHouse reads the group from S3 itself (--server-side)."""
-    directory, names, where = _group_where(bucket, group)
-    return _load_group(store, bucket, summary, group, states, progress, where, " (read by ClickHouse)", lambda: (
-        store.insert_files_from_s3(summary, directory, s3_source(s3, bucket, directory, names),
-                                   options.parallel_files)))
-
-
-def _load_group_local(store: Store, bucket, summary, group: list[DataFile], states, options, progress,
-                      copies: "_CopyFetcher") -> _GroupRead:
-    """The embedded engine reads the group from local copies, downloaded with their MD5 checked
-    first; a file that cannot be downloaded or fails its MD5 is left out (its caller loads it on
-    its own, which refuses it)."""
-    fetched = copies.take(group)
-    try:
-        readable = [f for f in group if f.key in fetched]
-        _, _, where = _group_where(bucket, readable or group)
-        if not readable:
-            return _GroupRead(where)
-        return _load_group(store, bucket, summary, readable, states, progress, where, "", lambda: store.insert_local_files(
-            summary, [(f.key, fetched[f.key].file) for f in readable], options.parallel_files, options.tmp_dir),
-            {key: copy.compressed_bytes for key, copy in fetched.items()})
-    finally:
-        for copy in fetched.values():
-            copy.close()
-
-
-def _load_group(store: Store, bucket: str, summary, group: list[DataFile], may_have_rows, progress, where: str,
-                how: str, read, sizes: dict[str, int] | None = None) -> _GroupRead:
-    """``read()`` has ClickHouse read a group of whole data files (one, or several) in one statement.
-
-    The group is one unit while it is read: interrupted, or ClickHouse unavailable, its rows are
-    removed and it is read again whole.  A statement that fails for the data's sake (a damaged
-    gzip, a missing object) has its rows removed too (``error``).  After it, a file whose line
-    count differs from itemCount has its rows removed (``short``); the others are marked loaded
-    (``landed``).  ``may_have_rows``: the keys whose rows an earlier run may have left.
-    """
-    arn = summary.export_arn
-    sizes = sizes or {}
-    out = _GroupRead(where)
-
-    def start() -> None:
-        for f in group:
-            if f.key in may_have_rows:  # else no row of it can exist: nothing to remove
-                store.discard_after(arn, f.key, 0)
-        store.record_files(summary, [(f, {"status": LOADING}) for f in group])
-
-    def undo() -> None:
-        for f in group:
-            store.discard_after(arn, f.key, 0)
-
-    retrying(f"starting {where}", start)
-    try:
-        retrying(f"reading {where}", read, redo=undo)
-    except ServerReadError as ex:  # S3 or the data itself (ClickHouse's own unavailability is retried above)
-        retrying(f"removing what a failed read of {where} left", undo)
-        out.error = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
-        return out
-    counts = retrying(f"counting the lines of {where}", lambda: store.files_counts(arn, [f.key for f in group]))
-    marks = []
-    for f in group:
-        landed, quarantined = counts[f.key]
-        if landed + quarantined != f.item_count:
-            retrying(f"removing the lines of s3://{bucket}/{f.key}", lambda f=f: store.discard_after(arn, f.key, 0))
-            out.short[f.key] = landed + quarantined
-            continue
-        examples = []
-        if quarantined:
-            examples = retrying(f"reading the quarantine of s3://{bucket}/{f.key}",
-                                lambda f=f: store.quarantine_examples(arn, f.key))
-        marks.append((f, {"status": LOADED, "lines_committed": f.item_count, "lines_landed": landed,
-                          "lines_quarantined": quarantined, "compressed_bytes": sizes.get(f.key, 0)}))
-        out.landed[f.key] = (landed, quarantined, _note(f"s3://{bucket}/{f.key}", landed, quarantined, examples, how))
-    if marks:
-        retrying(f"marking {where} loaded", lambda: store.record_files(summary, marks))
-    progress.add_rows(sum(landed + quarantined for landed, quarantined, _ in out.landed.values()))
-    return out
-
-
-def _load_file_server_side(s3, store: Store, bucket, summary, data_file: DataFile, progress, *, started: bool = True):
-    """ClickHouse reads the gzip file from S3 itself, one reading stream; the loader checks the
-    line count after.  The whole file is one unit, as a group is (_load_group): an interrupted or
-    failed file is removed and read again from its first line (ClickHouse commits a large INSERT
-    in several parts, so there is no mid-file resume point).  The MD5 cannot be checked: the bytes
-    never pass through here.
-    """
-    where = f"s3://{bucket}/{data_file.key}"
-    key = data_file.key
-    if GLOB_CHARACTERS & set(key):
-        raise DataFileError(f"{where}: the key holds one of * ? {{ }}, which s3() reads as a pattern; "
-                            "load this export without --server-side")
-    read = _load_group(store, bucket, summary, [data_file], {key} if started else (), progress, where,
-                       " (read by ClickHouse)", lambda: store.insert_lines_from_s3(summary, key, s3_source(s3, bucket, key)))
-    if read.error is not None:
-        raise DataFileError(f"{where}: ClickHouse could not read it: {read.error[:500]}")
-    if key in read.short:
-        raise DataFileError(f"{where} has {read.short[key]} lines but the manifest says itemCount {data_file.item_count}")
-    return read.landed[key]
