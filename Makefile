@@ -28,6 +28,9 @@ demo: $(STAMP)
 	$(BIN)/python demo/demo.py
 
 bench: $(STAMP)
+	@# the loader's bytecode, as an installed wheel has it (an editable install has none where
+	@# PYTHONDONTWRITEBYTECODE is set, and every command would compile its modules again)
+	$(BIN)/python -m compileall -q loader
 	$(BIN)/python bench/run.py
 
 test: $(STAMP)

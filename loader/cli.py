@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="... or when the oldest pending record is this old (default 5)")
     streaming.add_argument("--readers", type=int, default=int(_env("READERS", "4")),
                            help="shards read at once, each in its own thread (default 4; 1: one after the other)")
+    streaming.add_argument("--poll-seconds", type=float, default=float(_env("POLL_SECONDS", "0.2")),
+                           help="seconds between the starts of two GetRecords on one shard (default 0.2: Kinesis "
+                           "allows 5 a second per shard, shared by every reader of the stream)")
 
     kinesis = sub.add_parser(
         "consume-kinesis",
@@ -427,6 +430,7 @@ def _consume_options(args):
         follow=args.follow,
         limits=BatchLimits(args.batch_rows, args.batch_bytes, args.batch_seconds),
         readers=args.readers,
+        poll_interval=args.poll_seconds,
     )
 
 

@@ -337,6 +337,8 @@ class ConsumeOptions:
     def __post_init__(self):
         if self.readers < 1:
             raise ValueError("--readers must be at least 1")
+        if not self.poll_interval >= 0:
+            raise ValueError("--poll-seconds must be 0 or more")
 
 
 @dataclass

@@ -277,3 +277,15 @@ def test_kinesis_times_are_read_straight_into_utc_whatever_the_local_zone(monkey
         monkeypatch.delenv("TZ")
         _time.tzset()
 
+
+
+def test_poll_seconds_reaches_the_consumer_and_a_negative_one_is_refused(monkeypatch, caplog):
+    from dynamodb_cdc.cli import _consume_options, build_parser, main
+
+    parse = build_parser().parse_args
+    assert _consume_options(parse(["consume-kinesis", "--stream", "s"])).poll_interval == 0.2
+    assert _consume_options(parse(["consume-kinesis", "--stream", "s", "--poll-seconds", "1.5"])).poll_interval == 1.5
+    monkeypatch.setenv("DYNAMODB_CDC_POLL_SECONDS", "0.7")
+    assert _consume_options(build_parser().parse_args(["consume-streams", "--table", "t"])).poll_interval == 0.7
+    assert main(["consume-kinesis", "--stream", "s", "--poll-seconds", "-1"]) == 2
+    assert "--poll-seconds must be 0 or more" in caplog.text
