@@ -543,10 +543,13 @@ class _Consumer:
         where = f"{self.src.label}: shard {shard.shard_id}"
         if state.iterator is None:
             state.iterator = self._open(state, where)
-        state.asked_at = time.monotonic()
+
+        def get_records() -> Page:
+            state.asked_at = time.monotonic()  # each attempt: a throttled call is retried after a wait
+            return self.src.get_records(shard.shard_id, state.iterator, self.page_limit)
+
         try:
-            return self._call(lambda: self.src.get_records(shard.shard_id, state.iterator, self.page_limit),
-                              f"{where}: GetRecords")
+            return self._call(get_records, f"{where}: GetRecords")
         except ClientError:  # only an expired iterator gets here (see _call)
             return None
 

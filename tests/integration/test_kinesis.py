@@ -696,9 +696,12 @@ def test_the_consumers_client_reads_arrival_times_straight_into_utc(kinesis, mot
 
 def test_getrecords_on_a_shard_start_a_poll_interval_apart_and_a_slow_page_is_followed_at_once(kinesis, clickhouse):
     """Kinesis allows 5 GetRecords a second per shard: the calls on one shard start at least
-    poll_interval apart, counted from the start of the one before.  A page that took longer than
-    that to arrive (a slow network, a busy stream) is followed by the next call at once."""
+    poll_interval apart, counted from the start of the one before (of its last attempt, when it was
+    throttled and retried).  A page that took longer than that to arrive (a slow network, a busy
+    stream) is followed by the next call at once."""
     import threading
+
+    from botocore.exceptions import ClientError
 
     from dynamodb_cdc.kinesis import KinesisSource
     from dynamodb_cdc.store import Store
@@ -707,32 +710,41 @@ def test_getrecords_on_a_shard_start_a_poll_interval_apart_and_a_slow_page_is_fo
     name, arn = new_stream(kinesis, 1)
     shard = shards_of(kinesis, name)["shardId-000000000000"]
     puts = [put(kinesis, name, shard, data) for data in orders_changes(T_MS, 8)]
-    calls: list[tuple[float, float]] = []  # (start, end) of each GetRecords
+    calls: list[tuple[float, float, bool]] = []  # (start, end, answered) of each GetRecords attempt
     lock = threading.Lock()
-    poll, slow = 0.5, 1.0
+    poll, slow, backoff = 0.5, 1.0, 0.6
 
     class TimedSource(KinesisSource):
         def get_records(self, *args, **kwargs):
             start = time.monotonic()
+            answered = False
             try:
                 if len(calls) == 1:
                     time.sleep(slow)  # the second page is slow to arrive
-                return super().get_records(*args, **kwargs)
+                if len(calls) == 3:  # the fourth call is throttled, and retried after the backoff
+                    raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                                 "Message": "Rate exceeded for shard"}}, "GetRecords")
+                page = super().get_records(*args, **kwargs)
+                answered = True
+                return page
             finally:
                 with lock:
-                    calls.append((start, time.monotonic()))
+                    calls.append((start, time.monotonic(), answered))
 
     with clickhouse.client() as client:
         store = Store(client, clickhouse.raw_db)
         store.ensure_schema()
-        result = consume(TimedSource(kinesis, arn), store, ConsumeOptions(limits=BatchLimits(rows=2), poll_interval=poll))
+        result = consume(TimedSource(kinesis, arn), store, ConsumeOptions(limits=BatchLimits(rows=2), poll_interval=poll),
+                         sleep=lambda seconds: time.sleep(backoff))
     assert result.records == len(puts) == 8
-    assert len(calls) >= 4  # pages of 2 records
+    assert [answered for _, _, answered in calls[:5]] == [True, True, True, False, True]
     starts = [c[0] for c in calls]
-    assert all(b - a >= poll for a, b in zip(starts, starts[1:])), starts  # never faster than allowed
-    slow_end = calls[1][1]
+    assert starts[4] - starts[3] >= backoff  # the throttled call was retried after its backoff
+    for i, (start, _, answered) in enumerate(calls[:-1]):
+        if answered:  # after each page, the next call waits for poll_interval from this call's start
+            assert starts[i + 1] - start >= poll, (i, starts)
     assert calls[1][1] - calls[1][0] >= slow
-    assert starts[2] - slow_end < poll / 2, (starts[2] - slow_end)  # no extra wait after the slow page
+    assert starts[2] - calls[1][1] < poll / 2, (starts[2] - calls[1][1])  # no extra wait after the slow page
 
 
 def test_a_batch_that_cannot_land_stops_a_following_consumer_at_once(kinesis, clickhouse, monkeypatch):
