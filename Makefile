@@ -7,11 +7,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ADAPTER_FILES := $(shell find adapter -type f -not -path '*/build/*' -not -path '*.egg-info*' -not -name '*.pyc')
 
-.PHONY: help venv demo test test-unit test-integration bench clean
+.PHONY: help venv demo test test-unit test-integration test-http bench clean
 
 help:
 	@echo "make demo   run the end-to-end demo (moto S3 -> loader -> dbt on embedded ClickHouse)"
 	@echo "make test   run the test suite"
+	@echo "make test-http  the integration tests over HTTP (chdb_http: ClickHouse's HTTP interface over chDB)"
 	@echo "make bench  benchmarks against baselines (BENCH_ITEMS, BENCH_CHANGES) -> bench/results.json"
 	@echo "make clean  remove .venv and build output"
 
@@ -41,6 +42,11 @@ test-unit: $(STAMP)
 
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration
+
+# The integration tests over HTTP, as against a ClickHouse server, where there is none: the engine
+# in a process of its own behind ClickHouse's HTTP interface (loader/testing/chdb_http.py).
+test-http: $(STAMP)
+	$(BIN)/python -m dynamodb_cdc.testing.chdb_http -- $(BIN)/python -m pytest tests/integration
 
 clean:
 	rm -rf $(VENV) adapter/build adapter/*.egg-info *.egg-info .pytest_cache .demo target dbt_packages logs \
