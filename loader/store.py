@@ -234,9 +234,11 @@ class Store:
         """Insert the lines of one segment of a verified data file but its first ``skip``; routed
         like insert_lines.
 
-        chDB reads the segment's temporary file itself through /proc/self/fd (LineAsString, one
-        reading stream so line numbers are exact): no copy and no per-line work in Python.  A
-        server, or chDB where /proc is missing, gets the lines through insert_lines.
+        The lines are read as LineAsString in one stream, so line numbers are exact, with no
+        per-line work in Python: chDB reads the segment's temporary file itself through
+        /proc/self/fd; a server gets the segment's bytes as the data of an INSERT ... SELECT
+        FROM input() (lz4-compressed when lz4 is installed, as clickhouse-connect's inserts are).
+        chDB where /proc is missing gets the lines through insert_lines.
         """
         path = f"/proc/self/fd/{segment.file.fileno()}"
         if self.embedded and os.path.exists(path):
@@ -245,11 +247,26 @@ class Store:
                                 settings=SEQUENTIAL_READ)
             return
         segment.file.seek(0)
-        lines = segment.file.read().split(b"\n")
+        data = segment.file.read()
+        start = 0
+        for _ in range(skip):  # past the lines already landed
+            start = data.find(b"\n", start) + 1
+            if start == 0:
+                return
+        if start == len(data):
+            return
+        if not self.embedded:
+            data = data[start:] if start else data
+            sql = self._lines_select(summary, data_file_key, segment.first_line + skip, "input('line String')")
+            body, headers = _compressed(data)
+            self.client.command(f"{sql} FORMAT LineAsString", data=body, settings=SEQUENTIAL_READ,
+                                transport_settings=headers)
+            return
+        lines = data[start:].split(b"\n")
         if lines[-1] == b"":  # the segment ends with a newline
             lines.pop()
         self.insert_lines(summary, data_file_key, [
-            (segment.first_line + i, line.rstrip(b"\r")) for i, line in enumerate(lines) if i >= skip
+            (segment.first_line + skip + i, line.rstrip(b"\r")) for i, line in enumerate(lines)
         ])
 
     def _lines_select(
@@ -581,6 +598,15 @@ def _rb_string(data: bytes) -> bytes:
         n >>= 7
     head.append(n)
     return bytes(head) + data
+
+
+def _compressed(data: bytes) -> tuple[bytes, dict[str, str]]:
+    """The body of an HTTP request and its headers: lz4-compressed when lz4 is installed."""
+    try:
+        import lz4.frame
+    except ImportError:
+        return data, {}
+    return lz4.frame.compress(data), {"Content-Encoding": "lz4"}
 
 
 def _millis(value: datetime) -> int:

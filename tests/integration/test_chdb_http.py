@@ -1,15 +1,22 @@
-"""chdb_http: ClickHouse's HTTP interface in front of a chDB directory of its own, in another
-process.  It is what lets these machines, which have no ClickHouse server, run the loader and dbt
-over HTTP at all (see loader/testing/chdb_http.py); these tests pin the parts of the interface
-the clients rely on.
+"""The loader's server path, over HTTP into chdb_http (ClickHouse's HTTP interface in front of a
+chDB directory of its own, in another process), against the embedded path on the same input.
+
+chdb_http is what lets these machines, which have no ClickHouse server, run the loader and dbt
+over HTTP at all (see loader/testing/chdb_http.py); the first tests pin the parts of the
+interface the clients rely on.
 """
 
 from __future__ import annotations
 
+import tempfile
+from datetime import datetime, timezone
 
 import pytest
 
 from dynamodb_cdc.connection import open_client
+from dynamodb_cdc.manifest import ExportSummary
+from dynamodb_cdc.s3export import Segment
+from dynamodb_cdc.store import Store
 from dynamodb_cdc.testing import chdb_http
 
 
@@ -35,3 +42,44 @@ def test_queries_inserts_binds_and_errors_as_a_server_answers_them(server):
     with pytest.raises(DatabaseError, match="Code: 60"):
         client.query("SELECT * FROM h.missing")
     client.close()
+
+
+def summary() -> ExportSummary:
+    return ExportSummary(
+        export_arn="arn:aws:dynamodb:us-east-1:123456789012:table/t/export/1", table_arn="arn:aws:dynamodb:us-east-1:123456789012:table/t",
+        table_name="t", export_type="FULL_EXPORT", export_time=datetime(2026, 1, 2, tzinfo=timezone.utc),
+        export_from_time=None, export_to_time=None, output_format="DYNAMODB_JSON", output_view=None,
+        s3_bucket="b", s3_prefix=None, manifest_files_key="m", item_count=None, summary_key="s")
+
+
+# CRLF, a blank line, invalid UTF-8, a line that is not JSON, and a last line without its newline.
+LINES = (b'{"Item":{"pk":{"S":"a"}}}\r\n' + b"\n" + b'{"Item":{"pk":{"S":"b\xff\xfe"}}}\n' + b"not json\n"
+         + b"".join(b'{"Item":{"pk":{"S":"k%d"}}}\n' % i for i in range(1000)) + b'{"Item":{"pk":{"S":"last"}}}')
+
+
+@pytest.mark.parametrize("skip", [0, 3])
+def test_a_segment_lands_over_http_exactly_as_on_the_embedded_engine(server, tmp_path, skip):
+    """Store.insert_segment: chDB reads the segment's file itself; a server gets its bytes as the
+    data of an INSERT ... SELECT FROM input() (LineAsString): the same rows and quarantine either way,
+    the first ``skip`` lines left out, line numbers counted from the segment's first line."""
+    landed = {}
+    for name, url in (("embedded", f"chdb://{tmp_path / 'chdb'}"), ("http", server.url + "/")):
+        client = open_client(url)
+        store = Store(client, f"raw_{skip}")
+        assert store.embedded == (name == "embedded")
+        store.ensure_schema()
+        with tempfile.TemporaryFile() as f:
+            f.write(LINES)
+            store.insert_segment(summary(), "data/1.json.gz", Segment(first_line=41, lines=1005, size=len(LINES), file=f), skip)
+        landed[name] = (
+            client.query(f"SELECT line_number, line FROM raw_{skip}.export_lines ORDER BY line_number").result_rows,
+            client.query(f"SELECT line_number, error FROM raw_{skip}.quarantine ORDER BY line_number").result_rows)
+        client.close()
+    assert landed["http"] == landed["embedded"]
+    lines, quarantined = landed["http"]
+    refused = [(42, "line is not valid JSON"), (43, "line is not valid UTF-8"), (44, "line is not valid JSON")]
+    assert quarantined == [(n, why) for n, why in refused if n >= 41 + skip]
+    assert [n for n, _ in lines] == ([41] if skip == 0 else []) + list(range(45, 41 + 1005))
+    assert lines[-1] == (41 + 1004, '{"Item":{"pk":{"S":"last"}}}')  # a last line without its newline
+    if skip == 0:
+        assert lines[0] == (41, '{"Item":{"pk":{"S":"a"}}}')  # the CR trimmed
