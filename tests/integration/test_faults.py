@@ -156,6 +156,48 @@ def test_consume_kinesis_killed_at_random_points_lands_every_record(moto_endpoin
         (pk, int(item["v"]["N"]), item["s"]["S"]) for pk, item in state.items())
 
 
+@pytest.mark.parametrize("down", [0.3, 2.5])
+def test_the_clickhouse_process_killed_mid_load_is_waited_for_and_nothing_is_lost(s3, tmp_path, down):
+    """A real server process (chdb_http: ClickHouse's HTTP interface over its own chDB directory)
+    killed -9 while load-export writes to it, then started again on the same directory and port
+    ``down`` seconds later: the loader retries with backoff (one or several waits), no checkpoint
+    advances past rows that were not written, and the load ends complete, every line once."""
+    from conftest import ClickHouse
+    from dynamodb_cdc.testing import chdb_http
+
+    n, files = 30_000, 10
+    items = [props_item(i) for i in range(n)]
+    w = write_full_export(s3, s3.bucket, ARN, items, prefix="p", export_time=T0, files=files)
+    data = tmp_path / "server"
+    server = chdb_http.start(str(data))
+    port = int(server.url.rsplit(":", 1)[1])
+    ch = ClickHouse(tmp_path)
+    ch.url, ch.embedded = f"http://loader:pw@127.0.0.1:{port}/", False
+    try:
+        proc = subprocess.Popen(cli_cmd(ch, "load-export", f"s3://{s3.bucket}/p", "--batch-rows", "500",
+                                        "--parallel-files", "1", "--no-progress"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        log, landed = [], 0
+        for line in proc.stderr:
+            log.append(line)
+            landed += "lines landed" in line
+            if landed == 2:
+                break
+        assert proc.poll() is None, "".join(log)
+        time.sleep(random.Random(down).uniform(0.0, 0.2))  # anywhere in the next batches
+        server.kill()
+        time.sleep(down)
+        server = chdb_http.start(str(data), port)
+        log += proc.stderr.readlines()
+        assert proc.wait(120) == 0, "".join(log)
+        retries = [line for line in log if "retrying in" in line]
+        assert retries and all("ClickHouse failed while" in r for r in retries), "".join(log)
+        assert "pw@" not in "".join(log)
+        assert_every_line_landed_once(ch, tmp_path, w.data_keys, n)  # and dbt's HTTP driver builds the view
+    finally:
+        server.stop()
+
+
 @pytest.mark.skipif(bool(os.environ.get("CLICKHOUSE_URL")), reason="the directory lock is chDB's")
 def test_a_held_chdb_directory_is_waited_for_then_a_clear_error(s3, clickhouse):
     write_full_export(s3, s3.bucket, ARN, [props_item(i) for i in range(5)], prefix="p", export_time=T0)
