@@ -144,6 +144,15 @@ class _ExportLoad:
                 out.lines_quarantined += states[f.key].lines_quarantined
         if not todo:
             log.info("%s (%s): all %d data files already loaded", summary.export_arn, summary.table_name, len(files))
+            # A run stopped after its last file but before recording the export loaded (killed, or
+            # ClickHouse gone) left it `loading`: nothing is left to load, so record it now, or the
+            # window checks and the changes model (a full export's deletes) would never see it.
+            status = retrying(f"reading the status of {summary.export_arn}", lambda: store.export_status(summary.export_arn))
+            if status != LOADED:
+                log.info("%s (%s): recording the export loaded (it was %s)", summary.export_arn, summary.table_name,
+                         status or "not recorded")
+                retrying(f"recording {summary.export_arn} loaded", lambda: store.record_export(
+                    summary, s3_uri=self.summary_uri, data_files=len(files), status=LOADED))
             return out
         # One run at a time per export (lease.py): an overlapping run leaves it to this one.
         lease = Lease(store, f"export:{summary.export_arn}", "load-export",

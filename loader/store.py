@@ -155,6 +155,13 @@ class Store:
             ],
         )
 
+    def export_status(self, export_arn: str) -> str | None:
+        """The export's status in the ledger (loading, loaded, failed), or None if it has no row."""
+        rows = self.client.query(
+            f"SELECT status FROM {self.q}.exports FINAL WHERE export_arn = {{a:String}}", parameters={"a": export_arn}
+        ).result_rows
+        return rows[0][0] if rows else None
+
     def loaded_windows(self, table_name: str) -> list[ExportWindow]:
         """Every completely loaded export of a table, for window coverage checks."""
         rows = self.client.query(

@@ -90,6 +90,38 @@ def test_rerun_is_a_no_op(s3, clickhouse):
     assert after == before and len(after) == 10
 
 
+def test_a_run_stopped_before_recording_the_export_loaded_is_completed_by_the_rerun(s3, clickhouse):
+    """The process dies after its last data file is loaded but before the export's own row says
+    so: the rerun has no file left to load, and records the export loaded (else the window checks
+    and a full export's deletes in the changes model would never see it)."""
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.s3export import s3_client
+    from dynamodb_cdc.store import LOADED, Store
+
+    class DiesBeforeTheExportIsLoaded(Store):
+        def record_export(self, summary, *, status, **kwargs):
+            if status == LOADED:
+                raise Crash()
+            return super().record_export(summary, status=status, **kwargs)
+
+    write_full_export(s3, s3.bucket, ARN, items(30), prefix="p", export_time=T0, files=3)
+    with clickhouse.client() as client:
+        with pytest.raises(Crash):
+            load_exports(s3_client(), DiesBeforeTheExportIsLoaded(client, clickhouse.raw_db), f"s3://{s3.bucket}/p",
+                         LoadOptions(progress=False))
+    assert {v[0] for v in ledger(clickhouse).values()} == {"loaded"}
+    assert clickhouse.rows(f"SELECT status FROM {clickhouse.raw_db}.exports FINAL") == [("loading",)]
+
+    rerun = clickhouse.cli("load-export", f"s3://{s3.bucket}/p", check=True)
+    assert "all 3 data files already loaded" in rerun.stderr and "recording the export loaded (it was loading)" in rerun.stderr
+    assert clickhouse.rows(f"SELECT status, data_files FROM {clickhouse.raw_db}.exports FINAL") == [("loaded", 3)]
+    status = clickhouse.cli("status", "--json", check=True)
+    assert json.loads(status.stdout)["tables"][0]["exports"]["FULL_EXPORT"] == {"loaded": 1}
+    again = clickhouse.cli("load-export", f"s3://{s3.bucket}/p", check=True)
+    assert "recording the export loaded" not in again.stderr  # once recorded, a rerun writes nothing
+    assert len(clickhouse.rows(f"SELECT * FROM {clickhouse.raw_db}.exports")) == 2
+
+
 @pytest.mark.parametrize("resume_rows", ["10", "7"], ids=["same-batches", "other-batches"])
 def test_interrupted_run_resumes_without_loss_or_doubles(s3, clickhouse, resume_rows):
     """The process dies after a batch is inserted but before the ledger records it.  The rerun
