@@ -52,15 +52,15 @@ def collect(client, database: str) -> dict:
             t = table(name)
             t[field] = n
             t["last_landed_at"] = _max(t["last_landed_at"], last)
-    # Per shard: what landed, the newest record's change time (ApproximateCreationDateTime: epoch
-    # milliseconds from Kinesis, seconds from DynamoDB Streams) and arrival time.
+    # Per shard and table (one stream may carry several tables): what landed, the newest record's
+    # change time (ApproximateCreationDateTime: epoch milliseconds or microseconds from Kinesis,
+    # seconds from DynamoDB Streams) and arrival time.
     per_shard = {
-        (r[0], r[1]): r[2:]
+        (r[0], r[1], r[2]): r[3:]
         for r in client.query(
-            f"SELECT stream_arn, shard_id, count(), max(arrival_time), "
-            f"  max(JSONExtractFloat(data, 'dynamodb', 'ApproximateCreationDateTime')) AS t, "
-            f"  groupUniqArray(table_name) "
-            f"FROM {q}.stream_records GROUP BY stream_arn, shard_id"
+            f"SELECT stream_arn, shard_id, table_name, count(), max(arrival_time), "
+            f"  max(JSONExtractFloat(data, 'dynamodb', 'ApproximateCreationDateTime')) AS t "
+            f"FROM {q}.stream_records GROUP BY stream_arn, shard_id, table_name"
         ).result_rows
     }
     now = datetime.now(timezone.utc)
@@ -71,12 +71,12 @@ def collect(client, database: str) -> dict:
         f"FROM {q}.stream_checkpoints AS c FINAL ORDER BY c.stream_arn, c.shard_id"
     ).result_rows
     for source, arn, shard, seq, finished, updated, behind, names in shards:
-        records, arrived, created, _ = per_shard.get((arn, shard), (0, None, 0, []))
-        newest = _epoch(created)
-        lag = None
-        if not finished and (newest or arrived):
-            lag = round(max(0.0, (now - (newest or _utc(arrived))).total_seconds()), 3)
         for name in names or [""]:
+            records, arrived, created = per_shard.get((arn, shard, name), (0, None, 0))
+            newest = _epoch(created)
+            lag = None
+            if not finished and (newest or arrived):
+                lag = round(max(0.0, (now - (newest or _utc(arrived))).total_seconds()), 3)
             t = table(name or "(no records yet)")
             t["streams"].append({
                 "source": source, "stream_arn": arn, "shard_id": shard, "checkpoint": seq,
@@ -126,11 +126,12 @@ def collect(client, database: str) -> dict:
 
 
 def _epoch(value) -> datetime | None:
-    """ApproximateCreationDateTime as a time: epoch milliseconds (Kinesis) or seconds (DynamoDB Streams)."""
+    """ApproximateCreationDateTime as a time: epoch milliseconds or microseconds (Kinesis, by its
+    ApproximateCreationDateTimePrecision) or seconds (DynamoDB Streams), told apart by size."""
     if not value:
         return None
-    value = float(value)  # seconds may carry a fraction on the wire; milliseconds are exact in a double
-    return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, timezone.utc)
+    value = float(value)  # seconds may carry a fraction on the wire; micro- and milliseconds are exact in a double
+    return datetime.fromtimestamp(value / 1e6 if value > 1e14 else value / 1e3 if value > 1e11 else value, timezone.utc)
 
 
 def _max(a, b):

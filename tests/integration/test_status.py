@@ -84,6 +84,43 @@ def test_status_reports_each_shard_checkpoint_lag_and_last_change(moto_endpoint,
     assert all(f"kinesis {shard_id}: at " in text for shard_id in shards)
 
 
+def test_status_keeps_apart_the_tables_of_one_stream_and_reads_microsecond_change_times(moto_endpoint, clickhouse):
+    """One Kinesis shard carrying two tables, one of them with ApproximateCreationDateTime in
+    microseconds (ApproximateCreationDateTimePrecision MICROSECOND): each table gets its own
+    records, newest change and lag on that shard."""
+    import time
+    import uuid
+
+    import boto3
+
+    from dynamodb_cdc.testing.streams import change_record
+
+    kinesis = boto3.client("kinesis")
+    name = f"status-{uuid.uuid4().hex[:8]}"
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    now_ms = int(time.time() * 1000)
+    for i in range(2):  # users: 5 s ago, in microseconds
+        doc = json.loads(change_record("users", "INSERT", {"id": {"S": f"u{i}"}}, new={"id": {"S": f"u{i}"}},
+                                       at_ms=(now_ms - 5_000 + i) * 1000))
+        doc["dynamodb"]["ApproximateCreationDateTimePrecision"] = "MICROSECOND"
+        kinesis.put_record(StreamName=name, Data=json.dumps(doc).encode(), PartitionKey=f"u{i}")
+    kinesis.put_record(StreamName=name, PartitionKey="o", Data=change_record(  # orders: 65 s ago, in milliseconds
+        "orders", "INSERT", {"id": {"S": "o1"}}, new={"id": {"S": "o1"}}, at_ms=now_ms - 65_000))
+    clickhouse.cli("consume-kinesis", "--stream", name, check=True)
+
+    report = json.loads(clickhouse.cli("status", "--json", check=True).stdout)
+    tables = {t["table"]: t for t in report["tables"]}
+    assert set(tables) == {"orders", "users"}
+    (users,), (orders,) = tables["users"]["streams"], tables["orders"]["streams"]
+    assert (users["records"], orders["records"]) == (2, 1)
+    assert users["newest_change_at"] == datetime.fromtimestamp((now_ms - 5_000 + 1) / 1000, timezone.utc).isoformat()
+    assert orders["newest_change_at"] == datetime.fromtimestamp((now_ms - 65_000) / 1000, timezone.utc).isoformat()
+    assert 5 <= users["lag_seconds"] < 60 and 65 <= orders["lag_seconds"] < 120
+    assert tables["users"]["stream_records"] == 2 and tables["orders"]["stream_records"] == 1
+    text = clickhouse.cli("status", check=True).stdout
+    assert "kinesis shardId-000000000000: at " in text and ", 1 records, lag " in text
+
+
 def test_status_reads_dynamodb_streams_change_times_in_seconds(moto_endpoint, clickhouse):
     import time
     import uuid
