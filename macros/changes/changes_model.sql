@@ -59,7 +59,8 @@ WHERE _key_ok
   {%- else -%}
   {#- After each successful run, the full exports it has applied are recorded (the two hooks),
       so that later runs do not apply them again (see _unapplied). -#}
-  {%- set table_arg = table_name | tojson -%}
+  {#- the DynamoDB table's name (spec.name: a declaration's dynamodb_table), as the exports ledger has it -#}
+  {%- set table_arg = spec.name | tojson -%}
   {#- optimize_on_insert = 0: each insert is written as it comes, not first collapsed by key (FINAL and
       the merges collapse it anyway); about 10% of a full build.  A query_settings of your own wins. -#}
   {%- set query_settings = {'optimize_on_insert': 0} -%}

@@ -174,6 +174,25 @@ def test_a_run_with_nothing_new_skips_the_snapshot_pass_and_a_new_snapshot_still
     assert current() == [("acme", 1), ("acme", 2)]
 
 
+def test_a_declaration_named_apart_from_its_dynamodb_table_records_the_snapshots_it_applied(s3, clickhouse, dbt):
+    """ttl_delete declares DynamoDB table `sessions` under another name (dynamodb_table): its runs
+    record the full exports of `sessions` they applied, as customers_changes does its own (else each
+    run would read the whole table again for the snapshot pass)."""
+    ch = clickhouse
+    v = {"stage": 1, "dynamodb_cdc_lookback_seconds": 0}
+    sessions = "arn:aws:dynamodb:us-east-1:123456789012:table/sessions"
+    write_full_export(s3, s3.bucket, sessions, [{"id": {"S": "s1"}, "name": {"S": "a"}}], prefix="exports/sessions",
+                      export_time=T1, files=1)
+    ch.cli("load-export", f"s3://{s3.bucket}/exports/sessions", check=True)
+    dbt("run", "--select", "ttl_delete_changes", vars=v)
+    applied = ch.rows(f"SELECT table_name, export_arn FROM {ch.schema}.dynamodb_cdc_applied_snapshots "
+                      f"WHERE model = '{ch.schema}.ttl_delete_changes'")
+    assert [(t, arn.startswith(sessions + "/export/")) for t, arn in applied] == [("sessions", True)]
+    compiled = dbt.target / "run" / "dynamodb_cdc_integration_tests" / "models" / "ttl_delete_changes.sql"
+    dbt("run", "--select", "ttl_delete_changes", vars=v)  # nothing new: no snapshot pass
+    assert "snapshot_keys" not in compiled.read_text()
+
+
 def test_docs_lineage_and_source_freshness(s3, clickhouse, dbt):
     load(s3, clickhouse, [ACME2], T1, files=1)
     dbt("run", vars={"stage": 1})
