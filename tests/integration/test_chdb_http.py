@@ -83,3 +83,26 @@ def test_a_segment_lands_over_http_exactly_as_on_the_embedded_engine(server, tmp
     assert lines[-1] == (41 + 1004, '{"Item":{"pk":{"S":"last"}}}')  # a last line without its newline
     if skip == 0:
         assert lines[0] == (41, '{"Item":{"pk":{"S":"a"}}}')  # the CR trimmed
+
+
+@pytest.mark.parametrize("secure", [None, "false", "False"])
+def test_the_server_target_of_profiles_example_connects_as_written(server, tmp_path, secure):
+    """profiles.example.yml's `server` target, copied as the README says, with only the
+    CLICKHOUSE_* variables set: dbt debug passes (secure off by default, and for false or False)."""
+    import os
+    import shutil
+    import subprocess
+
+    from conftest import BIN, ROOT
+
+    shutil.copy(ROOT / "profiles.example.yml", tmp_path / "profiles.yml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKHOUSE_")}
+    env.update({"CLICKHOUSE_PORT": server.url.rsplit(":", 1)[1], "DBT_TARGET_PATH": str(tmp_path / "target"),
+                "DBT_LOG_PATH": str(tmp_path / "logs"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
+    if secure is not None:
+        env["CLICKHOUSE_SECURE"] = secure
+    result = subprocess.run([str(BIN / "dbt"), "debug", "--target", "server", "--profiles-dir", str(tmp_path),
+                             "--profile", "dynamodb_cdc"], cwd=ROOT / "examples", env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "secure: False" in result.stdout and "All checks passed!" in result.stdout
