@@ -1,13 +1,16 @@
 {#-
-  Fails (one row each) for every value the changes model could not convert to
-  its declared type: a number that overflows or would lose digits, a type tag
-  that does not map to the column type, and raw rows whose key could not be
-  converted (the changes model leaves those out).
+  Fails (one row each) for every value of an item's latest change that the
+  changes model could not convert to its declared type (a number that
+  overflows or would lose digits, a type tag that does not map to the column
+  type), and for raw rows whose key could not be converted (the changes model
+  leaves those out).  Rows read again through the look-back window, and changes
+  a later change supersedes, are not counted.
 
       models:
         - name: users_changes
           data_tests:
-            - dynamodb_cdc.no_conversion_errors: {table_name: users}
+            - dynamodb_cdc.no_conversion_errors:
+                arguments: {table_name: users}
 -#}
 {% test no_conversion_errors(model, table_name) %}
   {{ return(adapter.dispatch('test_no_conversion_errors', 'dynamodb_cdc')(model, table_name)) }}
@@ -29,7 +32,7 @@ SELECT 1 FROM {{ source('dynamodb_cdc_raw', 'export_lines') }}
 SELECT 'value not convertible to its declared type' AS problem,
        _source_ref AS source_ref,
        arrayStringConcat(_conversion_errors, ', ') AS columns
-FROM {{ model }}
+FROM {{ model }} FINAL {# each item's latest change: a row read again (look-back) or superseded is not counted #}
 WHERE notEmpty(_conversion_errors)
 UNION ALL
 SELECT 'change left out of the changes model: key not convertible, no usable change time, or no new image' AS problem,

@@ -3,7 +3,8 @@
   view, the DynamoDB table key must be unique.
 
       data_tests:
-        - dynamodb_cdc.unique_key: {columns: [customer_id, order_id]}
+        - dynamodb_cdc.unique_key:
+            arguments: {columns: [customer_id, order_id]}
 -#}
 {% test unique_key(model, columns) %}
   {%- set quoted = [] -%}
