@@ -25,6 +25,25 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"DYNAMODB_CDC_{name}", default)
 
 
+def _number(env: str, kind=int, minimum=None):
+    """The argparse type of a numeric option whose default is DYNAMODB_CDC_<env> (passed as text, so
+    that argparse converts it with this): a value that is not a number, or below ``minimum``, is a
+    usage error (exit 2) naming the option's variable, whether it came from there or the command line."""
+    what = "a whole number" if kind is int else "a number"
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what} (on the command line, or in DYNAMODB_CDC_{env})") from None
+        if minimum is not None and not value >= minimum:  # (NaN too)
+            raise argparse.ArgumentTypeError(f"{text} is less than {minimum} (on the command line, or in DYNAMODB_CDC_{env})")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dynamodb-cdc",
@@ -45,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--wait-for-lock",
-        type=float,
-        default=float(_env("WAIT_FOR_LOCK", "0")),
+        type=_number("WAIT_FOR_LOCK", float, 0),
+        default=_env("WAIT_FOR_LOCK", "0"),
         metavar="SECONDS",
         help="chDB: wait up to this long for another process to release the data directory, retrying with "
         "backoff (default 0: fail at once; env DYNAMODB_CDC_WAIT_FOR_LOCK)",
@@ -69,14 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Loaded data files are skipped; an interrupted file resumes where it stopped.",
     )
     load.add_argument("uri", help="s3://bucket/prefix of the exports, or of one export folder")
-    load.add_argument("--batch-rows", type=int, default=int(_env("BATCH_ROWS", "100000")), help="lines per insert")
-    load.add_argument("--tmp-dir", default=_env("TMP_DIR"), help="where verified data files are staged")
+    load.add_argument("--batch-rows", type=_number("BATCH_ROWS", int, 1), default=_env("BATCH_ROWS", "100000"),
+                      help="lines per batch, each staged in a file of its own and checkpointed after its insert "
+                      "(default 100000; env DYNAMODB_CDC_BATCH_ROWS)")
+    load.add_argument("--tmp-dir", default=_env("TMP_DIR"),
+                      help="where verified data files are staged (default: the system's temporary directory; "
+                      "env DYNAMODB_CDC_TMP_DIR)")
     load.add_argument("--server-side", action="store_true",
                       help="ClickHouse reads each data file from S3 itself (s3() table function); no MD5 check, "
                       "whole-file retries (see README)")
-    load.add_argument("--parallel-files", type=int, default=int(_env("PARALLEL_FILES", "2")),
+    load.add_argument("--parallel-files", type=_number("PARALLEL_FILES", int, 1), default=_env("PARALLEL_FILES", "2"),
                       help="data files ClickHouse reads at once, in one statement (default 2; 1: each file on "
-                      "its own; see README)")
+                      "its own; see README; env DYNAMODB_CDC_PARALLEL_FILES)")
     bar = load.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="always draw a bar")
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="plain log lines only")
@@ -133,15 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="read every shard to its current end, land, checkpoint, exit 0 (default; for schedulers)")
     mode.add_argument("--follow", dest="follow", action="store_true",
                       help="keep reading until SIGTERM/SIGINT, then land the pending batch, checkpoint, exit 0")
-    streaming.add_argument("--batch-rows", type=int, default=int(_env("BATCH_ROWS", "100000")),
+    streaming.add_argument("--batch-rows", type=_number("BATCH_ROWS"), default=_env("BATCH_ROWS", "100000"),
                            help="flush after this many records (default 100000)")
-    streaming.add_argument("--batch-bytes", type=int, default=int(_env("BATCH_BYTES", str(20 << 20))),
+    streaming.add_argument("--batch-bytes", type=_number("BATCH_BYTES"), default=_env("BATCH_BYTES", str(20 << 20)),
                            help="... or this many bytes of record data (default 20 MiB)")
-    streaming.add_argument("--batch-seconds", type=float, default=float(_env("BATCH_SECONDS", "5")),
+    streaming.add_argument("--batch-seconds", type=_number("BATCH_SECONDS", float), default=_env("BATCH_SECONDS", "5"),
                            help="... or when the oldest pending record is this old (default 5)")
-    streaming.add_argument("--readers", type=int, default=int(_env("READERS", "4")),
+    streaming.add_argument("--readers", type=_number("READERS"), default=_env("READERS", "4"),
                            help="shards read at once, each in its own thread (default 4; 1: one after the other)")
-    streaming.add_argument("--poll-seconds", type=float, default=float(_env("POLL_SECONDS", "0.2")),
+    streaming.add_argument("--poll-seconds", type=_number("POLL_SECONDS", float), default=_env("POLL_SECONDS", "0.2"),
                            help="seconds between the starts of two GetRecords on one shard (default 0.2: Kinesis "
                            "allows 5 a second per shard, shared by every reader of the stream)")
 
@@ -287,18 +310,14 @@ def cmd_load_export(args) -> int:
     from .s3export import s3_client
     from .store import Store
 
+    options = LoadOptions(batch_rows=args.batch_rows, tmp_dir=args.tmp_dir, progress=args.progress,
+                          server_side=args.server_side, parallel_files=args.parallel_files)  # usage errors first
     target = parse_url(args.clickhouse_url)
     client = open_client(target)
     try:
         log.info("ClickHouse: %s, raw database %s", target.describe(), args.raw_database)
         store = Store(client, args.raw_database)
-        result = load_exports(
-            s3_client(),
-            store,
-            args.uri,
-            LoadOptions(batch_rows=args.batch_rows, tmp_dir=args.tmp_dir, progress=args.progress,
-                        server_side=args.server_side, parallel_files=args.parallel_files),
-        )
+        result = load_exports(s3_client(), store, args.uri, options)
     finally:
         client.close()
     return _report_load(result)

@@ -14,6 +14,7 @@ downloaded and MD5-checked first.  A file a group could not land is then loaded 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +42,10 @@ class LoadOptions:
     def __post_init__(self):
         if self.parallel_files < 1:
             raise ValueError("--parallel-files must be at least 1")
+        if self.batch_rows < 1:
+            raise ValueError("--batch-rows must be at least 1")
+        if self.tmp_dir is not None and not os.path.isdir(self.tmp_dir):
+            raise ValueError(f"--tmp-dir {self.tmp_dir} does not exist or is not a directory")
 
 
 @dataclass

@@ -1,0 +1,45 @@
+"""Command-line options: bad values, on the command line or in DYNAMODB_CDC_* variables, are usage
+errors (exit 2, one line naming the option and its variable) before anything is opened."""
+
+from __future__ import annotations
+
+import pytest
+
+from dynamodb_cdc.cli import main
+
+
+@pytest.mark.parametrize("env, argv, message", [
+    ({"DYNAMODB_CDC_BATCH_ROWS": "abc"}, ["load-export", "s3://b/p"],
+     "argument --batch-rows: 'abc' is not a whole number (on the command line, or in DYNAMODB_CDC_BATCH_ROWS)"),
+    ({}, ["load-export", "s3://b/p", "--batch-rows", "0"],
+     "argument --batch-rows: 0 is less than 1 (on the command line, or in DYNAMODB_CDC_BATCH_ROWS)"),
+    ({"DYNAMODB_CDC_PARALLEL_FILES": "0"}, ["load-export", "s3://b/p"], "argument --parallel-files: 0 is less than 1"),
+    ({"DYNAMODB_CDC_WAIT_FOR_LOCK": "soon"}, ["status"], "argument --wait-for-lock: 'soon' is not a number"),
+    ({"DYNAMODB_CDC_READERS": "x"}, ["consume-kinesis", "--stream", "s"], "argument --readers: 'x' is not a whole number"),
+    ({"DYNAMODB_CDC_POLL_SECONDS": "fast"}, ["consume-streams", "--table", "t"], "argument --poll-seconds: 'fast' is not a number"),
+])
+def test_a_bad_number_is_a_usage_error_naming_its_variable(monkeypatch, capsys, env, argv, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as ended:
+        main(argv + ["--clickhouse-url", "chdb:///nonexistent/never-opened"])
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_help_works_whatever_the_variables_hold(monkeypatch, capsys):
+    monkeypatch.setenv("DYNAMODB_CDC_BATCH_ROWS", "abc")
+    monkeypatch.setenv("COLUMNS", "300")  # one line per option's help
+    with pytest.raises(SystemExit) as ended:
+        main(["load-export", "--help"])
+    assert ended.value.code == 0
+    assert "env DYNAMODB_CDC_BATCH_ROWS" in capsys.readouterr().out
+
+
+def test_a_missing_tmp_dir_is_a_usage_error_before_clickhouse_is_opened(tmp_path, caplog):
+    never = tmp_path / "chdb-never-opened"
+    assert main(["load-export", "s3://b/p", "--tmp-dir", str(tmp_path / "missing"),
+                 "--clickhouse-url", f"chdb://{never}"]) == 2
+    assert f"--tmp-dir {tmp_path / 'missing'} does not exist or is not a directory" in caplog.text
+    assert not never.exists()
