@@ -363,10 +363,28 @@ def cmd_request_export(args) -> int:
     try:
         store = Store(client, args.raw_database)
         store.ensure_schema()
-        plan = rx.plan_export(store.loaded_windows(table_name), rx.now_utc(), full=args.full)
+        windows = store.loaded_windows(table_name)
+        plan = rx.plan_export(windows, rx.now_utc(), full=args.full)
         if plan is None:
             log.info("%s: the next incremental window is not 15 minutes wide yet; nothing to request", table_name)
             return EXIT_OK
+        pending = [] if args.full else rx.unfinished_exports(dynamodb, table_arn, args.s3_bucket, args.s3_prefix, windows)
+        if pending:
+            # The next window starts where the loaded exports end: requesting it now would overlap these.
+            for d in pending:
+                log.info("%s: export %s is not loaded yet; the next window is requested once it is", table_name,
+                         rx.describe_pending(d))
+            if not (args.wait or args.load):
+                log.info("%s: nothing requested; load it (load-export s3://%s/%s), or rerun with --load", table_name,
+                         args.s3_bucket, args.s3_prefix or "")
+                return EXIT_OK
+            for d in pending:
+                if d.get("ExportStatus") != "COMPLETED":
+                    rx.wait(dynamodb, d["ExportArn"], timeout=args.timeout, poll=args.poll_seconds)
+            if not args.load:
+                return EXIT_OK
+            result = load_exports(s3_client(), store, f"s3://{args.s3_bucket}/{args.s3_prefix or ''}", LoadOptions())
+            return _report_load(result)
         what = plan.export_type if plan.export_from is None else (
             f"{plan.export_type} {plan.export_from.isoformat()} .. {plan.export_to.isoformat()}")
         arn = rx.request(dynamodb, table_arn, args.s3_bucket, args.s3_prefix, plan)
@@ -379,6 +397,9 @@ def cmd_request_export(args) -> int:
             return EXIT_OK
         result = load_exports(s3_client(), store, rx.load_uri(description, args.s3_bucket, args.s3_prefix),
                               LoadOptions())
+        if store.export_status(arn) != "loaded" and not result.errors and all(not e.errors for e in result.exports):
+            result.errors.append(f"{arn} completed but was not found under s3://{args.s3_bucket}/"
+                                 f"{args.s3_prefix or ''} (no manifest-summary.json of it): nothing of it was loaded")
     finally:
         client.close()
     return _report_load(result)

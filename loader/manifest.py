@@ -216,8 +216,10 @@ def check_windows(table: str, exports: list[ExportWindow]) -> tuple[list[str], l
 
     Returns (errors, warnings).  A gap means changes were never exported, so the
     copy is not exact until it is filled; a missing full export means items not
-    changed inside the windows are missing.  Overlaps are harmless (versions
-    order the changes) and only noted.
+    changed inside the windows are missing.  An overlap between two windows is a
+    warning: versions order the changes, but a window is compacted, so an item
+    created in the overlap and deleted before the later window ends has no line
+    in the later one and stays.
     """
     errors: list[str] = []
     warnings: list[str] = []
@@ -251,8 +253,9 @@ def check_windows(table: str, exports: list[ExportWindow]) -> tuple[list[str], l
         elif previous is not None and w.export_from_time < previous.export_to_time:
             warnings.append(
                 f"{table}: incremental exports {previous.export_arn} and {w.export_arn} overlap "
-                f"({w.export_from_time.isoformat()} < {previous.export_to_time.isoformat()}); harmless, "
-                "the changes are ordered by their write time"
+                f"({w.export_from_time.isoformat()} < {previous.export_to_time.isoformat()}): an item created "
+                "in the overlap and deleted before the later one ends has no line in it and stays in the current "
+                "state (the other changes are ordered by their write time); load a new full export to be exact again"
             )
         covered = max(covered, w.export_to_time)
         previous = w

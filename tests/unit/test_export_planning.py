@@ -84,3 +84,42 @@ def test_wait_reports_a_failed_export():
             "ExportStatus": "FAILED", "FailureCode": "PITR_DISABLED", "FailureMessage": "enable PITR"}}, {"ExportArn": arn})
         with pytest.raises(ExportRequestError, match="PITR_DISABLED: enable PITR"):
             wait(client, arn, timeout=60, poll=1, sleep=lambda s: None)
+
+
+def test_unfinished_exports_are_those_of_this_destination_not_loaded_and_not_yet_covered():
+    """What keeps request-export from asking for a window that an export in flight (or completed but
+    not loaded) already covers: the two would overlap."""
+    from dynamodb_cdc.request_export import describe_pending, unfinished_exports
+
+    client = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    table = "arn:aws:dynamodb:us-east-1:1:table/t"
+    loaded = [ExportWindow(f"{table}/export/full", FULL_EXPORT, T, None, None)]
+
+    def described(name, status, kind=INCREMENTAL_EXPORT, bucket="b", prefix="exports/t", window=None):
+        d = {"ExportArn": f"{table}/export/{name}", "ExportStatus": status, "ExportType": kind, "S3Bucket": bucket,
+             "S3Prefix": prefix}
+        if window:
+            d["IncrementalExportSpecification"] = {"ExportFromTime": window[0], "ExportToTime": window[1]}
+        return d
+
+    exports = [
+        described("full", "COMPLETED", FULL_EXPORT),  # loaded here
+        described("failed", "FAILED"),
+        described("elsewhere", "IN_PROGRESS", prefix="other"),
+        described("old", "COMPLETED", window=(T - 60 * M, T - 30 * M)),  # before what is loaded
+        described("flying", "IN_PROGRESS", window=(T, T + 60 * M)),
+        described("landed", "COMPLETED", window=(T + 60 * M, T + 120 * M), prefix="exports/t/"),
+    ]
+    def summaries(page):
+        return [{k: d[k] for k in ("ExportArn", "ExportStatus", "ExportType")} for d in page]
+
+    with Stubber(client) as stub:  # two pages; the loaded and the failed exports are not described
+        stub.add_response("list_exports", {"ExportSummaries": summaries(exports[:3]), "NextToken": "n"}, {"TableArn": table})
+        stub.add_response("describe_export", {"ExportDescription": exports[2]}, {"ExportArn": exports[2]["ExportArn"]})
+        stub.add_response("list_exports", {"ExportSummaries": summaries(exports[3:])}, {"TableArn": table, "NextToken": "n"})
+        for d in exports[3:]:
+            stub.add_response("describe_export", {"ExportDescription": d}, {"ExportArn": d["ExportArn"]})
+        pending = unfinished_exports(client, table, "b", "exports/t", loaded)
+    assert [d["ExportArn"].rsplit("/", 1)[1] for d in pending] == ["flying", "landed"]
+    assert describe_pending(pending[0]) == (f"{table}/export/flying (INCREMENTAL_EXPORT {T.isoformat()} .. "
+                                            f"{(T + 60 * M).isoformat()}, IN_PROGRESS)")

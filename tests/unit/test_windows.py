@@ -37,9 +37,12 @@ def test_gap_after_the_full_export_is_an_error():
     assert "gap from 2026-03-01T00:00:00+00:00 to 2026-03-01T01:00:00+00:00" in errors[0]
 
 
-def test_overlap_is_only_a_warning():
+def test_overlap_is_a_warning_that_says_what_it_can_keep():
     errors, warnings = check_windows("t", [full(T), inc(T, T + 2 * H), inc(T + H, T + 3 * H)])
     assert not errors and len(warnings) == 1 and "overlap" in warnings[0]
+    assert "harmless" not in warnings[0]
+    assert "deleted before the later one ends has no line in it and stays" in warnings[0]
+    assert "load a new full export to be exact again" in warnings[0]
 
 
 def test_missing_full_export_is_reported():
