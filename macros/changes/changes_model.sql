@@ -78,6 +78,7 @@ WHERE _key_ok
   {%- set existing = none -%}
   {%- set unapplied = none -%}
   {%- if is_incremental() -%}
+    {%- if execute -%}{%- do dynamodb_cdc._check_columns(spec, this) -%}{%- endif -%}
     {%- set since = "(SELECT max(_ingested_at) FROM " ~ this ~ ") - toIntervalSecond("
         ~ (var('dynamodb_cdc_lookback_seconds', 300) | int) ~ ")" -%}
     {%- set existing = this -%}
@@ -105,6 +106,29 @@ WHERE _key_ok
   rendered when the model is compiled or run; a project of many tables parses that much faster.
   The hooks of the incremental model name the exports ledger.
 -#}
+{#- The columns of an incremental changes model's table must be the declaration's: a column added
+    to or removed from the declaration needs the table rebuilt (the rows already there have no value
+    for it), which dbt's --full-refresh does.  A clear error instead of ClickHouse's "Number of
+    columns doesn't match". -#}
+{% macro _check_columns(spec, relation) %}
+  {%- set expected = [] -%}
+  {%- for c in spec.columns -%}{%- do expected.append(c.name) -%}{%- endfor -%}
+  {%- for name in ['_other_attributes', '_version', '_is_deleted', '_ttl_deleted', '_changed_at', '_event', '_source',
+                   '_source_ref', '_conversion_errors', '_ingested_at'] -%}{%- do expected.append(name) -%}{%- endfor -%}
+  {%- set actual = [] -%}
+  {%- for col in adapter.get_columns_in_relation(relation) -%}{%- do actual.append(col.name) -%}{%- endfor -%}
+  {%- set added = expected | reject('in', actual) | list -%}
+  {%- set removed = actual | reject('in', expected) | list -%}
+  {%- if added or removed -%}
+    {{ exceptions.raise_compiler_error(
+        relation ~ " was built with other columns than dynamodb_cdc_tables." ~ spec.declaration ~ " declares now ("
+        ~ ("added: " ~ added | join(', ') if added else '') ~ ("; " if added and removed else '')
+        ~ ("removed: " ~ removed | join(', ') if removed else '') ~ "). Rebuild it from the raw tables: "
+        ~ "dbt run --full-refresh --select " ~ relation.identifier) }}
+  {%- endif -%}
+{% endmacro %}
+
+
 {% macro _parse_time_body() %}
 -- parsing only: the query is rendered when dbt compiles or runs the model
 SELECT 1 FROM {{ source('dynamodb_cdc_raw', 'export_lines') }}, {{ source('dynamodb_cdc_raw', 'stream_records') }}
@@ -411,7 +435,11 @@ snapshots AS (
                {{ 'toUInt8(1)' if since is none else 'toUInt8(' ~ dynamodb_cdc._is_new_snapshot(since, unapplied) ~ ')' }} AS is_new
         {{ dynamodb_cdc._loaded_full_exports(spec.name) }}
     )
-    WHERE is_new OR snapshot_version > ifNull((SELECT minOrNull(_version) FROM changes WHERE _key_ok), bitNot(toUInt256(0)))
+    WHERE (is_new OR snapshot_version > ifNull((SELECT minOrNull(_version) FROM changes WHERE _key_ok), bitNot(toUInt256(0))))
+      {#- a snapshot with a quarantined line is not a whole key set: that line's item cannot be told
+          apart from a deleted one, so the snapshot deletes nothing (quarantine_is_empty reports the line) #}
+      AND export_arn NOT IN (SELECT origin FROM {{ source('dynamodb_cdc_raw', 'quarantine') }}
+                             WHERE source = 'export' AND table_name = {{ dynamodb_cdc.string_literal(spec.name) }})
 ),
 snapshot_keys AS (
     SELECT DISTINCT
@@ -424,12 +452,15 @@ snapshot_keys AS (
       AND export_arn IN (SELECT export_arn FROM snapshots)
 ),
 known AS (
-    SELECT {{ keys | join(', ') }}, min(_version) AS first_seen, max(is_new) AS is_new_key
+    {#- kept_expired: the key's latest live row is a TTL delete kept as history (ttl_deletes: keep),
+        which a later snapshot does not hold either: it stays, not deleted by that snapshot -#}
+    SELECT {{ keys | join(', ') }}, min(_version) AS first_seen, max(is_new) AS is_new_key,
+           argMax(_ttl_deleted, _version) AS kept_expired
     FROM (
-        SELECT {{ keys | join(', ') }}, _version, toUInt8(1) AS is_new FROM changes WHERE _key_ok AND _is_deleted = 0
+        SELECT {{ keys | join(', ') }}, _version, _ttl_deleted, toUInt8(1) AS is_new FROM changes WHERE _key_ok AND _is_deleted = 0
         {%- if existing is not none %}
         UNION ALL
-        SELECT {{ keys | join(', ') }}, _version, toUInt8(0) AS is_new FROM {{ existing }} WHERE _is_deleted = 0
+        SELECT {{ keys | join(', ') }}, _version, _ttl_deleted, toUInt8(0) AS is_new FROM {{ existing }} WHERE _is_deleted = 0
         {%- endif %}
     )
     GROUP BY {{ keys | join(', ') }}
@@ -438,6 +469,7 @@ absent AS (
     SELECT {% for k in keys %}known.{{ k }} AS {{ k }}, {% endfor %}s.snapshot_version, s.export_arn, s.updated_at
     FROM known CROSS JOIN snapshots AS s
     WHERE known.first_seen < s.snapshot_version
+      AND NOT known.kept_expired
       AND (s.is_new OR known.is_new_key)
       AND (s.export_arn, {% for k in keys %}known.{{ k }}{{ ', ' if not loop.last }}{% endfor %})
           NOT IN (SELECT export_arn, {{ keys | join(', ') }} FROM snapshot_keys)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conftest import ROOT, Dbt
-from dynamodb_cdc.testing.exports import write_full_export
+from dynamodb_cdc.testing.exports import dumps_line, write_full_export
 
 ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/customers"
 T0 = datetime(2025, 12, 31, tzinfo=timezone.utc)
@@ -202,6 +202,49 @@ def test_a_declaration_named_apart_from_its_dynamodb_table_records_the_snapshots
     compiled = dbt.target / "run" / "dynamodb_cdc_integration_tests" / "models" / "ttl_delete_changes.sql"
     dbt("run", "--select", "ttl_delete_changes", vars=v)  # nothing new: no snapshot pass
     assert "snapshot_keys" not in compiled.read_text()
+
+
+def test_a_snapshot_with_a_quarantined_line_deletes_nothing(s3, clickhouse, dbt):
+    """A full export one line of which is quarantined (its item unreadable) is not a whole key set:
+    the item on that line cannot be told apart from a deleted one, so that snapshot adds no delete
+    rows; a later whole snapshot deletes what it no longer holds."""
+    ch = clickhouse
+    v = {"stage": 1, "dynamodb_cdc_lookback_seconds": 0}
+    load(s3, ch, [ACME1_V1, ACME2, ACME3], T1, files=1)
+    dbt("run", "--select", "customers_changes", "customers_current", vars=v)
+    # T2: acme/3 deleted, acme/2's line damaged (quarantined), acme/1 updated
+    lines = [dumps_line({"Item": ACME1_V2}), dumps_line({"Item": ACME2})[:-1]]  # acme/2's line cut short: not JSON
+    write_full_export(s3, s3.bucket, ARN, [], prefix="exports/damaged", export_time=T2, files=1, lines=lines)
+    loaded = ch.cli("load-export", f"s3://{s3.bucket}/exports/damaged", check=True)
+    assert "1 quarantined" in loaded.stderr
+    dbt("run", "--select", "customers_changes", "customers_current", vars=v)
+    current = f"SELECT tenant, customer_id, name FROM {ch.schema}.customers_current ORDER BY 1, 2"
+    assert ch.rows(current) == [("acme", 1, "Ada L."), ("acme", 2, "Bob"), ("acme", 3, "Cé")]
+    load(s3, ch, [ACME1_V2, ACME2], T3, files=1)  # a whole snapshot: acme/3 is gone
+    dbt("run", "--select", "customers_changes", "customers_current", vars=v)
+    assert ch.rows(current) == [("acme", 1, "Ada L."), ("acme", 2, "Bob")]
+
+
+def test_a_column_added_to_the_declaration_asks_for_a_full_refresh(s3, clickhouse, dbt):
+    """A declaration that gains (or loses) a column no longer matches the table the changes model
+    built: the next incremental run stops with the columns and the command that rebuilds it, and
+    that rebuild gives the new column its values from the raw rows already landed."""
+    import yaml
+
+    ch = clickhouse
+    load(s3, ch, [ACME1_V1, ACME2], T1, files=1)
+    dbt("run", "--select", "customers_changes", vars={"stage": 1})
+    tables = yaml.safe_load((ROOT / "integration_tests" / "dbt_project.yml").read_text())["vars"]["dynamodb_cdc_tables"]
+    tables["customers"]["columns"].append({"name": "nickname", "attribute": "name", "type": "String"})
+    v = {"stage": 1, "dynamodb_cdc_tables": tables}
+    failed = dbt("run", "--select", "customers_changes", vars=v, check=False)
+    assert failed.returncode != 0
+    assert "was built with other columns than dynamodb_cdc_tables.customers declares now (added: nickname)" in failed.stdout
+    assert "dbt run --full-refresh --select customers_changes" in failed.stdout
+    dbt("run", "--full-refresh", "--select", "customers_changes", vars=v)
+    assert ch.rows(f"SELECT DISTINCT customer_id, nickname FROM {ch.schema}.customers_changes ORDER BY 1") == [
+        (1, "Ada"), (2, "Bob")]
+    dbt("run", "--select", "customers_changes", vars=v)  # and incremental runs go on
 
 
 def test_docs_lineage_and_source_freshness(s3, clickhouse, dbt):

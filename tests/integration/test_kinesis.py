@@ -517,10 +517,11 @@ def test_shards_are_read_in_parallel_up_to_readers_and_every_record_lands_once(k
     assert {k: v[2] for k, v in checkpoints(clickhouse).items()} == last
 
 
-def test_ttl_deletes_are_flagged_and_applied_or_kept_as_history_per_declaration(kinesis, clickhouse, tmp_path):
+def test_ttl_deletes_are_flagged_and_applied_or_kept_as_history_per_declaration(kinesis, clickhouse, tmp_path, s3):
     """A TTL REMOVE (userIdentity: the DynamoDB service) and a user's REMOVE, through a moto stream:
     `ttl_delete` (default) deletes both items; `ttl_keep` keeps the TTL-expired one with its last
-    values as soft-deleted history (_ttl_deleted = 1, _is_deleted = 0). Both flag the TTL delete."""
+    values as soft-deleted history (_ttl_deleted = 1, _is_deleted = 0). Both flag the TTL delete.
+    A later full export, which no longer holds the expired item, does not delete that history."""
     name, _ = new_stream(kinesis, 1)
     shard = shards_of(kinesis, name)["shardId-000000000000"]
     a, b, c = ({"id": {"S": k}} for k in ("s1", "s2", "s3"))
@@ -548,6 +549,17 @@ def test_ttl_deletes_are_flagged_and_applied_or_kept_as_history_per_declaration(
     for model, deleted in (("ttl_delete_changes", 1), ("ttl_keep_changes", 0)):
         assert clickhouse.rows(last.format(s, model, "s2")) == [("REMOVE", deleted, 1)], model  # the TTL delete
         assert clickhouse.rows(last.format(s, model, "s1")) == [("REMOVE", 1, 0)], model  # the user's delete
+
+    from dynamodb_cdc.testing.exports import write_full_export
+
+    later = datetime.fromtimestamp((T_MS + 60_000) / 1000, timezone.utc)  # the table as it is a minute later
+    write_full_export(s3, s3.bucket, "arn:aws:dynamodb:us-east-1:123456789012:table/sessions", [vc], prefix="x",
+                      export_time=later, files=1)
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/x", check=True)
+    dbt("run", "--select", "ttl_delete_changes", "ttl_delete_current", "ttl_keep_changes", "ttl_keep_current")
+    assert clickhouse.rows(f"SELECT id, name, _ttl_deleted FROM {s}.ttl_delete_current ORDER BY id") == [("s3", "Cy", 0)]
+    assert clickhouse.rows(f"SELECT id, name, _ttl_deleted FROM {s}.ttl_keep_current ORDER BY id") == [
+        ("s2", "Bo v2", 1), ("s3", "Cy", 0)]
 
 
 def _stream_insert(method, sql) -> bool:
