@@ -11,7 +11,7 @@ ADAPTER_FILES := $(shell find adapter -type f -not -path '*/build/*' -not -path 
 
 help:
 	@echo "make demo   run the end-to-end demo (moto S3 -> loader -> dbt on embedded ClickHouse)"
-	@echo "make test   run the test suite"
+	@echo "make test   run the test suite (make test-unit, make test-integration: a part of it)"
 	@echo "make test-http  the integration tests over HTTP (chdb_http: ClickHouse's HTTP interface over chDB)"
 	@echo "make bench  benchmarks against baselines (BENCH_ITEMS, BENCH_CHANGES) -> bench/results.json"
 	@echo "make clean  remove .venv and build output"
@@ -49,5 +49,5 @@ test-http: $(STAMP)
 	$(BIN)/python -m dynamodb_cdc.testing.chdb_http -- $(BIN)/python -m pytest tests/integration
 
 clean:
-	rm -rf $(VENV) adapter/build adapter/*.egg-info *.egg-info .pytest_cache .demo target dbt_packages logs \
+	rm -rf $(VENV) build adapter/build adapter/*.egg-info *.egg-info .pytest_cache .hypothesis .demo target dbt_packages logs \
 		examples/target examples/dbt_packages examples/logs

@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     load = sub.add_parser(
         "load-export",
         parents=[common],
-        help="load DynamoDB S3 exports (full) into the raw tables",
+        help="load DynamoDB S3 exports (full and incremental) into the raw tables",
         description="Load every export under an S3 prefix (oldest first), or one export folder. "
         "Loaded data files are skipped; an interrupted file resumes where it stopped.",
     )
@@ -510,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
         connection.low_memory()  # before any command loads chDB
     try:
         return args.func(args)
+    except BrokenPipeError:  # stdout closed early (`status | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (no second error at exit)
+        return EXIT_OK
     except (EngineLockedError, ClickHouseUnavailableError, RequestError, StreamError, PushError) as ex:
         log.error("%s", ex)
         return EXIT_FAILED

@@ -295,16 +295,20 @@ def _waiting_for_lock(open_):
     LOCK_WAIT_SECONDS (0: fail at once)."""
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     delay = 0.1
+    said = None  # when the wait was last logged: once, then every 30 s
     while True:
         try:
             return open_()
         except EngineLockedError as ex:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 if LOCK_WAIT_SECONDS:
                     raise EngineLockedError(ex.path, ex.holder, waited=LOCK_WAIT_SECONDS) from None
                 raise
-            log.info("%s is in use by process %s; waiting (up to %.0f s more)", ex.path, ex.holder, left)
+            if said is None or now - said >= 30:
+                log.info("%s is in use by process %s; waiting (up to %.0f s more)", ex.path, ex.holder, left)
+                said = now
             time.sleep(min(delay, left))
             delay = min(delay * 2, 5.0)
 

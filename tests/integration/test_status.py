@@ -178,3 +178,17 @@ def test_checkpoints_record_kinesis_millis_behind_latest(moto_endpoint, clickhou
     (shard,) = t["streams"]
     assert shard["millis_behind_latest"] == 0 and t["stream_millis_behind_latest"] == 0
     assert "0 ms behind latest when checkpointed" in clickhouse.cli("status", check=True).stdout
+
+
+def test_status_into_a_pipe_closed_early_ends_quietly(clickhouse):
+    """`dynamodb-cdc status | head -1`: the reader is gone before status writes; no error, exit 0."""
+    import subprocess
+
+    from conftest import BIN
+
+    proc = subprocess.Popen([str(BIN / "dynamodb-cdc"), "status", "--clickhouse-url", clickhouse.url,
+                             "--raw-database", clickhouse.raw_db], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # long before the command has opened ClickHouse and written anything
+    err = proc.stderr.read()
+    assert proc.wait(120) == 0, err
+    assert "BrokenPipeError" not in err and "Traceback" not in err and "ERROR" not in err
