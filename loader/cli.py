@@ -340,7 +340,9 @@ def _report_load(result) -> int:
     for error in errors + held:
         log.error("%s", error)
     if errors:
-        log.error("%d error(s); the files that passed verification were loaded. Fix the cause and rerun.", len(errors))
+        files_failed = any(export.files_failed for export in result.exports)
+        log.error("%d error(s)%s. Fix the cause and rerun.", len(errors),
+                  "; the files that passed verification were loaded" if files_failed else "")
     if held:
         log.error("%d export(s) left to the run that holds them: nothing to fix; the next run loads what is "
                   "left of them once that run has ended.", len(held))

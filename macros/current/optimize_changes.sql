@@ -12,7 +12,11 @@
   rows (_is_deleted = 1) are kept, since a late older change must still lose to
   them; ClickHouse keeps merging in the background as well.
 -#}
-{% macro optimize_changes(model, schema=none) %}
+{% macro optimize_changes(model=none, schema=none) %}
+  {%- if not model -%}
+    {{ exceptions.raise_compiler_error("dynamodb_cdc.optimize_changes needs the changes model's name: "
+        ~ "dbt run-operation dynamodb_cdc.optimize_changes --args '{model: users_changes}'") }}
+  {%- endif -%}
   {%- set relation = adapter.get_relation(database=none, schema=schema or target.schema, identifier=model) -%}
   {%- if relation is none -%}
     {{ exceptions.raise_compiler_error("dynamodb_cdc.optimize_changes: no relation " ~ (schema or target.schema)

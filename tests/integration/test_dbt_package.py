@@ -113,6 +113,8 @@ def test_full_refresh_then_incremental_runs_match_expected_seeds(s3, clickhouse,
     assert ch.scalar(parts) > 1
     before = ch.rows(f"SELECT * FROM {ch.schema}.customers_current ORDER BY tenant, customer_id")
     optimized = dbt("run-operation", "dynamodb_cdc.optimize_changes", "--args", "{model: customers_changes}", vars={"stage": 3})
+    unnamed = dbt("run-operation", "dynamodb_cdc.optimize_changes", vars={"stage": 3}, check=False)
+    assert unnamed.returncode != 0 and "optimize_changes needs the changes model's name" in unnamed.stdout
     assert "active parts before, 1 after" in optimized.stdout
     assert ch.scalar(parts) == 1
     assert ch.rows(f"SELECT * FROM {ch.schema}.customers_current ORDER BY tenant, customer_id") == before

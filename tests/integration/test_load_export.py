@@ -353,12 +353,15 @@ def test_window_gaps_and_a_missing_full_export_are_reported(s3, clickhouse):
     assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines") == 2
 
 
-def test_lines_sent_by_the_client_land_as_the_lines_read_by_chdb(s3, clickhouse):
-    """chDB reads each batch from a local file (LineAsString); a server gets the lines from the
+def test_lines_sent_by_the_client_land_as_the_lines_read_by_chdb(s3, clickhouse, tmp_path):
+    """chDB reads each batch from a local file (LineAsString); a server (here chdb_http, the engine
+    behind ClickHouse's HTTP interface in a process of its own) gets each batch's bytes from the
     client.  Both land the same rows, line numbers and quarantine, batches cut mid-file."""
+    from dynamodb_cdc.connection import open_client
     from dynamodb_cdc.load_export import LoadOptions, load_exports
     from dynamodb_cdc.s3export import s3_client
     from dynamodb_cdc.store import Store
+    from dynamodb_cdc.testing.chdb_http import chdb_http
 
     good = items(30)
     lines = [line_of(i) for i in good[:10]] + [
@@ -369,23 +372,21 @@ def test_lines_sent_by_the_client_land_as_the_lines_read_by_chdb(s3, clickhouse)
         b'{"Item":{"id":{"S":"tab\\t and \\\\ and \\"quotes\\""}}}',
     ] + [line_of(i) for i in good[11:]]
     write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=T0, lines=lines)
-    other = clickhouse.raw_db + "_client_lines"
-    results = {}
-    with clickhouse.client() as client:
-        try:
-            for db, embedded in ((clickhouse.raw_db, None), (other, False)):
-                store = Store(client, db)
-                if embedded is not None:
-                    store.embedded = embedded
-                result = load_exports(s3_client(), store, f"s3://{s3.bucket}/p", LoadOptions(batch_rows=7, progress=False))
-                assert result.ok, result
-                results[db] = (
-                    client.query(f"SELECT line_number, line FROM {db}.export_lines ORDER BY line_number").result_rows,
-                    client.query(f"SELECT line_number, payload, error FROM {db}.quarantine ORDER BY line_number").result_rows,
-                )
-        finally:
-            client.command(f"DROP DATABASE IF EXISTS {other}")
-    first, second = results[clickhouse.raw_db], results[other]
+    results = []
+    with clickhouse.client() as local, chdb_http(str(tmp_path / "server")) as server:
+        remote = open_client(server.url + "/")
+        for client in (local, remote):
+            store = Store(client, clickhouse.raw_db)
+            result = load_exports(s3_client(), store, f"s3://{s3.bucket}/p", LoadOptions(batch_rows=7, progress=False))
+            assert result.ok, result
+            results.append((
+                client.query(f"SELECT line_number, line FROM {clickhouse.raw_db}.export_lines ORDER BY line_number").result_rows,
+                client.query(f"SELECT line_number, payload, error FROM {clickhouse.raw_db}.quarantine "
+                             "ORDER BY line_number").result_rows,
+            ))
+        assert not Store(remote, clickhouse.raw_db).embedded
+        remote.close()
+    first, second = results
     assert first == second
     assert [r[0] for r in first[0]] == list(range(1, 11)) + [13, 15] + list(range(16, 35))
     assert first[0][10][1] == line_of(good[10]).decode()  # the \r is gone
