@@ -242,9 +242,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(_STATUS.get(ex.code, 500), (message + "\n").encode(),
                                {"Content-Type": "text/plain; charset=UTF-8", "X-ClickHouse-Exception-Code": str(ex.code),
                                 "X-ClickHouse-Query-Id": query_id})
-        except ValueError as ex:
-            return self._reply(400, f"Code: 1002. DB::Exception: {ex}. (UNKNOWN_EXCEPTION)\n".encode(),
-                               {"X-ClickHouse-Exception-Code": "1002"})
+        except Exception as ex:  # (a body it cannot decode, say): an error answer, never a dropped connection
+            return self._reply(400 if isinstance(ex, ValueError) else 500,
+                               f"Code: 1002. DB::Exception: {type(ex).__name__}: {ex}. (UNKNOWN_EXCEPTION)\n".encode(),
+                               {"X-ClickHouse-Exception-Code": "1002", "X-ClickHouse-Query-Id": query_id})
         finally:
             if tmp:
                 with contextlib.suppress(OSError):
