@@ -374,6 +374,31 @@ class Bench:
             shutil.rmtree(chdb, ignore_errors=True)
         return chdb
 
+    def http_load(self, name: str, uri: str) -> None:
+        """load-export with the engine in another process, as against a ClickHouse server: over
+        HTTP into chdb_http (ClickHouse's HTTP interface over a chDB directory of its own).
+        Records <name>_seconds, the loader's own peak memory (<name>_peak_*_bytes) and the
+        serving process's (<name>_server_peak_rss_bytes, its VmHWM); every item must land."""
+        import clickhouse_connect
+
+        from dynamodb_cdc.testing import chdb_http
+
+        server = chdb_http.start(str(self.work / f"ch_{name}"))
+        try:
+            t = run([str(BIN / "dynamodb-cdc"), "load-export", uri, "--clickhouse-url", server.url + "/",
+                     "--no-progress"], rss=True)
+            self.figures[f"{name}_seconds"] = t.seconds
+            self.memory(name, t)
+            status = Path(f"/proc/{server.pid}/status").read_text()
+            self.figures[f"{name}_server_peak_rss_bytes"] = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) * 1024
+            host, port = server.url.rsplit("/", 1)[1].split(":")
+            client = clickhouse_connect.get_client(host=host, port=int(port))
+            assert client.command(f"SELECT count() FROM {RAW}.export_lines") == self.n
+            client.close()
+        finally:
+            server.stop()
+            shutil.rmtree(self.work / f"ch_{name}", ignore_errors=True)
+
     def memory(self, name: str, t: Timed) -> None:
         """<name>_peak_rss_bytes (from the kernel), <name>_peak_private_bytes (RssAnon) and
         <name>_peak_mapped_bytes (RssFile), sampled."""
@@ -525,6 +550,10 @@ class Bench:
             self.timed_load("load_least_memory_one_file", one_file.uri, "--low-memory", "--parallel-files", "1")
             log("ours: dynamodb-cdc load-export --server-side")
             chdb_server_side = self.timed_load("load_server_side", big.uri, "--server-side", keep=True)
+            log("ours: dynamodb-cdc load-export over HTTP, the engine in another process (chdb_http)")
+            self.http_load("load_http", big.uri)
+            log("ours: dynamodb-cdc load-export over HTTP, the one data file")
+            self.http_load("load_http_one_file", one_file.uri)
             log("ours: dbt deps, dbt run (full)")
             self.dbt(chdb_big, "deps")
             chdb_pre = self.work / "ch_ours_before_dbt"  # the landed data, for the warm-parse run below
@@ -709,6 +738,8 @@ def derive(f: dict, n: int, m: int) -> tuple[dict, dict]:
                                                                   / f["load_least_memory_peak_private_bytes"]),
         "load_one_file_vs_ten_files_peak_private": (f["load_one_file_peak_private_bytes"]
                                                      / f["load_peak_private_bytes"]),
+        "load_http_vs_load": f["load_http_seconds"] / f["load_seconds"],
+        "load_http_one_file_vs_ten_files_peak_rss": f["load_http_one_file_peak_rss_bytes"] / f["load_http_peak_rss_bytes"],
         "incremental_big_vs_small_dbt": f["incremental_big_dbt_seconds"] / f["incremental_small_dbt_seconds"],
         "incremental_big_vs_small_model": f["incremental_big_model_seconds"] / f["incremental_small_model_seconds"],
         "kinesis_consumer_vs_bare": f["kinesis_bare_seconds"] / f["kinesis_consumer_seconds"],
@@ -768,6 +799,12 @@ def targets(f: dict, ratios: dict, rates: dict) -> dict:
             max(f["load_least_memory_peak_private_bytes"], f["load_least_memory_one_file_peak_private_bytes"]) / 1e6,
             "<", 300, "peak private memory (RssAnon, sampled every 10 ms) of load-export --low-memory "
                       "--parallel-files 1, MB, the larger of ten files and the same items in one file"),
+        # the loader's own memory when the engine is elsewhere, as with a ClickHouse server: load-export
+        # over HTTP into chdb_http, the larger of ten files and the same items in one file
+        "loader_peak_memory_under_300_mb_engine_in_another_process": t(
+            max(f["load_http_peak_rss_bytes"], f["load_http_one_file_peak_rss_bytes"]) / 1e6, "<", 300,
+            "peak RSS of load-export over HTTP (the engine in a chdb_http process), MB, the larger of "
+            "ten files and the same items in one file"),
         "incremental_on_10x_base_within_1_5x": t(ratios["incremental_big_vs_small_dbt"], "<=", 1.5,
                                                  "incremental dbt run seconds, 10x base / 1x base"),
         "kinesis_consumer_0_8x_bare_loop": t(ratios["kinesis_consumer_vs_bare"], ">=", 0.8,
