@@ -47,7 +47,7 @@ def test_queries_inserts_binds_and_errors_as_a_server_answers_them(server):
 
     with pytest.raises(urllib.error.HTTPError) as answered:  # what it cannot take is an error answer, not a dropped connection
         urllib.request.urlopen(urllib.request.Request(server.url + "/?query=SELECT", data=b"'\xff'"), timeout=30)
-    assert answered.value.code == 500 and answered.value.headers["X-ClickHouse-Exception-Code"] == "1002"
+    assert answered.value.code == 400 and answered.value.headers["X-ClickHouse-Exception-Code"] == "1002"
     assert urllib.request.urlopen(server.url + "/ping", timeout=30).read() == b"Ok.\n"
 
 
