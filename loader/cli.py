@@ -331,7 +331,7 @@ def _report_load(result) -> int:
             log.info("%s (%s): left to the run that holds it", export.export_arn, export.table_name)
             continue
         log.info(
-            "%s (%s): %d files loaded, %d already loaded, %d failed; %s lines landed, %s quarantined",
+            "%s (%s): %d files loaded, %d already loaded, %d failed; %s lines landed, %s quarantined in all its loaded files",
             export.export_arn, export.table_name, export.files_loaded, export.files_skipped, export.files_failed,
             f"{export.lines_landed:,}", f"{export.lines_quarantined:,}",
         )
@@ -411,8 +411,10 @@ def cmd_status(args) -> int:
     from .status import collect, to_json, to_text
     from .store import Store
 
-    client = open_client(parse_url(args.clickhouse_url))
+    target = parse_url(args.clickhouse_url)
+    client = open_client(target)
     try:
+        log.info("ClickHouse: %s, raw database %s", target.describe(), args.raw_database)  # (a mistyped URL shows)
         Store(client, args.raw_database).ensure_schema()
         report = collect(client, args.raw_database)
     finally:

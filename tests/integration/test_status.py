@@ -192,3 +192,4 @@ def test_status_into_a_pipe_closed_early_ends_quietly(clickhouse):
     err = proc.stderr.read()
     assert proc.wait(120) == 0, err
     assert "BrokenPipeError" not in err and "Traceback" not in err and "ERROR" not in err
+    assert f"raw database {clickhouse.raw_db}" in err  # which ClickHouse it read, on stderr (a mistyped URL shows)
