@@ -379,8 +379,7 @@ class Bench:
         HTTP into chdb_http (ClickHouse's HTTP interface over a chDB directory of its own).
         Records <name>_seconds, the loader's own peak memory (<name>_peak_*_bytes) and the
         serving process's (<name>_server_peak_rss_bytes, its VmHWM); every item must land."""
-        import clickhouse_connect
-
+        from dynamodb_cdc.connection import open_client
         from dynamodb_cdc.testing import chdb_http
 
         server = chdb_http.start(str(self.work / f"ch_{name}"))
@@ -391,8 +390,7 @@ class Bench:
             self.memory(name, t)
             status = Path(f"/proc/{server.pid}/status").read_text()
             self.figures[f"{name}_server_peak_rss_bytes"] = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) * 1024
-            host, port = server.url.rsplit("/", 1)[1].split(":")
-            client = clickhouse_connect.get_client(host=host, port=int(port))
+            client = open_client(server.url + "/")
             assert client.command(f"SELECT count() FROM {RAW}.export_lines") == self.n
             client.close()
         finally:

@@ -355,7 +355,7 @@ def cmd_request_export(args) -> int:
     from . import request_export as rx
     from .load_export import LoadOptions, load_exports
     from .s3export import s3_client
-    from .store import Store
+    from .store import LOADED, Store
 
     dynamodb = boto3.client("dynamodb")
     table = dynamodb.describe_table(TableName=args.table)["Table"]
@@ -399,7 +399,7 @@ def cmd_request_export(args) -> int:
             return EXIT_OK
         result = load_exports(s3_client(), store, rx.load_uri(description, args.s3_bucket, args.s3_prefix),
                               LoadOptions())
-        if store.export_status(arn) != "loaded" and not result.errors and all(not e.errors for e in result.exports):
+        if result.ok and store.export_status(arn) != LOADED:
             result.errors.append(f"{arn} completed but was not found under s3://{args.s3_bucket}/"
                                  f"{args.s3_prefix or ''} (no manifest-summary.json of it): nothing of it was loaded")
     finally:

@@ -262,14 +262,15 @@ class Store:
                 return
         if start == len(data):
             return
+        if start:
+            data = data[start:]
         if not self.embedded:
-            data = data[start:] if start else data
             sql = self._lines_select(summary, data_file_key, segment.first_line + skip, "input('line String')")
             body, headers = _compressed(data)
             self.client.command(f"{sql} FORMAT LineAsString", data=body, settings=SEQUENTIAL_READ,
                                 transport_settings=headers)
             return
-        lines = data[start:].split(b"\n")
+        lines = data.split(b"\n")
         if lines[-1] == b"":  # the segment ends with a newline
             lines.pop()
         self.insert_lines(summary, data_file_key, [
