@@ -174,7 +174,11 @@ class Handler(BaseHTTPRequestHandler):
         return self._query(b"")
 
     def do_POST(self):
-        return self._query(self._body())
+        try:
+            body = self._body()
+        except Exception as ex:  # a body it cannot read or decompress: an error answer, as below
+            return self._failed(ex, str(uuid.uuid4()))
+        return self._query(body)
 
     def _body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -212,9 +216,7 @@ class Handler(BaseHTTPRequestHandler):
                 else:
                     sql = f"{head} FROM INFILE {_quote(tmp)} FORMAT {fmt}"
                 result = self.engine.run(sql, "TabSeparated", database=database, settings=settings, params=params)
-                summary = {"read_rows": str(result.rows_read()), "read_bytes": str(result.bytes_read()),
-                           "written_rows": str(result.rows_read()), "written_bytes": str(result.bytes_read())}
-                return self._reply(200, b"", self._headers(query_id, summary, None))
+                return self._reply(200, b"", self._headers(query_id, _summary(result, written=True), None))
             explicit = _TRAILING_FORMAT.search(sql)
             if explicit:
                 fmt = explicit.group(1)
@@ -232,9 +234,7 @@ class Handler(BaseHTTPRequestHandler):
                 fmt = default_format
                 result = self.engine.run(sql, fmt, database=database, settings=settings, params=params)
                 out = result.bytes() or b""
-            summary = {"read_rows": str(result.rows_read()), "read_bytes": str(result.bytes_read()),
-                       "written_rows": "0", "written_bytes": "0"}
-            return self._reply(200, out, self._headers(query_id, summary, fmt))
+            return self._reply(200, out, self._headers(query_id, _summary(result, written=False), fmt))
         except QueryFailed as ex:
             message = str(ex)
             if "(version " not in message:
@@ -243,13 +243,17 @@ class Handler(BaseHTTPRequestHandler):
                                {"Content-Type": "text/plain; charset=UTF-8", "X-ClickHouse-Exception-Code": str(ex.code),
                                 "X-ClickHouse-Query-Id": query_id})
         except Exception as ex:  # (a body it cannot decode, say): an error answer, never a dropped connection
-            return self._reply(400 if isinstance(ex, ValueError) else 500,
-                               f"Code: 1002. DB::Exception: {type(ex).__name__}: {ex}. (UNKNOWN_EXCEPTION)\n".encode(),
-                               {"X-ClickHouse-Exception-Code": "1002", "X-ClickHouse-Query-Id": query_id})
+            return self._failed(ex, query_id)
         finally:
             if tmp:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
+
+    def _failed(self, ex: Exception, query_id: str):
+        """Anything but a query's own error: 400 for what the client sent, else 500; ClickHouse's headers."""
+        return self._reply(400 if isinstance(ex, ValueError) else 500,
+                           f"Code: 1002. DB::Exception: {type(ex).__name__}: {ex}. (UNKNOWN_EXCEPTION)\n".encode(),
+                           {"X-ClickHouse-Exception-Code": "1002", "X-ClickHouse-Query-Id": query_id})
 
     @staticmethod
     def _statement(query: str | None, body: bytes) -> tuple[str, bytes | None, str | None]:
@@ -279,6 +283,13 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def _summary(result, *, written: bool) -> dict[str, str]:
+    """X-ClickHouse-Summary of a chDB result; an INSERT from data writes exactly the rows it reads."""
+    read = {"read_rows": str(result.rows_read()), "read_bytes": str(result.bytes_read())}
+    return {**read, "written_rows": read["read_rows"] if written else "0",
+            "written_bytes": read["read_bytes"] if written else "0"}
 
 
 def serve(path: str, port: int = 0) -> ThreadingHTTPServer:

@@ -49,6 +49,10 @@ def test_queries_inserts_binds_and_errors_as_a_server_answers_them(server):
         urllib.request.urlopen(urllib.request.Request(server.url + "/?query=SELECT", data=b"'\xff'"), timeout=30)
     assert answered.value.code == 400 and answered.value.headers["X-ClickHouse-Exception-Code"] == "1002"
     assert urllib.request.urlopen(server.url + "/ping", timeout=30).read() == b"Ok.\n"
+    with pytest.raises(urllib.error.HTTPError) as answered:  # nor is a body in an encoding it does not read
+        urllib.request.urlopen(urllib.request.Request(server.url + "/", data=b"SELECT 1",
+                                                      headers={"Content-Encoding": "snappy"}), timeout=30)
+    assert answered.value.code == 400 and b"unsupported Content-Encoding 'snappy'" in answered.value.read()
 
 
 def summary() -> ExportSummary:
