@@ -10,8 +10,9 @@ import sys
 from . import __version__
 from . import connection
 from .connection import (
-    URL_ENV, ClickHouseUnavailableError, ConnectionConfigError, EngineLockedError, open_client, parse_url,
+    URL_ENV, ClickHouseUnavailableError, EngineLockedError, open_client, parse_url,
 )
+from .errors import UsageError
 from .push import PushError
 from .request_export import ExportRequestError as RequestError
 from .streams import StreamError
@@ -263,7 +264,7 @@ def cmd_push(args) -> int:
             with open(args.manifest, encoding="utf-8") as f:
                 manifest = json.load(f)
         except OSError as ex:
-            raise ValueError(f"--exposure needs dbt's manifest: cannot read {args.manifest} ({ex.strerror}); "
+            raise UsageError(f"--exposure needs dbt's manifest: cannot read {args.manifest} ({ex.strerror}); "
                              "run dbt parse, or give --manifest") from None
         settings = declaration_from_manifest(manifest, args.exposure)
     for name in ("relation", "table", "key", "version_column", "sync_deletes", "columns", "exclude", "sets",
@@ -272,7 +273,7 @@ def cmd_push(args) -> int:
         if value is not None:
             settings[name] = value
     if not settings.get("relation") or not settings.get("table"):
-        raise ValueError("name the relation and --table (or --exposure NAME declaring them)")
+        raise UsageError("name the relation and --table (or --exposure NAME declaring them)")
     options = PushOptions(
         relation=settings["relation"], table=settings["table"], key=settings.get("key"),
         version_column=settings.get("version_column"), full=args.full,
@@ -307,11 +308,12 @@ def cmd_push(args) -> int:
 
 def cmd_load_export(args) -> int:
     from .load_export import LoadOptions, load_exports
-    from .s3export import s3_client
+    from .s3export import S3Uri, s3_client
     from .store import Store
 
     options = LoadOptions(batch_rows=args.batch_rows, tmp_dir=args.tmp_dir, progress=args.progress,
                           server_side=args.server_side, parallel_files=args.parallel_files)  # usage errors first
+    S3Uri.parse(args.uri)
     target = parse_url(args.clickhouse_url)
     client = open_client(target)
     try:
@@ -407,14 +409,24 @@ def cmd_request_export(args) -> int:
     return _report_load(result)
 
 
+def _landed_in(url):
+    """The target of a command that reads what has landed (status, scaffold): an embedded one must be
+    an existing directory, since opening a mistyped path would create an empty engine there."""
+    target = parse_url(url)
+    if target.embedded and not os.path.isdir(target.path):
+        raise UsageError(f"no chDB data directory at {target.path}, so nothing has landed there: give the loader's "
+                         f"--clickhouse-url (or {URL_ENV}); nothing was created")
+    return target
+
+
 def cmd_status(args) -> int:
     from .status import collect, to_json, to_text
     from .store import Store
 
-    target = parse_url(args.clickhouse_url)
+    target = _landed_in(args.clickhouse_url)
     client = open_client(target)
     try:
-        log.info("ClickHouse: %s, raw database %s", target.describe(), args.raw_database)  # (a mistyped URL shows)
+        log.info("ClickHouse: %s, raw database %s", target.describe(), args.raw_database)
         Store(client, args.raw_database).ensure_schema()
         report = collect(client, args.raw_database)
     finally:
@@ -429,7 +441,7 @@ def cmd_scaffold(args) -> int:
     from .scaffold import ScaffoldError, scaffold
     from .store import Store
 
-    client = open_client(parse_url(args.clickhouse_url))
+    client = open_client(_landed_in(args.clickhouse_url))
     try:
         Store(client, args.raw_database).ensure_schema()
         try:
@@ -520,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     except (EngineLockedError, ClickHouseUnavailableError, RequestError, StreamError, PushError) as ex:
         log.error("%s", ex)
         return EXIT_FAILED
-    except (ConnectionConfigError, ValueError) as ex:
+    except UsageError as ex:  # (ConnectionConfigError too); any other ValueError is a failure
         log.error("%s", ex)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from .errors import UsageError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "chdb://.chdb"
@@ -64,7 +66,7 @@ class ClickHouseUnavailableError(RuntimeError):
     """A ClickHouse server could not be reached after bounded retries; one line, no credentials."""
 
 
-class ConnectionConfigError(ValueError):
+class ConnectionConfigError(UsageError):
     """The ClickHouse URL cannot be used."""
 
 

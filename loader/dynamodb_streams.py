@@ -15,6 +15,7 @@ import json
 import logging
 from datetime import datetime, timezone
 
+from .errors import UsageError
 from .streams import Page, Record, Shard, StreamError, fatal_message, stream_clients
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def table_from_stream_arn(arn: str) -> str:
     resource = arn.split(":", 5)[-1] if arn.count(":") >= 5 else ""
     parts = resource.split("/")
     if len(parts) < 4 or parts[0] != "table" or parts[2] != "stream" or not parts[1]:
-        raise ValueError(f"{arn!r} is not a DynamoDB stream ARN (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL)")
+        raise UsageError(f"{arn!r} is not a DynamoDB stream ARN (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL)")
     return parts[1]
 
 

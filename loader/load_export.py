@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .connection import retrying
+from .errors import UsageError
 from .lease import Lease, LeaseHeldError
 from .manifest import DataFile, ExportSummary, ManifestError, check_windows
 from .progress import Progress
@@ -41,11 +42,11 @@ class LoadOptions:
 
     def __post_init__(self):
         if self.parallel_files < 1:
-            raise ValueError("--parallel-files must be at least 1")
+            raise UsageError("--parallel-files must be at least 1")
         if self.batch_rows < 1:
-            raise ValueError("--batch-rows must be at least 1")
+            raise UsageError("--batch-rows must be at least 1")
         if self.tmp_dir is not None and not os.path.isdir(self.tmp_dir):
-            raise ValueError(f"--tmp-dir {self.tmp_dir} does not exist or is not a directory")
+            raise UsageError(f"--tmp-dir {self.tmp_dir} does not exist or is not a directory")
 
 
 @dataclass

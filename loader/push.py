@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import clock
+from .errors import UsageError
 from .push_convert import (
     Column,
     ConvertOptions,
@@ -293,7 +294,7 @@ class RateLimiter:
 
     def __init__(self, rate: float | None, *, clock=time.monotonic, sleep=time.sleep):
         if rate is not None and rate <= 0:
-            raise ValueError("--max-write-rate must be positive")
+            raise UsageError("--max-write-rate must be positive")
         self.rate = rate
         self.clock = clock
         self.sleep = sleep
@@ -516,9 +517,9 @@ class Pusher:
     def prepare(self) -> None:
         opt = self.opt
         if opt.retry_failed and (opt.full or opt.via_import):
-            raise ValueError("--retry-failed goes alone (not with --full or --via-import)")
+            raise UsageError("--retry-failed goes alone (not with --full or --via-import)")
         if opt.via_import and opt.sync_deletes:
-            raise ValueError("--via-import creates a new table: --sync-deletes has nothing to delete")
+            raise UsageError("--via-import creates a new table: --sync-deletes has nothing to delete")
         self.state.ensure()
         db, name = resolve_relation(self.client, opt.relation)
         self.relation = f"{db}.{name}"
@@ -528,24 +529,24 @@ class Pusher:
         table_key, table_types = self._table_key()
         key = opt.key or table_key
         if not key:
-            raise ValueError(f"name the key attributes with --key (table {opt.table} does not exist yet)")
+            raise UsageError(f"name the key attributes with --key (table {opt.table} does not exist yet)")
         if table_key and list(key) != list(table_key):
-            raise ValueError(f"--key {','.join(key)} differs from table {opt.table}'s key {','.join(table_key)}")
+            raise UsageError(f"--key {','.join(key)} differs from table {opt.table}'s key {','.join(table_key)}")
         missing = [c for c in [*key, *(opt.columns or []), *opt.exclude] if c not in by_name]
         if opt.version_column and opt.version_column not in by_name:
             missing.append(opt.version_column)
         if missing:
-            raise ValueError(f"{self.relation} has no column(s) {', '.join(missing)}; "
+            raise UsageError(f"{self.relation} has no column(s) {', '.join(missing)}; "
                              f"it has {', '.join(by_name)}")
         if any(k in opt.exclude for k in key):
-            raise ValueError("the key columns cannot be excluded")
+            raise UsageError("the key columns cannot be excluded")
         wanted = set(opt.columns) | set(key) if opt.columns else set(by_name)
         self.columns = [c for c in all_columns if c.name in wanted and c.name not in opt.exclude]
         self.converter = ItemConverter(self.columns, list(key), opt.convert)
         self.key = list(key)
         for k in key:
             if table_types and table_types.get(k) != self.converter.key_types[k]:
-                raise ValueError(f"key column {k} becomes {self.converter.key_types[k]} but table {opt.table} "
+                raise UsageError(f"key column {k} becomes {self.converter.key_types[k]} but table {opt.table} "
                                  f"declares it {table_types.get(k)}")
         self.key_types = ", ".join(f"{k} {by_name[k].type}" for k in key)
         self.key_hash_sql = "lower(hex(sipHash128(" + ", ".join(ident(k) for k in key) + ")))"
@@ -582,12 +583,12 @@ class Pusher:
         watermark_from = ""
         if mode == FULL and opt.version_column and not opt.full and previous and previous["watermark"]:
             if previous["version_column"] != opt.version_column or previous["version_type"] != self.version_type:
-                raise ValueError(
+                raise UsageError(
                     f"the version column was {previous['version_column']} {previous['version_type']} at the last push "
                     f"and is {opt.version_column} {self.version_type} now: run once with --full")
             mode, watermark_from = INCREMENTAL, previous["watermark"]
         if opt.sync_deletes and mode == INCREMENTAL and previous and previous["key_types"] != self.key_types:
-            raise ValueError(f"the key columns were {previous['key_types']} at the last push and are "
+            raise UsageError(f"the key columns were {previous['key_types']} at the last push and are "
                              f"{self.key_types} now: run once with --full --sync-deletes")
         watermark = self._max_version() if opt.version_column and mode != RETRY else ""
         self.result = PushResult(str(uuid.uuid4()), mode, RUNNING, self.relation, opt.table, watermark=watermark)
@@ -919,21 +920,21 @@ def declaration_from_manifest(manifest: dict, exposure: str) -> dict:
         disabled = [e for group in manifest.get("disabled", {}).values() for e in group
                     if e.get("resource_type") == "exposure" and e.get("name") == exposure]
         why = " (it is disabled)" if disabled else ""
-        raise ValueError(f"no exposure named {exposure} in the dbt manifest{why}; run dbt parse (or build) first")
+        raise UsageError(f"no exposure named {exposure} in the dbt manifest{why}; run dbt parse (or build) first")
     node = found[0]
     meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
     declared = meta.get("dynamodb_push")
     if not isinstance(declared, dict):
-        raise ValueError(f"exposure {exposure} has no meta.dynamodb_push block (see README: Push a model back to DynamoDB)")
+        raise UsageError(f"exposure {exposure} has no meta.dynamodb_push block (see README: Push a model back to DynamoDB)")
     unknown = sorted(set(declared) - DECLARATION_KEYS)
     if unknown:
-        raise ValueError(f"exposure {exposure}: unknown meta.dynamodb_push key(s) {', '.join(unknown)}; "
+        raise UsageError(f"exposure {exposure}: unknown meta.dynamodb_push key(s) {', '.join(unknown)}; "
                          f"known: {', '.join(sorted(DECLARATION_KEYS))}")
     models = [n for n in node.get("depends_on", {}).get("nodes", []) if n.startswith(("model.", "snapshot.", "seed."))]
     if declared.get("model"):
         models = [n for n in models if n.split(".")[-1] == declared["model"]]
     if len(models) != 1:
-        raise ValueError(f"exposure {exposure} depends on {len(models)} models ({', '.join(models) or 'none'}); "
+        raise UsageError(f"exposure {exposure} depends on {len(models)} models ({', '.join(models) or 'none'}); "
                          "name the one to push with meta.dynamodb_push.model")
     model = manifest["nodes"][models[0]]
     out = {k: v for k, v in declared.items() if k != "model"}
@@ -942,7 +943,7 @@ def declaration_from_manifest(manifest: dict, exposure: str) -> dict:
         if isinstance(out.get(name), str):
             out[name] = [x.strip() for x in out[name].split(",") if x.strip()]
     if "table" not in out:
-        raise ValueError(f"exposure {exposure}: meta.dynamodb_push needs table (the DynamoDB table)")
+        raise UsageError(f"exposure {exposure}: meta.dynamodb_push needs table (the DynamoDB table)")
     return out
 
 
@@ -958,10 +959,10 @@ def _key_from_json(doc: dict) -> dict:
 
 def _parse_s3(uri: str) -> tuple[str, str]:
     if not uri.startswith("s3://"):
-        raise ValueError(f"--via-import needs s3://bucket/prefix, not {uri}")
+        raise UsageError(f"--via-import needs s3://bucket/prefix, not {uri}")
     bucket, _, prefix = uri[5:].partition("/")
     if not bucket:
-        raise ValueError(f"--via-import needs s3://bucket/prefix, not {uri}")
+        raise UsageError(f"--via-import needs s3://bucket/prefix, not {uri}")
     return bucket, prefix
 
 

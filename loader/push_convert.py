@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
 
+from .errors import UsageError
+
 MAX_ITEM_BYTES = 400 * 1024
 MAX_PARTITION_KEY_BYTES = 2048
 MAX_SORT_KEY_BYTES = 1024
@@ -56,7 +58,7 @@ class Refused(ValueError):
     """A row DynamoDB would refuse; ``reason`` says which column and why."""
 
 
-class UnsupportedColumn(ValueError):
+class UnsupportedColumn(UsageError):
     """A column whose type cannot be pushed exactly; raised before any row is read."""
 
 
@@ -68,7 +70,7 @@ class ConvertOptions:
 
     def __post_init__(self):
         if self.nulls not in ("omit", "null"):
-            raise ValueError(f"nulls must be 'omit' or 'null', not {self.nulls!r}")
+            raise UsageError(f"nulls must be 'omit' or 'null', not {self.nulls!r}")
 
 
 # -- numbers ---------------------------------------------------------------------

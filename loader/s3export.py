@@ -14,6 +14,7 @@ import zlib
 from dataclasses import dataclass
 from typing import IO, Iterator
 
+from .errors import UsageError
 from .manifest import (
     DataFile,
     ExportSummary,
@@ -42,10 +43,10 @@ class S3Uri:
     @classmethod
     def parse(cls, uri: str) -> "S3Uri":
         if not uri.startswith("s3://"):
-            raise ValueError(f"Not an S3 URI: {uri!r} (expected s3://bucket/prefix)")
+            raise UsageError(f"Not an S3 URI: {uri!r} (expected s3://bucket/prefix)")
         bucket, _, prefix = uri[5:].partition("/")
         if not bucket:
-            raise ValueError(f"No bucket in S3 URI {uri!r}")
+            raise UsageError(f"No bucket in S3 URI {uri!r}")
         return cls(bucket, prefix)
 
     def __str__(self) -> str:

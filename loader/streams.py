@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable, Protocol
 
 from .connection import retrying
+from .errors import UsageError
 from .lease import Lease, LeaseHeldError
 
 log = logging.getLogger(__name__)
@@ -141,13 +142,13 @@ class StartPosition:
     def parse(cls, name: str, timestamp: str | None = None) -> StartPosition:
         kind = name.upper()
         if kind not in (TRIM_HORIZON, LATEST, AT_TIMESTAMP):
-            raise ValueError(f"unknown start position {name!r}: use trim_horizon, latest or at_timestamp")
+            raise UsageError(f"unknown start position {name!r}: use trim_horizon, latest or at_timestamp")
         if kind == AT_TIMESTAMP:
             if not timestamp:
-                raise ValueError("--start-position at_timestamp needs --start-timestamp (ISO 8601, e.g. 2026-01-02T03:04:05Z)")
+                raise UsageError("--start-position at_timestamp needs --start-timestamp (ISO 8601, e.g. 2026-01-02T03:04:05Z)")
             return cls(kind, parse_timestamp(timestamp))
         if timestamp:
-            raise ValueError("--start-timestamp goes with --start-position at_timestamp")
+            raise UsageError("--start-timestamp goes with --start-position at_timestamp")
         return cls(kind)
 
     def describe(self) -> str:
@@ -158,7 +159,7 @@ def parse_timestamp(text: str) -> datetime:
     try:
         t = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise ValueError(f"--start-timestamp {text!r} is not an ISO 8601 time (e.g. 2026-01-02T03:04:05Z)") from None
+        raise UsageError(f"--start-timestamp {text!r} is not an ISO 8601 time (e.g. 2026-01-02T03:04:05Z)") from None
     return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
 
 
@@ -246,7 +247,7 @@ class BatchLimits:
 
     def __post_init__(self):
         if self.rows < 1 or self.bytes < 1 or self.seconds < 0:
-            raise ValueError("--batch-rows and --batch-bytes must be at least 1 and --batch-seconds at least 0")
+            raise UsageError("--batch-rows and --batch-bytes must be at least 1 and --batch-seconds at least 0")
 
 
 def should_flush(rows: int, size: int, age: float, limits: BatchLimits) -> bool:
@@ -336,9 +337,9 @@ class ConsumeOptions:
 
     def __post_init__(self):
         if self.readers < 1:
-            raise ValueError("--readers must be at least 1")
+            raise UsageError("--readers must be at least 1")
         if not self.poll_interval >= 0:
-            raise ValueError("--poll-seconds must be 0 or more")
+            raise UsageError("--poll-seconds must be 0 or more")
 
 
 @dataclass

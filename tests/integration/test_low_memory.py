@@ -28,6 +28,7 @@ print(stats)
 
 def _decay_after(tmp_path, args, env_extra=None):
     path = str(tmp_path / "chdb")
+    os.mkdir(path)  # status reads an engine that exists
     env = {k: v for k, v in os.environ.items() if k not in ("JE_MALLOC_CONF", "DYNAMODB_CDC_LOW_MEMORY")}
     env.update(env_extra or {})
     p = subprocess.run([sys.executable, "-c", PROBE, path, "status", "--json", "--clickhouse-url", f"chdb://{path}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 from dynamodb_cdc.testing.exports import dumps_line, write_full_export
 
@@ -11,6 +12,14 @@ ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/users"
 
 
 def test_status_reports_exports_files_lines_and_quarantine(s3, clickhouse):
+    if clickhouse.embedded:  # a mistyped path is not read as an empty engine, nor created
+        path = clickhouse.url.removeprefix("chdb://")
+        missing = clickhouse.cli("status")
+        assert missing.returncode == 2, missing.stderr
+        assert f"no chDB data directory at {path}, so nothing has landed there" in missing.stderr
+        assert not Path(path).exists()
+        with clickhouse.client():
+            pass  # the engine's directory, as any loader command makes it
     empty = clickhouse.cli("status", check=True)
     assert "Nothing has landed" in empty.stdout
     when = datetime(2026, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
@@ -186,6 +195,8 @@ def test_status_into_a_pipe_closed_early_ends_quietly(clickhouse):
 
     from conftest import BIN
 
+    with clickhouse.client():
+        pass  # (an embedded engine must exist to be read)
     proc = subprocess.Popen([str(BIN / "dynamodb-cdc"), "status", "--clickhouse-url", clickhouse.url,
                              "--raw-database", clickhouse.raw_db], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.stdout.close()  # long before the command has opened ClickHouse and written anything

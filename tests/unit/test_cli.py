@@ -43,3 +43,33 @@ def test_a_missing_tmp_dir_is_a_usage_error_before_clickhouse_is_opened(tmp_path
                  "--clickhouse-url", f"chdb://{never}"]) == 2
     assert f"--tmp-dir {tmp_path / 'missing'} does not exist or is not a directory" in caplog.text
     assert not never.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["load-export", "http://b/p"], "Not an S3 URI: 'http://b/p' (expected s3://bucket/prefix)"),
+    (["load-export", "s3:///p"], "No bucket in S3 URI 's3:///p'"),
+    (["consume-kinesis", "--stream", "s", "--start-position", "at_timestamp"],
+     "--start-position at_timestamp needs --start-timestamp"),
+    (["consume-kinesis", "--stream", "s", "--start-timestamp", "2026-01-02T03:04:05Z"],
+     "--start-timestamp goes with --start-position at_timestamp"),
+    (["consume-kinesis", "--stream", "s", "--start-position", "at_timestamp", "--start-timestamp", "yesterday"],
+     "--start-timestamp 'yesterday' is not an ISO 8601 time"),
+])
+def test_a_command_called_wrongly_is_a_usage_error(tmp_path, caplog, argv, message):
+    never = tmp_path / "chdb-never-opened"
+    assert main(argv + ["--clickhouse-url", f"chdb://{never}"]) == 2
+    assert message in caplog.text and "Traceback" not in caplog.text
+    assert not never.exists()
+
+
+def test_any_other_value_error_is_a_failure_named_by_its_type(monkeypatch, tmp_path, caplog):
+    """A ValueError from a fault in the loader or a library is not the caller's mistake: exit 1, not the
+    usage error's exit 2, and its type in the one line."""
+    import dynamodb_cdc.cli as cli
+
+    def broken(args):
+        return int("not a number")
+
+    monkeypatch.setattr(cli, "cmd_status", broken)
+    assert main(["status", "--clickhouse-url", f"chdb://{tmp_path / 'chdb'}"]) == 1
+    assert "ValueError: invalid literal for int() with base 10: 'not a number'" in caplog.text
