@@ -14,13 +14,14 @@ Rules (also in README "Push a model back to DynamoDB"):
   binary; Bool -> BOOL; Date -> S ``YYYY-MM-DD``; DateTime / DateTime64 -> S
   ISO 8601 UTC ``YYYY-MM-DDThh:mm:ss[.f]Z`` (the reader formats them in
   ClickHouse so DateTime64(9) keeps its nanoseconds); UUID, IPv4/6, Enum -> S;
-- Array -> L, or SS / NS / BS for columns named as sets; Map and Tuple -> M
+- Array -> L, or SS / NS / BS for columns named as sets (an empty set is left
+  out: DynamoDB has no empty set); Map and Tuple -> M
   (a Tuple without element names uses "1", "2", ... as in tupleElement);
 - NULL: a top-level NULL is omitted or written as NULL (option); inside L and
   M it is always NULL (omitting it would shift a list);
 - a value DynamoDB would refuse raises ``Refused`` with the column and the
   reason, so the row is set aside whole: a NULL or empty key, a key over
-  2048 / 1024 bytes, an empty or duplicated set, a number with more than 38
+  2048 / 1024 bytes, a duplicated set, a number with more than 38
   significant digits or outside 1E-130 .. 9.9999999999999999999999999999999999999E+125,
   NaN / Infinity, text that is not UTF-8, an item over 400 KB.
 
@@ -52,6 +53,7 @@ MAX_DEPTH = 32
 NUMBER_RANGE = "38 significant digits, magnitude 1E-130 .. 9.9999999999999999999999999999999999999E+125"
 
 OMIT = object()  # a top-level NULL that is not written
+ABSENT = object()  # an empty set: DynamoDB has none; the attribute is left out, whatever --nulls says
 
 
 class Refused(ValueError):
@@ -288,8 +290,8 @@ def _compile_set(element, column: str, *, binary: bool) -> Converter:
     set_tag = tag + "S"
 
     def to_set(v):
-        if len(v) == 0:
-            raise Refused(f"column {column}: an empty set cannot be stored in DynamoDB")
+        if len(v) == 0:  # (an item without the set flattens to [], so this is its way back)
+            return ABSENT
         members = []
         for x in v:
             if x is None:
@@ -376,6 +378,8 @@ class ItemConverter:
                 if value is None:
                     raise Refused(f"key column {name} is NULL")
             av = conv(value)
+            if av is ABSENT:
+                continue
             if av is OMIT:
                 if self.options.nulls == "null":
                     item[name] = {"NULL": True}
