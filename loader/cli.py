@@ -415,7 +415,8 @@ def _landed_in(url):
     target = parse_url(url)
     if target.embedded and not os.path.isdir(target.path):
         raise UsageError(f"no chDB data directory at {target.path}, so nothing has landed there: give the loader's "
-                         f"--clickhouse-url (or {URL_ENV}); nothing was created")
+                         f"--clickhouse-url (or {URL_ENV}); nothing was created (to start an empty engine there, make the "
+                         "directory first)")
     return target
 
 
@@ -503,9 +504,14 @@ def _consume(args, source, options) -> int:
         store = Store(client, args.raw_database)
         store.ensure_schema()
         with stop_on_signals(threading.Event()) as stop:
-            consume(source, store, options, stop=stop)
+            result = consume(source, store, options, stop=stop)
     finally:
         client.close()
+    if result.losses:
+        log.error("%d loss(es): the stream dropped records before they were read (see above; each is a row in "
+                  "quarantine). Everything read was landed and the shards go on; rerun to continue.",
+                  len(result.losses))
+        return EXIT_FAILED
     return EXIT_OK
 
 

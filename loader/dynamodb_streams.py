@@ -113,6 +113,9 @@ class DynamoDBStreamsSource:
     expired_code = "ExpiredIteratorException"
     max_page_records = MAX_RECORDS_PER_CALL
     closed_empty_tip_ends = False  # an empty page is ordinary here; AWS ends a closed shard with no iterator
+    # GetRecords may give empty pages before the part of a shard that has records: an open shard is
+    # caught up after this many in a row (a closed one is read until AWS ends it with no iterator)
+    empty_pages_at_tip = 3
 
     def __init__(self, client, stream_arn: str):
         self.client = client

@@ -51,6 +51,7 @@ class KinesisSource:
     # A closed shard never gets a null NextShardIterator from moto; at the tip with nothing left
     # it is at its end on AWS too (see streams.shard_ended).
     closed_empty_tip_ends = True
+    empty_pages_at_tip = 0  # MillisBehindLatest says when a shard is caught up
 
     def __init__(self, client, stream_arn: str, *, list_page_size: int | None = None):
         self.client = client

@@ -6,7 +6,11 @@ columns are documented in README.md ("Raw tables") and models/sources.yml.
 
 from __future__ import annotations
 
-from .sql import ident
+import logging
+
+from .sql import ident, literal
+
+log = logging.getLogger(__name__)
 
 # Why a data-file line is refused, computed by ClickHouse while routing the
 # insert ('' means the line is good).  One expression used by both routing views.
@@ -42,7 +46,15 @@ RECORD_ERROR_EXPR = """multiIf(
     JSONExtractString(data, 'eventName') NOT IN ('INSERT', 'MODIFY', 'REMOVE'),
         'not a DynamoDB change record (eventName is not INSERT, MODIFY or REMOVE)',
     JSONType(data, 'dynamodb', 'Keys') != 'Object', 'change record has no dynamodb.Keys object',
+    -- (source, not table_name: the views' own table_name alias would shadow the inserted column)
+    source = 'kinesis' AND (JSONType(data, 'tableName') != 'String' OR JSONExtractString(data, 'tableName') = ''),
+        'change record has no tableName (a Kinesis record names its DynamoDB table)',
     '')"""
+
+# The routing views' version, kept as their COMMENT: ensure() brings an older view's query up to
+# date with ALTER TABLE ... MODIFY QUERY (2: a Kinesis record without tableName is refused).
+ROUTING_VERSION = "dynamodb-cdc routing 2"
+ROUTING_VIEWS = ("_stream_records_accept", "_stream_records_refuse")
 
 
 def ddl(db: str) -> list[str]:
@@ -213,17 +225,35 @@ SELECT source, stream_arn, shard_id, sequence_number, arrival_time, partition_ke
        if(table_name != '', table_name, JSONExtractString(data, 'tableName')) AS table_name,
        data, now64(6) AS _ingested_at
 FROM {d}._stream_records_in
-WHERE {RECORD_ERROR_EXPR} = ''""",
+WHERE {RECORD_ERROR_EXPR} = ''
+COMMENT {literal(ROUTING_VERSION)}""",
         f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {d}._stream_records_refuse TO {d}.quarantine AS
 SELECT source,
        if(table_name != '', table_name, if(isValidJSON(data), JSONExtractString(data, 'tableName'), '')) AS table_name,
        stream_arn AS origin, shard_id AS location, 0 AS line_number, sequence_number,
        data AS payload, {RECORD_ERROR_EXPR} AS error, now64(6) AS _ingested_at
 FROM {d}._stream_records_in
-WHERE error != ''""",
+WHERE error != ''
+COMMENT {literal(ROUTING_VERSION)}""",
     ]
 
 
 def ensure(client, db: str) -> None:
-    for statement in ddl(db):
+    statements = ddl(db)
+    for statement in statements:
         client.command(statement)
+    stale = [r[0] for r in client.query(
+        "SELECT name FROM system.tables WHERE database = {db:String} AND name IN {names:Array(String)} "
+        "AND comment != {v:String}", parameters={"db": db, "names": list(ROUTING_VIEWS), "v": ROUTING_VERSION}).result_rows]
+    for name in stale:  # made by an older version: the same view, its query brought up to date
+        (create,) = [s for s in statements if f".{name} TO " in s]
+        select = create[create.index("\nSELECT ") + 1:create.index("\nCOMMENT ")]
+        try:
+            client.command(f"ALTER TABLE {ident(db)}.{ident(name)} MODIFY QUERY {select}")
+            client.command(f"ALTER TABLE {ident(db)}.{ident(name)} MODIFY COMMENT {literal(ROUTING_VERSION)}")
+        except Exception as ex:
+            raise RuntimeError(
+                f"cannot update the routing view {db}.{name} (made by an older dynamodb-cdc) with ALTER TABLE ... "
+                f"MODIFY QUERY: {str(ex).splitlines()[0]}. With no loader running, DROP VIEW {db}.{name} and rerun "
+                "any dynamodb-cdc command to create it anew") from None
+        log.info("brought the routing view %s.%s up to date (%s)", db, name, ROUTING_VERSION)

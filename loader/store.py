@@ -479,6 +479,13 @@ class Store:
             ],
         )
 
+    def record_stream_loss(self, source: str, stream_arn: str, table_name: str, shard_id: str, after: str,
+                           reason: str) -> None:
+        """A quarantine row for stream records lost before they were read (no payload: they are gone)."""
+        self._insert_values("quarantine", [[source, table_name, stream_arn, shard_id, 0, after, "", reason]],
+                            ["source", "table_name", "origin", "location", "line_number", "sequence_number",
+                             "payload", "error"])
+
     def stream_quarantine(
         self, source: str, stream_arn: str, spans: dict[str, tuple[str, str]]
     ) -> tuple[int, list[tuple[str, str, str]]]:

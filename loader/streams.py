@@ -44,6 +44,7 @@ AFTER_SEQUENCE_NUMBER = "AFTER_SEQUENCE_NUMBER"
 
 MAX_ATTEMPTS = 10  # per AWS call, for throttling and network errors
 MAX_EXPIRATIONS = 3  # expired iterators in a row on one shard before giving up
+TRIMMED_CODE = "TrimmedDataAccessException"  # an iterator asked for records past the retention period
 BACKOFF_BASE = 0.1  # seconds; attempt n waits up to min(cap, base * 2**n)
 BACKOFF_CAP = 10.0
 
@@ -53,6 +54,10 @@ COMMANDS = {"kinesis": "consume-kinesis", "dynamodb_streams": "consume-streams"}
 
 class StreamError(RuntimeError):
     """The stream cannot be read (missing, access denied, throttled for too long...); one line."""
+
+
+class _Stopped(Exception):
+    """A stop signal arrived while an AWS call was waiting to be retried: stop as on any stop."""
 
 
 # -- what the sources return ----------------------------------------------------
@@ -114,6 +119,7 @@ class Source(Protocol):
     expired_code: str
     max_page_records: int
     closed_empty_tip_ends: bool  # see shard_ended
+    empty_pages_at_tip: int  # empty pages in a row that mean an open shard is caught up (0: Page.at_tip says)
 
     def list_shards(self) -> list[Shard]: ...
 
@@ -349,6 +355,7 @@ class ConsumeResult:
     shards_read: int = 0
     shards_finished: int = 0
     waiting: list[str] = field(default_factory=list)  # shards left for a later run (parents not finished)
+    losses: list[str] = field(default_factory=list)  # records the stream dropped before they were read
 
 
 @dataclass
@@ -366,6 +373,8 @@ class _ShardState:
     landed: int = 0  # records landed from this shard in this run
     dirty: bool = False  # a checkpoint row is owed at the next flush
     expirations: int = 0  # expired iterators in a row
+    empty_pages: int = 0  # empty pages in a row
+    trimmed: str | None = None  # set by _open: the checkpoint its records after were trimmed
     millis_behind: int | None = None  # MillisBehindLatest of the last page read (Kinesis)
 
     def __post_init__(self):
@@ -387,7 +396,9 @@ class _Consumer:
         self.store = store
         self.opt = options
         self.stop = stop
-        self.sleep = sleep or stop.wait  # backoff waits end early on a stop signal
+        self.sleep = sleep or stop.wait  # AWS backoff waits end early on a stop signal
+        self.ch_sleep = sleep or time.sleep  # ClickHouse waits do not: the pending batch still lands
+        self.gone: set[str] = set()  # shards found gone, their loss recorded
         self.result = ConsumeResult()
         self.states: dict[str, _ShardState] = {}
         self.shards: list[Shard] = []
@@ -410,7 +421,7 @@ class _Consumer:
         self.lease = Lease(self.store, f"stream:{src.stream_arn}", COMMANDS.get(src.name, src.name),
                            what=src.label, doing="read")
         try:
-            retrying(f"taking the lease on {src.label}", self.lease.acquire, sleep=self.sleep)
+            retrying(f"taking the lease on {src.label}", self.lease.acquire, sleep=self.ch_sleep)
         except LeaseHeldError as ex:
             raise StreamError(str(ex)) from None
         try:
@@ -419,7 +430,7 @@ class _Consumer:
             self.lease.release()
 
     def _renew(self) -> None:
-        retrying(f"renewing the lease on {self.src.label}", self.lease.renew, sleep=self.sleep)
+        retrying(f"renewing the lease on {self.src.label}", self.lease.renew, sleep=self.ch_sleep)
 
     def _run(self) -> ConsumeResult:
         src = self.src
@@ -435,6 +446,7 @@ class _Consumer:
                            for s in self.shards}
             self.store.record_checkpoints(src.name, src.stream_arn, list(checkpoints.values()))
         self.checkpoints = checkpoints
+        self._record_gone()
         open_count = sum(not s.closed for s in self.shards)
         log.info("%s: %s (%d open, %d finished earlier); %s; new shards start at %s",
                  src.label, plural(len(self.shards), "shard"), open_count,
@@ -452,6 +464,7 @@ class _Consumer:
                 now = time.monotonic()
                 if self.relist or (self.opt.follow and now >= next_relist):
                     self._list_shards()
+                    self._record_gone()
                     self.relist = False
                     next_relist = now + self.opt.relist_interval
                 active = self._active()
@@ -476,6 +489,8 @@ class _Consumer:
                     if self.batch_since is not None:
                         wake = min(wake, self.batch_since + self.opt.limits.seconds)
                     self.stop.wait(max(0.0, wake - time.monotonic()))
+        except _Stopped:
+            pass  # a stop signal during an AWS retry's wait: land and checkpoint as on any stop
         except StreamError:
             self._flush(wait=True)  # what was read before the error is good: land it and checkpoint it
             raise
@@ -551,13 +566,18 @@ class _Consumer:
 
         try:
             return self._call(get_records, f"{where}: GetRecords")
-        except ClientError:  # only an expired iterator gets here (see _call)
+        except ClientError:  # only an expired iterator, or one into trimmed data, gets here (see _call): reopen
             return None
 
     def _apply(self, state: _ShardState, page: Page | None) -> None:
         """Take a fetched page into the batch and the shard's state (this thread only)."""
         shard = state.shard
         where = f"{self.src.label}: shard {shard.shard_id}"
+        if state.trimmed is not None:  # _open found the checkpoint trimmed: record the loss, go on from the oldest
+            self._record_loss(shard.shard_id, state.trimmed,
+                              f"records after sequence number {state.trimmed} were trimmed (past the stream's "
+                              "retention) before they were read; reading went on from the oldest record kept")
+            state.trimmed = None
         if page is None:  # the iterator expired
             state.expirations += 1
             if state.expirations > MAX_EXPIRATIONS:
@@ -593,7 +613,10 @@ class _Consumer:
                 self.batch_since = now
             log.info("%s: closed shard read to its end (%d records this run)", where, state.landed)
             return
-        state.caught_up = page.at_tip
+        # A closed shard is read to its end (a DynamoDB stream may give empty pages before records); an
+        # open one is caught up at its tip: Kinesis says so, a DynamoDB stream's empty pages in a row do.
+        state.empty_pages = 0 if page.records else state.empty_pages + 1
+        state.caught_up = page.at_tip and not shard.closed and state.empty_pages >= self.src.empty_pages_at_tip
         if self.opt.follow and not page.records:
             state.due_at = now + self.opt.idle_interval
         else:
@@ -602,12 +625,56 @@ class _Consumer:
             state.due_at = state.asked_at + self.opt.poll_interval
 
     def _open(self, state: _ShardState, where: str) -> str:
-        """A new iterator: the start arguments, or after the last record read once there is one."""
+        """A new iterator: the start arguments, or after the last record read once there is one.
+        When the records after it are trimmed (DynamoDB Streams says so), the shard goes on from
+        TRIM_HORIZON and ``state.trimmed`` tells _apply to record the loss."""
+        from botocore.exceptions import ClientError
+
         args = state.start_args
         if state.last_read_text:
             args = {"ShardId": state.shard.shard_id, "ShardIteratorType": AFTER_SEQUENCE_NUMBER,
                     self.src.sequence_field: state.last_read_text}
-        return self._call(lambda: self.src.get_iterator(args), f"{where}: GetShardIterator")
+        try:
+            return self._call(lambda: self.src.get_iterator(args), f"{where}: GetShardIterator")
+        except ClientError as ex:
+            if error_code(ex) != TRIMMED_CODE or not state.last_read_text:
+                raise StreamError(fatal_message(ex, f"{where}: GetShardIterator")) from None
+        state.trimmed = state.last_read_text  # (kept as the last read: nothing at or before it lands again)
+        state.start_args = {"ShardId": state.shard.shard_id, "ShardIteratorType": TRIM_HORIZON}
+        return self._call(lambda: self.src.get_iterator(state.start_args), f"{where}: GetShardIterator")
+
+    def _record_gone(self) -> None:
+        """A shard with a checkpoint, not read to its end, that the listing no longer has is gone past
+        the stream's retention: what it held after its checkpoint was never read.  Record the loss
+        and finish its checkpoint, so that it is reported once and its children go on."""
+        listed = {s.shard_id for s in self.shards}
+        known = {k: cp.sequence_number for k, cp in self.checkpoints.items() if not cp.finished}
+        known.update({k: s.last_read_text for k, s in self.states.items()})
+        gone = sorted(k for k in known if k not in listed and k not in self.done and k not in self.gone)
+        for shard_id in gone:
+            after = known[shard_id]
+            self._record_loss(shard_id, after, (
+                f"the shard is gone (past the stream's retention) before it was read to its end: "
+                f"{'its records after sequence number ' + after if after else 'any records it held'} were never read"))
+            cp = self.checkpoints.get(shard_id) or Checkpoint(shard_id)
+            self._landed()  # (the landing thread is the only other user of ClickHouse)
+            retrying(f"finishing the checkpoint of gone shard {shard_id}", lambda: self.store.record_checkpoints(
+                self.src.name, self.src.stream_arn, [Checkpoint(shard_id, after, True, cp.parent_shard_id,
+                                                                cp.adjacent_parent_shard_id, cp.records)]),
+                     sleep=self.ch_sleep)
+            self.gone.add(shard_id)
+            self.done.add(shard_id)
+            self.states.pop(shard_id, None)
+
+    def _record_loss(self, shard_id: str, after: str, reason: str) -> None:
+        """An ERROR line, a row in quarantine (no payload: the records are gone), and a failed run."""
+        src = self.src
+        message = f"{src.label}: shard {shard_id}: {reason}"
+        log.error("%s", message)
+        self.result.losses.append(message)
+        self._landed()
+        retrying(f"recording a loss of {src.label} in quarantine", lambda: self.store.record_stream_loss(
+            src.name, src.stream_arn, getattr(src, "table_name", ""), shard_id, after, reason), sleep=self.ch_sleep)
 
     def _call(self, fn, what: str):
         """``fn()``, retrying throttling and network errors with full-jitter backoff.  An expired
@@ -620,8 +687,8 @@ class _Consumer:
                 return fn()
             except (ClientError, ConnectionError, HTTPClientError) as ex:
                 kind = classify(ex, self.src.retriable_codes, self.src.expired_code)
-                if kind == EXPIRED:
-                    raise
+                if kind == EXPIRED or error_code(ex) == TRIMMED_CODE:
+                    raise  # the caller reopens the iterator
                 if kind == FATAL:
                     raise StreamError(fatal_message(ex, what)) from None
                 reason = error_code(ex) or type(ex).__name__
@@ -632,7 +699,7 @@ class _Consumer:
             log.warning("%s: %s; retrying in %.2f s (attempt %d of %d)", what, reason, delay, attempt + 2, MAX_ATTEMPTS)
             self.sleep(delay)
             if self.stop.is_set():
-                raise StreamError(f"{what}: stopped while retrying after {reason}")
+                raise _Stopped()
         raise StreamError(f"{what}: still {reason} after {MAX_ATTEMPTS} attempts over {waited:.1f} s; "
                           "the stream is throttled or unreachable: rerun later (checkpoints are intact)")
 
@@ -682,9 +749,9 @@ class _Consumer:
         # one row per change.  The checkpoints are written only once the insert has succeeded.
         if records:
             retrying(f"landing {plural(len(records), 'record')} of {src.label}",
-                     lambda: self.store.insert_stream_records(src.name, src.stream_arn, records), sleep=self.sleep)
+                     lambda: self.store.insert_stream_records(src.name, src.stream_arn, records), sleep=self.ch_sleep)
         retrying(f"checkpointing {plural(len(checkpoints), 'shard')} of {src.label}",
-                 lambda: self.store.record_checkpoints(src.name, src.stream_arn, checkpoints), sleep=self.sleep)
+                 lambda: self.store.record_checkpoints(src.name, src.stream_arn, checkpoints), sleep=self.ch_sleep)
         self._renew()
         self.result.shards_finished += finished
         self.result.records += len(records)
@@ -698,7 +765,7 @@ class _Consumer:
             spans[r.shard_id] = (lo, r.sequence_number)
         quarantined, examples = retrying(f"counting the quarantined records of {src.label}",
                                          lambda: self.store.stream_quarantine(src.name, src.stream_arn, spans),
-                                         sleep=self.sleep)
+                                         sleep=self.ch_sleep)
         if quarantined:
             self.result.quarantined += quarantined
             reasons = "; ".join(f"{shard} #{number}: {error}" for shard, number, error in examples)

@@ -295,6 +295,9 @@ def test_limit_exceeded_is_retried(clickhouse):
         stub.add_client_error("get_records", "LimitExceededException", "slow down", 400)
         stub.add_response("get_records", {"Records": [], "NextShardIterator": "it-2"},
                           {"ShardIterator": "it-1", "Limit": 1000})
+        for i in (2, 3):  # an open shard is caught up after three empty pages in a row
+            stub.add_response("get_records", {"Records": [], "NextShardIterator": f"it-{i + 1}"},
+                              {"ShardIterator": f"it-{i}", "Limit": 1000})
 
     result, sleeps = run_stubbed(clickhouse, setup)
     assert result.records == 0 and len(sleeps) == 1 and 0 <= sleeps[0] <= 0.1

@@ -795,3 +795,49 @@ def test_a_batch_that_cannot_land_stops_a_following_consumer_at_once(kinesis, cl
         safety.cancel()
     assert checkpoints(clickhouse)["shardId-000000000000"][2] == puts[2]["sequence_number"]
     assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.stream_records") == 3
+
+
+def test_a_record_without_a_table_name_is_quarantined_not_landed_under_no_table(kinesis, clickhouse):
+    """A DynamoDB Streams record forwarded into Kinesis (a Lambda of one's own) has eventName and Keys
+    but no tableName: it landed under table '' where no model reads it."""
+    name, _ = new_stream(kinesis, 1)
+    (shard,) = shards_of(kinesis, name).values()
+    good = json.loads(orders_changes(T_MS, 1)[0])
+    forwarded = {k: v for k, v in good.items() if k != "tableName"}
+    numbered = {**good, "tableName": 42}
+    puts = [put(kinesis, name, shard, json.dumps(d).encode()) for d in (good, forwarded, numbered)]
+    result = clickhouse.cli("consume-kinesis", "--stream", name, check=True)
+    assert "2 records set aside in quarantine" in result.stderr, result.stderr
+    assert [r[3] for r in landed(clickhouse)] == [puts[0]["sequence_number"]]
+    q = clickhouse.rows(f"SELECT sequence_number, error FROM {clickhouse.raw_db}.quarantine ORDER BY sequence_number")
+    assert q == [(p["sequence_number"], "change record has no tableName (a Kinesis record names its DynamoDB table)")
+                 for p in puts[1:]]
+
+
+def test_routing_views_of_an_older_version_are_brought_up_to_date(kinesis, clickhouse):
+    from dynamodb_cdc import schema
+
+    with clickhouse.client() as c:  # the views as an older dynamodb-cdc made them: no tableName check, no version
+        schema.ensure(c, clickhouse.raw_db)
+        old = schema.RECORD_ERROR_EXPR.replace(
+            "    source = 'kinesis' AND (JSONType(data, 'tableName') != 'String' OR JSONExtractString(data, 'tableName') = ''),\n"
+            "        'change record has no tableName (a Kinesis record names its DynamoDB table)',\n", "")
+        assert old != schema.RECORD_ERROR_EXPR
+        db = f"`{clickhouse.raw_db}`"
+        c.command(f"ALTER TABLE {db}._stream_records_accept MODIFY QUERY SELECT source, stream_arn, shard_id, "
+                  f"sequence_number, arrival_time, partition_key, if(table_name != '', table_name, "
+                  f"JSONExtractString(data, 'tableName')) AS table_name, data, now64(6) AS _ingested_at "
+                  f"FROM {db}._stream_records_in WHERE {old} = ''")
+        for view in schema.ROUTING_VIEWS:
+            c.command(f"ALTER TABLE {db}.{view} MODIFY COMMENT ''")
+    name, _ = new_stream(kinesis, 1)
+    (shard,) = shards_of(kinesis, name).values()
+    forwarded = {k: v for k, v in json.loads(orders_changes(T_MS, 1)[0]).items() if k != "tableName"}
+    put(kinesis, name, shard, json.dumps(forwarded).encode())
+    result = clickhouse.cli("consume-kinesis", "--stream", name, check=True)
+    assert "brought the routing view" in result.stderr
+    assert landed(clickhouse) == []
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.quarantine") == 1
+    comments = clickhouse.rows(f"SELECT comment FROM system.tables WHERE database = '{clickhouse.raw_db}' "
+                               f"AND name IN ('_stream_records_accept', '_stream_records_refuse')")
+    assert comments == [(schema.ROUTING_VERSION,)] * 2
