@@ -299,13 +299,18 @@ FROM (
     FROM (
         SELECT
             JSONExtractKeysAndValuesRaw(data, 'dynamodb', 'Keys') AS _keys,
+            {#- Kinesis (and Lambda) spell the identity type / principalId, the DynamoDB Streams API Type / PrincipalId -#}
             toUInt8(JSONExtractString(data, 'eventName') = 'REMOVE'
-                    AND JSONExtractString(data, 'userIdentity', 'type') = 'Service'
-                    AND JSONExtractString(data, 'userIdentity', 'principalId') = 'dynamodb.amazonaws.com') AS _ttl,
+                    AND (JSONExtractString(data, 'userIdentity', 'type') = 'Service'
+                         OR JSONExtractString(data, 'userIdentity', 'Type') = 'Service')
+                    AND (JSONExtractString(data, 'userIdentity', 'principalId') = 'dynamodb.amazonaws.com'
+                         OR JSONExtractString(data, 'userIdentity', 'PrincipalId') = 'dynamodb.amazonaws.com')) AS _ttl,
             {%- if keep_ttl %}
             if(_ttl, JSONExtractKeysAndValuesRaw(data, 'dynamodb', 'OldImage'), JSONExtractKeysAndValuesRaw(data, 'dynamodb', 'NewImage')) AS _item,
             toUInt8(JSONHas(data, 'dynamodb', if(_ttl, 'OldImage', 'NewImage'))) AS _has_item,
-            toUInt8(JSONExtractString(data, 'eventName') = 'REMOVE' AND NOT _ttl) AS _is_deleted,
+            {#- a TTL removal without its old image (a KEYS_ONLY or NEW_IMAGE stream) has nothing to keep:
+                it is applied as a delete, still flagged -#}
+            toUInt8(JSONExtractString(data, 'eventName') = 'REMOVE' AND NOT (_ttl AND _has_item)) AS _is_deleted,
             {%- else %}
             JSONExtractKeysAndValuesRaw(data, 'dynamodb', 'NewImage') AS _item,
             toUInt8(JSONHas(data, 'dynamodb', 'NewImage')) AS _has_item,

@@ -313,3 +313,51 @@ def test_trimmed_data_is_fatal_and_names_the_stream_and_shard(clickhouse):
     with pytest.raises(StreamError, match=f"DynamoDB stream {ARN}: shard {SHARD['ShardId']}: GetShardIterator: "
                                           "TrimmedDataAccessException: data trimmed"):
         run_stubbed(clickhouse, setup)
+
+
+def test_ttl_deletes_in_the_streams_api_spelling_are_flagged_and_kept_per_declaration(clickhouse, tmp_path):
+    """The DynamoDB Streams API spells the TTL identity {"PrincipalId", "Type"} (botocore's Identity
+    shape), Kinesis and Lambda {"principalId", "type"}: only the latter was recognised, so from
+    consume-streams a TTL delete was an ordinary delete and `ttl_deletes: keep` deleted the item."""
+    from datetime import datetime, timezone
+
+    import botocore.session
+
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import Record
+
+    assert list(botocore.session.get_session().get_service_model("dynamodbstreams")
+                .shape_for("Identity").members) == ["PrincipalId", "Type"]
+    arn = "arn:aws:dynamodb:us-east-1:123456789012:table/sessions/stream/2026-01-02T03:04:05.678"
+
+    def record(number, event, key, name=None, old=None, ttl=False):
+        body = {"ApproximateCreationDateTime": 1767323045 + number, "Keys": {"id": {"S": key}},
+                "SequenceNumber": str(100 + number), "SizeBytes": 20, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        if name:
+            body["NewImage"] = {"id": {"S": key}, "name": {"S": name}}
+        if old:
+            body["OldImage"] = {"id": {"S": key}, "name": {"S": old}}
+        r = {"eventID": f"e{number}", "eventName": event, "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+             "awsRegion": "us-east-1", "dynamodb": body}
+        if ttl:
+            r["userIdentity"] = {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}
+        return Record("shardId-1", str(100 + number), datetime.now(timezone.utc), "", "sessions",
+                      json.dumps(r).encode())
+
+    with clickhouse.client() as c:
+        store = Store(c, clickhouse.raw_db)
+        store.ensure_schema()
+        store.insert_stream_records("dynamodb_streams", arn, [
+            record(1, "INSERT", "s1", name="Ann"), record(2, "INSERT", "s2", name="Bo"),
+            record(3, "REMOVE", "s1", old="Ann"),  # a user's delete
+            record(4, "REMOVE", "s2", old="Bo", ttl=True)])  # TTL, as the Streams API sends it
+    dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
+    dbt("deps")
+    dbt("run", "--select", "ttl_delete_changes", "ttl_delete_current", "ttl_keep_changes", "ttl_keep_current")
+    s = clickhouse.schema
+    assert clickhouse.rows(f"SELECT id FROM {s}.ttl_delete_current") == []
+    assert clickhouse.rows(f"SELECT id, name, _ttl_deleted FROM {s}.ttl_keep_current") == [("s2", "Bo", 1)]
+    last = "SELECT _is_deleted, _ttl_deleted FROM {}.{} WHERE id = '{}' ORDER BY _version DESC LIMIT 1"
+    for model, deleted in (("ttl_delete_changes", 1), ("ttl_keep_changes", 0)):
+        assert clickhouse.rows(last.format(s, model, "s2")) == [(deleted, 1)], model
+        assert clickhouse.rows(last.format(s, model, "s1")) == [(1, 0)], model

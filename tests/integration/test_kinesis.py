@@ -521,11 +521,13 @@ def test_ttl_deletes_are_flagged_and_applied_or_kept_as_history_per_declaration(
     """A TTL REMOVE (userIdentity: the DynamoDB service) and a user's REMOVE, through a moto stream:
     `ttl_delete` (default) deletes both items; `ttl_keep` keeps the TTL-expired one with its last
     values as soft-deleted history (_ttl_deleted = 1, _is_deleted = 0). Both flag the TTL delete.
-    A later full export, which no longer holds the expired item, does not delete that history."""
+    A TTL REMOVE without its old image (a KEYS_ONLY or NEW_IMAGE stream) has nothing to keep: a delete in
+    both (it was dropped by `ttl_keep`, leaving the expired item live). A later full export, which no
+    longer holds the expired item, does not delete that history."""
     name, _ = new_stream(kinesis, 1)
     shard = shards_of(kinesis, name)["shardId-000000000000"]
-    a, b, c = ({"id": {"S": k}} for k in ("s1", "s2", "s3"))
-    va, vb, vc = ({"id": {"S": k}, "name": {"S": n}} for k, n in (("s1", "Ann"), ("s2", "Bo"), ("s3", "Cy")))
+    a, b, c, d = ({"id": {"S": k}} for k in ("s1", "s2", "s3", "s4"))
+    va, vb, vc, vd = ({"id": {"S": k}, "name": {"S": n}} for k, n in (("s1", "Ann"), ("s2", "Bo"), ("s3", "Cy"), ("s4", "Di")))
     vb2 = {"id": {"S": "s2"}, "name": {"S": "Bo v2"}}
     for data in (
         change_record("sessions", "INSERT", a, new=va, at_ms=T_MS),
@@ -534,6 +536,8 @@ def test_ttl_deletes_are_flagged_and_applied_or_kept_as_history_per_declaration(
         change_record("sessions", "MODIFY", b, new=vb2, old=vb, at_ms=T_MS + 3),
         change_record("sessions", "REMOVE", a, old=va, at_ms=T_MS + 4),  # a user's delete
         change_record("sessions", "REMOVE", b, old=vb2, at_ms=T_MS + 5, user_identity=TTL_IDENTITY),  # TTL
+        change_record("sessions", "INSERT", d, new=vd, at_ms=T_MS + 6),
+        change_record("sessions", "REMOVE", d, at_ms=T_MS + 7, user_identity=TTL_IDENTITY),  # TTL, keys only
     ):
         put(kinesis, name, shard, data)
     clickhouse.cli("consume-kinesis", "--stream", name, check=True)
@@ -549,6 +553,7 @@ def test_ttl_deletes_are_flagged_and_applied_or_kept_as_history_per_declaration(
     for model, deleted in (("ttl_delete_changes", 1), ("ttl_keep_changes", 0)):
         assert clickhouse.rows(last.format(s, model, "s2")) == [("REMOVE", deleted, 1)], model  # the TTL delete
         assert clickhouse.rows(last.format(s, model, "s1")) == [("REMOVE", 1, 0)], model  # the user's delete
+        assert clickhouse.rows(last.format(s, model, "s4")) == [("REMOVE", 1, 1)], model  # nothing to keep
 
     from dynamodb_cdc.testing.exports import write_full_export
 
