@@ -176,7 +176,7 @@ COMMENT 'Rows dynamodb-cdc push set aside, with the reason (read with FINAL)'"""
     key_hash String COMMENT 'sipHash128 of the key columns in the relation',
     relation String,
     run_id String COMMENT 'the run that last wrote or deleted the item',
-    deleted UInt8,
+    deleted UInt8 COMMENT '0 written, 1 deleted, 2 a write sent but not confirmed (its run was stopped)',
     updated_at DateTime64(6, 'UTC') DEFAULT now64(6)
 ) ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY (target_table, key_json)
@@ -190,6 +190,7 @@ RUN_COLUMNS = ["run_id", "relation", "target_table", "mode", "started_at", "fini
 QUARANTINE_COLUMNS = ["entry_id", "run_id", "relation", "target_table", "key_json", "key_hash", "row_json",
                       "reason", "status", "resolved_by", "quarantined_at", "updated_at"]
 KEY_COLUMNS = ["target_table", "key_json", "key_hash", "relation", "run_id", "deleted", "updated_at"]
+SENT = 2  # push_keys.deleted of a key whose write was sent and not (yet) confirmed
 
 
 class PushState:
@@ -255,6 +256,14 @@ class PushState:
 
 
 # -- the relation ---------------------------------------------------------------------
+
+
+def _base_type(ch_type: str) -> str:
+    return ch_type.replace("Nullable(", "").replace("LowCardinality(", "")
+
+
+def _is_datetime(ch_type: str) -> bool:
+    return _base_type(ch_type).startswith("DateTime")
 
 
 def resolve_relation(client, name: str) -> tuple[str, str]:
@@ -637,24 +646,35 @@ class Pusher:
 
     def _max_version(self) -> str:
         v = ident(self.opt.version_column)
-        row = self.client.query(f"SELECT toString(max({v})) FROM {self.rel_sql}").result_rows[0]
+        utc = ", 'UTC'" if _is_datetime(self.version_type) else ""  # (not the session's time zone: see _version_value)
+        row = self.client.query(f"SELECT toString(max({v}){utc}) FROM {self.rel_sql}").result_rows[0]
         return row[0] or ""
+
+    def _version_value(self, param: str) -> str:
+        """The watermark parameter as a value of the version column's type: a date-time as the UTC
+        text _max_version wrote, whatever the time zone of the session or of the column."""
+        base = _base_type(self.version_type)
+        if base.startswith("DateTime64"):
+            return f"toDateTime64({{{param}:String}}, {int(base[11:].split(',')[0].rstrip(')'))}, 'UTC')"
+        if base.startswith("DateTime"):
+            return f"toDateTime({{{param}:String}}, 'UTC')"
+        return f"CAST({{{param}:String}}, {literal(self.version_type)})"
 
     def _select(self, mode: str, watermark_from: str, watermark: str) -> tuple[str, dict]:
         exprs = []
-        for c in self.columns:
-            t = c.type
-            base = t.replace("Nullable(", "").replace("LowCardinality(", "")
-            if base.startswith("DateTime"):  # exact ISO text, nanoseconds included (see push_convert)
-                exprs.append(f"toString({ident(c.name)}, 'UTC') AS {ident(c.name)}")
+        for i, c in enumerate(self.columns):
+            if _is_datetime(c.type):  # exact ISO text, nanoseconds included (see push_convert)
+                # (aliased apart: named as the column, it would stand for the column in the key hash and
+                # the WHERE clause, which would then hash and compare the text)
+                exprs.append(f"toString({ident(c.name)}, 'UTC') AS _push_c{i}")
             else:
                 exprs.append(ident(c.name))
         exprs.append(f"{self.key_hash_sql} AS _push_key_hash")
         sql = f"SELECT {', '.join(exprs)} FROM {self.rel_sql}"
         params: dict = {}
         if mode == INCREMENTAL:
-            v, vt = ident(self.opt.version_column), self.version_type
-            sql += (f" WHERE ({v} >= CAST({{wf:String}}, {literal(vt)}) AND {v} <= CAST({{wt:String}}, {literal(vt)}))"
+            v = ident(self.opt.version_column)
+            sql += (f" WHERE ({v} >= {self._version_value('wf')} AND {v} <= {self._version_value('wt')})"
                     f" OR {v} IS NULL")
             params = {"wf": watermark_from, "wt": watermark}
         elif mode == RETRY:
@@ -664,8 +684,8 @@ class Pusher:
             params = {"t": self.opt.table, "r": self.relation}
         elif self.opt.version_column and watermark:
             # a full read up to the watermark taken before it, and every row after it is read next time
-            v, vt = ident(self.opt.version_column), self.version_type
-            sql += f" WHERE {v} <= CAST({{wt:String}}, {literal(vt)}) OR {v} IS NULL"
+            v = ident(self.opt.version_column)
+            sql += f" WHERE {v} <= {self._version_value('wt')} OR {v} IS NULL"
             params = {"wt": watermark}
         return sql, params
 
@@ -702,14 +722,17 @@ class Pusher:
         pool = WriterPool(self.dynamodb, self.opt.table, self.key, self.opt.writers, limiter, sleep=self.sleep)
         keys_pending: list[list] = []
         quarantine_pending: list[list] = []
+        chunk: list[Request] = []
         try:
             for names, values, key_hash in self._rows(sql, params):
                 item = self._convert(names, values, key_hash, quarantine_pending)
                 if item is not None:
-                    pool.submit(Request(item_json(self.converter.key_of(item)), key_hash, item=item))
+                    chunk.append(Request(item_json(self.converter.key_of(item)), key_hash, item=item))
                 if self.result.rows_read % 1000 == 0:
+                    self._submit(pool, chunk)
                     self._collect(pool.drain(), keys_pending, quarantine_pending)
                     self._flush_state(keys_pending, quarantine_pending)
+            self._submit(pool, chunk)
             self._collect(pool.finish(), keys_pending, quarantine_pending)
         except BaseException:
             pool.abort()
@@ -719,6 +742,19 @@ class Pusher:
         self._flush_state(keys_pending, quarantine_pending, force=True)
         log.info("%s: %d rows read, %d items written, %d set aside", self.opt.table, self.result.rows_read,
                  self.result.rows_written, self.result.rows_set_aside)
+
+    def _submit(self, pool, chunk: list[Request]) -> None:
+        """Hand a chunk of items to the writers, once their keys are recorded in push_keys as sent
+        (deleted = 2): a run killed before it confirms them leaves no item that --sync-deletes does
+        not know of.  (Deleting an item that was never written changes nothing.)"""
+        if not chunk:
+            return
+        now = clock.now()
+        self.state.insert_keys([[self.opt.table, r.key_json, r.key_hash, self.relation, self.result.run_id, SENT, now]
+                                for r in chunk])
+        for r in chunk:
+            pool.submit(r)
+        chunk.clear()
 
     def _collect(self, outcomes: list[BatchOutcome], keys_pending: list, quarantine_pending: list) -> None:
         for outcome in outcomes:
@@ -751,7 +787,7 @@ class Pusher:
 
         q = self.state.q
         sql = (f"SELECT key_json, key_hash FROM {q}.push_keys FINAL WHERE target_table = {{t:String}} "
-               f"AND relation = {{r:String}} AND deleted = 0 AND key_hash NOT IN "
+               f"AND relation = {{r:String}} AND deleted IN (0, {SENT}) AND key_hash NOT IN "
                f"(SELECT {self.key_hash_sql} FROM {self.rel_sql} WHERE {self.key_hash_sql} IS NOT NULL)")
         limiter = RateLimiter(self.opt.max_write_rate, sleep=self.sleep)
         pool = WriterPool(self.dynamodb, self.opt.table, self.key, self.opt.writers, limiter, sleep=self.sleep)

@@ -36,6 +36,7 @@ import base64
 import datetime as dt
 import json
 import math
+import struct
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
@@ -120,10 +121,18 @@ def _short(d: Decimal) -> str:
     return s if len(s) <= 60 else s[:28] + "..." + s[-28:]
 
 
-def float_number_string(value: float) -> str:
+def float_number_string(value: float, single: bool = False) -> str:
+    """A float's number string: the shortest text that reads back as the same float, a Float32's
+    (``single``) as the same Float32 (0.1, not 0.10000000149011612)."""
     if math.isnan(value) or math.isinf(value):
         raise Refused(f"{value} is not a number DynamoDB can store")
-    return number_string(Decimal(repr(value)))
+    text = repr(value)
+    if single:
+        for digits in range(1, 10):  # 9 significant digits always read back as the same Float32
+            text = f"{value:.{digits}g}"
+            if struct.unpack("<f", struct.pack("<f", float(text)))[0] == value:
+                break
+    return number_string(Decimal(text))
 
 
 # -- sizes -----------------------------------------------------------------------
@@ -229,6 +238,8 @@ def _compile_non_null(t, column, *, binary, as_set, top, depth) -> Converter:
     if base in _INTS or base == "Decimal":
         return lambda v: {"N": _num(column, v)}
     if base in _FLOATS:
+        if base != "Float64":  # the shortest text that reads back as the same Float32 (as ClickHouse shows it)
+            return lambda v: {"N": _float(column, v, single=True)}
         return lambda v: {"N": _float(column, v)}
     if base == "Bool":
         return lambda v: {"BOOL": bool(v)}
@@ -237,7 +248,7 @@ def _compile_non_null(t, column, *, binary, as_set, top, depth) -> Converter:
             return lambda v: {"B": bytes(v) if not isinstance(v, str) else v.encode()}
         return lambda v: {"S": _decode(column, v)}
     if base in _TEXTUAL:
-        return lambda v: {"S": _decode(column, v) if isinstance(v, (bytes, bytearray)) else str(v)}
+        return lambda v: {"S": _decode(column, v) if isinstance(v, (bytes, bytearray)) else _text(v)}
     if base in ("Date", "Date32"):
         return lambda v: {"S": v.isoformat() if isinstance(v, dt.date) else _decode(column, v)}
     if base in ("DateTime", "DateTime64"):
@@ -312,11 +323,18 @@ def _num(column: str, v) -> str:
         raise Refused(f"column {column}: {ex}") from None
 
 
-def _float(column: str, v) -> str:
+def _float(column: str, v, single: bool = False) -> str:
     try:
-        return float_number_string(float(v))
+        return float_number_string(float(v), single=single)
     except Refused as ex:
         raise Refused(f"column {column}: {ex}") from None
+
+
+def _text(v) -> str:
+    """UUID, IPv4, IPv6, Enum as ClickHouse writes them: an IPv4-mapped IPv6 address as ::ffff:1.2.3.4
+    (Python 3.11 writes ::ffff:102:304)."""
+    mapped = getattr(v, "ipv4_mapped", None)
+    return f"::ffff:{mapped}" if mapped is not None else str(v)
 
 
 def _datetime_text(column: str, v, scale: int) -> str:
