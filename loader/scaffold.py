@@ -27,8 +27,13 @@ UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{
 INTEGER_TYPES = [("Int64", -(2 ** 63), 2 ** 63 - 1), ("UInt64", 0, 2 ** 64 - 1), ("Int128", -(2 ** 127), 2 ** 127 - 1),
                  ("UInt128", 0, 2 ** 128 - 1), ("Int256", -(2 ** 255), 2 ** 255 - 1), ("UInt256", 0, 2 ** 256 - 1)]
 # Columns the changes model adds itself: an attribute with one of these names gets another column name.
+# The names the changes model uses for its own columns (macro _reserved_names, checked by a test to be
+# the same), and its per-column ones (_av_<n>, _tv_<n>): a declared column cannot take them.
 RESERVED = {"_other_attributes", "_version", "_is_deleted", "_ttl_deleted", "_changed_at", "_event", "_source",
-            "_source_ref", "_conversion_errors", "_ingested_at", "_key_ok"}
+            "_source_ref", "_conversion_errors", "_ingested_at", "_keys", "_item", "_has_item", "_usable", "_key_ok",
+            "_failed_attributes", "_time_n", "_time_us", "_changed_n", "_rank", "_seq", "_ttl", "_t_raw", "_precision",
+            "_in_us"}
+RESERVED_PATTERN = re.compile(r"_[at]v_[0-9]+\Z")
 LOW_CARDINALITY_MAX = 100
 
 
@@ -140,7 +145,7 @@ def column_name(attribute: str, taken: set[str]) -> str:
     name = attribute
     if '"' in name or "\\" in name or not name.strip():
         name = re.sub(r'["\\\s]+', "_", name).strip("_") or "attribute"
-    if name in RESERVED:
+    if name in RESERVED or RESERVED_PATTERN.match(name):
         name = name.lstrip("_") + "_attr"
     base, i = name, 2
     while name in taken:

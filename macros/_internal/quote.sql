@@ -33,3 +33,17 @@
   {{ return(text.replace('\\', '\\\\').replace(quote, '\\' ~ quote)
                 .replace('\0', '\\0').replace('\n', '\\n').replace('\r', '\\r').replace('\t', '\\t')) }}
 {% endmacro %}
+
+
+{#- A relation read with FINAL, as a FROM item.  dbt's --empty (and --sample) renders a ref or
+    source as a subquery, which ClickHouse cannot read with FINAL: the limit then goes around the
+    FINAL read instead. -#}
+{% macro _final(relation) %}
+  {%- if relation.render is not defined -%}
+    {{ return(relation ~ " FINAL") }}
+  {%- elif relation.limit is none -%}
+    {{ return(relation.render() ~ " FINAL") }}
+  {%- else -%}
+    {{ return("(SELECT * FROM " ~ relation.render() ~ " FINAL LIMIT " ~ (relation.limit | int) ~ ")") }}
+  {%- endif -%}
+{% endmacro %}

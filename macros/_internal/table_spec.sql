@@ -20,6 +20,11 @@
   {%- if decl is not mapping or 'columns' not in decl or 'key' not in decl -%}
     {{ exceptions.raise_compiler_error(where ~ " needs 'key' (list of key attribute names) and 'columns' (list of {name, type})") }}
   {%- endif -%}
+  {%- set unknown = decl.keys() | reject('in', ['key', 'columns', 'dynamodb_table', 'ttl_deletes', 'materialization']) | list -%}
+  {%- if unknown -%}
+    {{ exceptions.raise_compiler_error(where ~ " has unknown key(s) " ~ unknown | join(', ')
+        ~ "; a table declares key, columns, dynamodb_table, ttl_deletes and materialization") }}
+  {%- endif -%}
   {%- set key_names = [decl['key']] if decl['key'] is string else decl['key'] -%}
   {%- if key_names | length < 1 or key_names | length > 2 -%}
     {{ exceptions.raise_compiler_error(where ~ ".key must name the partition key and optionally the sort key") }}
@@ -29,6 +34,20 @@
   {%- for c in decl['columns'] -%}
     {%- if c is not mapping or not c.get('name') or not c.get('type') -%}
       {{ exceptions.raise_compiler_error(where ~ ".columns[" ~ loop.index0 ~ "] needs a name and a type, got " ~ c) }}
+    {%- endif -%}
+    {%- set unknown = c.keys() | reject('in', ['name', 'type', 'attribute', 'path', 'binary']) | list -%}
+    {%- if unknown -%}
+      {{ exceptions.raise_compiler_error(where ~ ": column '" ~ c['name'] ~ "' has unknown key(s) " ~ unknown | join(', ')
+          ~ "; a column declares name, type, attribute or path, and binary") }}
+    {%- endif -%}
+    {%- if 'attribute' in c and 'path' in c -%}
+      {{ exceptions.raise_compiler_error(where ~ ": column '" ~ c['name'] ~ "' has both attribute and path; "
+          ~ "give attribute (a top-level attribute) or path (a list, into maps and lists)") }}
+    {%- endif -%}
+    {%- if c['name'] in dynamodb_cdc._reserved_names() or modules.re.match('_[at]v_[0-9]+$', c['name']) -%}
+      {{ exceptions.raise_compiler_error(where ~ ": column name " ~ c['name'] ~ " is one the changes model uses for "
+          ~ "its own columns. Name the column differently and keep the DynamoDB name in `attribute:` "
+          ~ "(e.g. {name: " ~ c['name'].lstrip('_') ~ "_attr, attribute: " ~ c['name'] ~ ", type: ...})") }}
     {%- endif -%}
     {%- if c['name'] in seen -%}
       {{ exceptions.raise_compiler_error(where ~ ": column '" ~ c['name'] ~ "' is declared twice") }}

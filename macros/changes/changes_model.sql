@@ -37,6 +37,16 @@
       order_by=order_by,
       catchup=true,
   ) }}
+  {%- if execute and not should_full_refresh() and load_relation(this) is not none -%}
+    {%- if not dynamodb_cdc._has_views(this) -%}
+      {{ exceptions.raise_compiler_error(
+          this ~ " was built by the incremental changes model, and dynamodb_cdc_tables." ~ spec.declaration
+          ~ " now asks for materialized views: they would type only rows inserted from now on, and what landed "
+          ~ "since the last run would be missing. Rebuild it from the raw tables (views and back-fill): "
+          ~ "dbt run --full-refresh --select " ~ this.identifier) }}
+    {%- endif -%}
+    {%- do dynamodb_cdc._check_columns(spec, this) -%}
+  {%- endif -%}
   {%- if not execute %}
 {{ dynamodb_cdc._parse_time_body() }}
   {%- else %}
@@ -77,6 +87,13 @@ WHERE _key_ok
   {%- set since = none -%}
   {%- set existing = none -%}
   {%- set unapplied = none -%}
+  {%- if execute and load_relation(this) is not none and dynamodb_cdc._has_views(this) -%}
+    {{ exceptions.raise_compiler_error(
+        this ~ " was built with materialization: materialized_view, whose views " ~ this.identifier ~ "_exports and "
+        ~ this.identifier ~ "_streams still write into it. To make it an incremental model, drop them first (DROP VIEW "
+        ~ this.schema ~ "." ~ this.identifier ~ "_exports; DROP VIEW " ~ this.schema ~ "." ~ this.identifier ~ "_streams), "
+        ~ "then dbt run --full-refresh --select " ~ this.identifier) }}
+  {%- endif -%}
   {%- if is_incremental() -%}
     {%- if execute -%}{%- do dynamodb_cdc._check_columns(spec, this) -%}{%- endif -%}
     {%- set since = "(SELECT max(_ingested_at) FROM " ~ this ~ ") - toIntervalSecond("
@@ -106,26 +123,79 @@ WHERE _key_ok
   rendered when the model is compiled or run; a project of many tables parses that much faster.
   The hooks of the incremental model name the exports ledger.
 -#}
-{#- The columns of an incremental changes model's table must be the declaration's: a column added
-    to or removed from the declaration needs the table rebuilt (the rows already there have no value
-    for it), which dbt's --full-refresh does.  A clear error instead of ClickHouse's "Number of
-    columns doesn't match". -#}
+{#- The table of a changes model must have the declaration's columns, in its order and of its types:
+    dbt-clickhouse inserts by position, so a column added, removed, moved or retyped in the declaration
+    would put values in the wrong columns, or cut them to the old type.  Any such change needs the table
+    rebuilt from the raw tables, which dbt's --full-refresh does: a clear error says so.  ClickHouse
+    spells each declared type as the table has it (defaultValueOfTypeName), so `Decimal128(4)` and
+    `Decimal(38, 4)` are the same type. -#}
 {% macro _check_columns(spec, relation) %}
+  {%- set re = modules.re -%}
   {%- set expected = [] -%}
   {%- for c in spec.columns -%}{%- do expected.append(c.name) -%}{%- endfor -%}
-  {%- for name in ['_other_attributes', '_version', '_is_deleted', '_ttl_deleted', '_changed_at', '_event', '_source',
-                   '_source_ref', '_conversion_errors', '_ingested_at'] -%}{%- do expected.append(name) -%}{%- endfor -%}
+  {%- for name in dynamodb_cdc._model_columns() -%}{%- do expected.append(name) -%}{%- endfor -%}
+  {%- set table = run_query("SELECT name, type FROM system.columns WHERE database = "
+      ~ dynamodb_cdc.string_literal(relation.schema) ~ " AND table = " ~ dynamodb_cdc.string_literal(relation.identifier)
+      ~ " ORDER BY position") -%}
   {%- set actual = [] -%}
-  {%- for col in adapter.get_columns_in_relation(relation) -%}{%- do actual.append(col.name) -%}{%- endfor -%}
+  {%- set actual_types = {} -%}
+  {%- for row in table.rows -%}{%- do actual.append(row[0]) -%}{%- do actual_types.update({row[0]: row[1]}) -%}{%- endfor -%}
   {%- set added = expected | reject('in', actual) | list -%}
   {%- set removed = actual | reject('in', expected) | list -%}
-  {%- if added or removed -%}
+  {%- set problems = [] -%}
+  {%- if added -%}{%- do problems.append("added: " ~ added | join(', ')) -%}{%- endif -%}
+  {%- if removed -%}{%- do problems.append("removed: " ~ removed | join(', ')) -%}{%- endif -%}
+  {%- if not problems and actual != expected -%}
+    {%- do problems.append("in another order: " ~ expected[:spec.columns | length] | join(', ')
+        ~ " (the table has " ~ actual[:spec.columns | length] | join(', ') ~ ")") -%}
+  {%- endif -%}
+  {%- if not problems -%}
+    {%- set spelled = [] -%}
+    {%- for c in spec.columns -%}
+      {%- do spelled.append("toTypeName(defaultValueOfTypeName(" ~ dynamodb_cdc.string_literal(c.column_type) ~ ")) AS c" ~ loop.index0) -%}
+    {%- endfor -%}
+    {%- set declared = run_query("SELECT " ~ spelled | join(', ')).rows[0] -%}
+    {%- for c in spec.columns -%}
+      {%- set want = re.sub('\\s+', ' ', re.sub('\\(\\s+', '(', declared[loop.index0])) -%}
+      {%- set have = re.sub('\\s+', ' ', re.sub('\\(\\s+', '(', actual_types[c.name])) -%}
+      {%- if want != have -%}
+        {%- do problems.append("retyped: " ~ c.name ~ " is " ~ have ~ " in the table, " ~ want ~ " now") -%}
+      {%- endif -%}
+    {%- endfor -%}
+  {%- endif -%}
+  {%- if problems -%}
     {{ exceptions.raise_compiler_error(
         relation ~ " was built with other columns than dynamodb_cdc_tables." ~ spec.declaration ~ " declares now ("
-        ~ ("added: " ~ added | join(', ') if added else '') ~ ("; " if added and removed else '')
-        ~ ("removed: " ~ removed | join(', ') if removed else '') ~ "). Rebuild it from the raw tables: "
+        ~ problems | join('; ') ~ "). Rebuild it from the raw tables: "
         ~ "dbt run --full-refresh --select " ~ relation.identifier) }}
   {%- endif -%}
+{% endmacro %}
+
+
+{#- Whether the materialized views of a changes model (materialization: materialized_view) exist. -#}
+{% macro _has_views(relation) %}
+  {%- for suffix in ['_exports', '_streams'] -%}
+    {%- if adapter.get_relation(database=relation.database, schema=relation.schema,
+                                identifier=relation.identifier ~ suffix) is not none -%}
+      {{ return(true) }}
+    {%- endif -%}
+  {%- endfor -%}
+  {{ return(false) }}
+{% endmacro %}
+
+
+{#- The columns a changes model adds after the declared ones, in order. -#}
+{% macro _model_columns() %}
+  {{ return(['_other_attributes', '_version', '_is_deleted', '_ttl_deleted', '_changed_at', '_event', '_source',
+             '_source_ref', '_conversion_errors', '_ingested_at']) }}
+{% endmacro %}
+
+
+{#- The names the changes model's query uses for its own columns: a declared column cannot take one
+    (nor _av_<n> / _tv_<n>). -#}
+{% macro _reserved_names() %}
+  {{ return(dynamodb_cdc._model_columns() + ['_keys', '_item', '_has_item', '_usable', '_key_ok', '_failed_attributes',
+             '_time_n', '_time_us', '_changed_n', '_rank', '_seq', '_ttl', '_t_raw', '_precision', '_in_us']) }}
 {% endmacro %}
 
 
@@ -356,7 +426,8 @@ FROM (
 -#}
 {#- FROM/WHERE of the exports ledger: the full exports of a table whose data files are all loaded. -#}
 {% macro _loaded_full_exports(table_name) %}
-  {{ return("FROM " ~ source('dynamodb_cdc_raw', 'exports') ~ " FINAL\nWHERE table_name = "
+  {#- (the ledger is metadata, read whole even under dbt's --empty) -#}
+  {{ return("FROM " ~ source('dynamodb_cdc_raw', 'exports').render() ~ " FINAL\nWHERE table_name = "
             ~ dynamodb_cdc.string_literal(table_name) ~ " AND export_type = 'FULL_EXPORT' AND status = 'loaded'") }}
 {% endmacro %}
 

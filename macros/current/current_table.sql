@@ -26,6 +26,6 @@
   {%- for k in dynamodb_cdc._table_spec(table_name).key -%}{%- do order_by.append(dynamodb_cdc.quote_identifier(k.name)) -%}{%- endfor %}
   {{ config(materialized='table', engine='MergeTree', order_by=order_by) }}
 SELECT * EXCEPT (_is_deleted)
-FROM {{ changes_relation }} FINAL
+FROM {{ dynamodb_cdc._final(changes_relation) }}
 WHERE _is_deleted = 0
 {% endmacro %}

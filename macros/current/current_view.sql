@@ -17,6 +17,6 @@
 {% macro clickhouse__current_view(changes_relation) %}
   {{ config(materialized='view') }}
 SELECT * EXCEPT (_is_deleted)
-FROM {{ changes_relation }} FINAL
+FROM {{ dynamodb_cdc._final(changes_relation) }}
 WHERE _is_deleted = 0
 {% endmacro %}

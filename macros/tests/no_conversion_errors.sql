@@ -32,7 +32,7 @@ SELECT 1 FROM {{ source('dynamodb_cdc_raw', 'export_lines') }}
 SELECT 'value not convertible to its declared type' AS problem,
        _source_ref AS source_ref,
        arrayStringConcat(_conversion_errors, ', ') AS columns
-FROM {{ model }} FINAL {# each item's latest change: a row read again (look-back) or superseded is not counted #}
+FROM {{ dynamodb_cdc._final(model) }} {# each item's latest change: a row read again (look-back) or superseded is not counted #}
 WHERE notEmpty(_conversion_errors)
 UNION ALL
 SELECT 'change left out of the changes model: key not convertible, no usable change time, or no new image' AS problem,

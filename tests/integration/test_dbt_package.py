@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 
@@ -247,6 +248,99 @@ def test_a_column_added_to_the_declaration_asks_for_a_full_refresh(s3, clickhous
     assert ch.rows(f"SELECT DISTINCT customer_id, nickname FROM {ch.schema}.customers_changes ORDER BY 1") == [
         (1, "Ada"), (2, "Bob")]
     dbt("run", "--select", "customers_changes", vars=v)  # and incremental runs go on
+
+
+def _customers(edit):
+    import copy
+
+    import yaml
+
+    tables = yaml.safe_load((ROOT / "integration_tests" / "dbt_project.yml").read_text())["vars"]["dynamodb_cdc_tables"]
+    tables = copy.deepcopy(tables)
+    edit(tables["customers"])
+    return {"stage": 1, "dynamodb_cdc_tables": tables}
+
+
+def _swap_name_and_balance(t):
+    cols = t["columns"]
+    cols[2], cols[3] = cols[3], cols[2]
+
+
+def _retype_balance(t):
+    t["columns"][3]["type"] = "Decimal(38, 6)"
+
+
+def test_a_column_moved_or_retyped_in_the_declaration_asks_for_a_full_refresh(s3, clickhouse, dbt):
+    """dbt-clickhouse inserts by position: two declared columns swapped put each one's values in the
+    other, and a new type cut values to the old one, silently.  Both stop with the command that
+    rebuilds; a type spelled otherwise but the same (Decimal128(4) is Decimal(38, 4)) does not."""
+    ch = clickhouse
+    load(s3, ch, [ACME1_V1, ACME2], T1, files=1)
+    dbt("run", "--select", "customers_changes", vars={"stage": 1})
+    for edit, words in ((_swap_name_and_balance, "(in another order: tenant, customer_id, balance, name, visits"),
+                        (_retype_balance, "(retyped: balance is Nullable(Decimal(38, 4)) in the table, "
+                                          "Nullable(Decimal(38, 6)) now)")):
+        failed = dbt("run", "--select", "customers_changes", vars=_customers(edit), check=False)
+        assert failed.returncode != 0 and words in failed.stdout, failed.stdout[-3000:]
+        assert "dbt run --full-refresh --select customers_changes" in failed.stdout
+    same = _customers(lambda t: t["columns"][3].update(type="Decimal128(4)"))
+    dbt("run", "--select", "customers_changes", vars=same)
+    v = _customers(_swap_name_and_balance)
+    dbt("run", "--full-refresh", "--select", "customers_changes", vars=v)
+    load(s3, ch, [ACME1_V2, ACME2], T2, files=1)
+    dbt("run", "--select", "customers_changes", vars=v)
+    assert ch.rows(f"SELECT name, balance FROM {ch.schema}.customers_changes FINAL WHERE customer_id = 1") == [
+        ("Ada L.", Decimal("1300"))]
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda t: t.update(ttl_delete="keep"), "dynamodb_cdc_tables.customers has unknown key(s) ttl_delete"),
+    (lambda t: t["columns"][2].update(atribute="Name"), "column 'name' has unknown key(s) atribute"),
+    (lambda t: t["columns"][2].update(attribute="name", path=["name"]), "column 'name' has both attribute and path"),
+    (lambda t: t["columns"].append({"name": "_version", "type": "Int64"}),
+     "column name _version is one the changes model uses for its own columns"),
+    (lambda t: t["columns"].append({"name": "_tv_2", "type": "Int64"}),
+     "column name _tv_2 is one the changes model uses for its own columns"),
+], ids=["table-key", "column-key", "attribute-and-path", "reserved", "reserved-pattern"])
+def test_a_declaration_with_a_misspelt_key_or_a_reserved_name_is_refused(clickhouse, dbt, edit, words):
+    """A misspelt key was ignored (ttl_delete: keep deleted; atribute: read the attribute named as the
+    column), and a column named _version or _seq broke or skewed the model's own columns."""
+    failed = dbt("compile", "--select", "customers_changes", vars=_customers(edit), check=False)
+    assert failed.returncode != 0 and words in failed.stdout, failed.stdout[-3000:]
+
+
+def test_switching_the_materialization_of_a_built_model_asks_for_a_rebuild(s3, clickhouse, dbt):
+    """Incremental to materialized views: the views would type only rows inserted from then on, so
+    what landed since the last run was never in the model.  Views to incremental: the views would
+    go on writing into the table."""
+    ch = clickhouse
+    load(s3, ch, [ACME1_V1], T1, files=1)
+    dbt("run", "--select", "customers_changes", vars={"stage": 1})
+    load(s3, ch, [ACME1_V1, ACME2], T2, files=1)
+    views = _customers(lambda t: t.update(materialization="materialized_view"))
+    failed = dbt("run", "--select", "customers_changes", vars=views, check=False)
+    assert failed.returncode != 0
+    assert "was built by the incremental changes model" in failed.stdout
+    assert "dbt run --full-refresh --select customers_changes" in failed.stdout
+    dbt("run", "--full-refresh", "--select", "customers_changes", vars=views)
+    assert ch.rows(f"SELECT DISTINCT customer_id FROM {ch.schema}.customers_changes ORDER BY 1") == [(1,), (2,)]
+    dbt("run", "--select", "customers_changes", vars=views)  # and the views are kept as they are
+    failed = dbt("run", "--select", "customers_changes", vars={"stage": 1}, check=False)
+    assert failed.returncode != 0
+    assert "was built with materialization: materialized_view" in failed.stdout
+    assert f"DROP VIEW {ch.schema}.customers_changes_exports" in failed.stdout
+
+
+def test_dbt_run_empty_builds_every_model_without_rows(s3, clickhouse, dbt):
+    """dbt's --empty renders refs and sources as subqueries, which ClickHouse cannot read with
+    FINAL: every model of the package failed.  Now the limit goes around the FINAL read."""
+    ch = clickhouse
+    load(s3, ch, [ACME1_V1, ACME2], T1, files=1)
+    dbt("run", "--empty", "--select", "customers_changes", "customers_current", "customers_current_table")
+    assert ch.scalar(f"SELECT count() FROM {ch.schema}.customers_changes") == 0
+    assert ch.scalar(f"SELECT count() FROM {ch.schema}.customers_current") == 0
+    dbt("run", "--select", "customers_changes", "customers_current")
+    assert ch.scalar(f"SELECT count() FROM {ch.schema}.customers_current") == 2
 
 
 def test_docs_lineage_and_source_freshness(s3, clickhouse, dbt):

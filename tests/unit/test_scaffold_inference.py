@@ -84,3 +84,23 @@ def test_build_and_yaml():
     assert doc == {"t_1": {"dynamodb_table": "t-1", "key": ["pk"], "columns": [
         {"name": "pk", "type": "String"}, {"name": "n", "type": "Int64"},
         {"name": "we_ird", "attribute": 'we"ird', "type": "String"}]}}
+
+
+def test_reserved_names_are_the_changes_models_own():
+    """scaffold renames what the package's table_spec refuses: the two lists must not drift apart."""
+    import re
+    from pathlib import Path
+
+    from dynamodb_cdc import scaffold
+
+    sql = (Path(__file__).resolve().parents[2] / "macros" / "changes" / "changes_model.sql").read_text()
+
+    def names(macro: str) -> set[str]:
+        body = sql[sql.index(f"{{% macro {macro}() %}}"):]
+        body = body[:body.index("{% endmacro %}")]
+        return set(re.findall(r"'(_[a-z_]+)'", body))
+
+    assert names("_model_columns") | names("_reserved_names") == scaffold.RESERVED
+    taken: set[str] = set()
+    assert [scaffold.column_name(n, taken) for n in ("_version", "_seq", "_av_3", "_id", "_lastChangedAt")] == [
+        "version_attr", "seq_attr", "av_3_attr", "_id", "_lastChangedAt"]
