@@ -16,6 +16,7 @@ from typing import IO, Iterator
 
 from .errors import UsageError
 from .manifest import (
+    FULL_EXPORT,
     DataFile,
     ExportSummary,
     ManifestError,
@@ -125,7 +126,17 @@ def read_export(s3, bucket: str, summary_key: str) -> tuple[ExportSummary, list[
             f"s3://{bucket}/{files_key} (manifestFilesS3Key of {summary.export_arn}) does not exist"
         )
     _check_md5_beside(s3, bucket, files_key, files_content)
-    return summary, parse_files_manifest(files_content, key=f"s3://{bucket}/{files_key}")
+    files = parse_files_manifest(files_content, key=f"s3://{bucket}/{files_key}")
+    listed = sum(f.item_count for f in files)
+    if summary.item_count is not None and listed != summary.item_count:
+        why = (f"s3://{bucket}/{files_key} lists {len(files)} data files of {listed:,} items in all, but "
+               f"s3://{bucket}/{summary_key} says itemCount {summary.item_count:,}")
+        if summary.export_type == FULL_EXPORT:
+            # a file missing from the list would read as its items deleted from the table
+            raise ManifestError(f"{why}: the manifests do not describe the same export (a data file left out?); "
+                                "nothing of it is loaded")
+        log.warning("%s; loading the listed files", why)
+    return summary, files
 
 
 def _check_md5_beside(s3, bucket: str, key: str, content: bytes) -> None:
@@ -242,6 +253,36 @@ def _after_newline(data: bytes, n: int) -> int:
     return pos + 1
 
 
+READ_ATTEMPTS = 3  # downloads of one data file cut off mid-stream (botocore retries only the request)
+
+
+def _reading(bucket: str, data_file: DataFile, download):
+    """``download()``, once more after a connection lost mid-stream (up to READ_ATTEMPTS); any other
+    S3 failure (access denied, a KMS key the loader cannot use, throttling past botocore's retries)
+    refuses this file as DataFileError naming the object, so the export's other files still land."""
+    from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError
+
+    try:
+        from botocore.exceptions import ResponseStreamingError
+    except ImportError:  # (older botocore)
+        ResponseStreamingError = ConnectionClosedError
+    where = f"s3://{bucket}/{data_file.key}"
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        try:
+            return download()
+        except (ResponseStreamingError, ConnectionClosedError, ReadTimeoutError) as ex:
+            if attempt == READ_ATTEMPTS:
+                raise DataFileError(f"{where}: the download was cut off {READ_ATTEMPTS} times ({ex})") from None
+            log.warning("%s: the download was cut off (%s); reading it again (attempt %d of %d)",
+                        where, ex, attempt + 1, READ_ATTEMPTS)
+        except ClientError as ex:
+            error = ex.response.get("Error", {})
+            raise DataFileError(f"{where} cannot be read from S3: {error.get('Code') or 'error'}: "
+                                f"{error.get('Message') or ex}") from None
+        except BotoCoreError as ex:
+            raise DataFileError(f"{where} cannot be read from S3: {type(ex).__name__}: {ex}") from None
+
+
 def fetch_data_file(s3, bucket: str, data_file: DataFile, *, tmp_dir: str | None = None, on_bytes=None,
                     max_rows: int = 1 << 62, max_bytes: int = 1 << 62) -> VerifiedFile:
     """Download a data file, verify MD5, gzip integrity and line count; nothing lands before this passes.
@@ -249,6 +290,11 @@ def fetch_data_file(s3, bucket: str, data_file: DataFile, *, tmp_dir: str | None
     Memory stays flat: the object is streamed in 1 MiB chunks, hashed and decompressed into
     temporary files on disk, one per batch of at most ``max_rows`` lines and about ``max_bytes``.
     """
+    return _reading(bucket, data_file, lambda: _fetch_data_file(s3, bucket, data_file, tmp_dir, on_bytes,
+                                                                max_rows, max_bytes))
+
+
+def _fetch_data_file(s3, bucket, data_file, tmp_dir, on_bytes, max_rows, max_bytes) -> VerifiedFile:
     where = f"s3://{bucket}/{data_file.key}"
     body = _body(s3, bucket, data_file)
     out = Segmenter(max_rows, max_bytes, tmp_dir)
@@ -331,6 +377,10 @@ def fetch_compressed(s3, bucket: str, data_file: DataFile, *, tmp_dir: str | Non
                      on_bytes=None) -> CompressedFile:
     """Download a data file and verify its MD5; the engine decompresses it and the loader counts its
     lines after (load_export: files that fit in one batch, read by the embedded engine)."""
+    return _reading(bucket, data_file, lambda: _fetch_compressed(s3, bucket, data_file, tmp_dir, on_bytes))
+
+
+def _fetch_compressed(s3, bucket, data_file, tmp_dir, on_bytes) -> CompressedFile:
     where = f"s3://{bucket}/{data_file.key}"
     body = _body(s3, bucket, data_file)
     out = tempfile.TemporaryFile(prefix="dynamodb-cdc-data-", dir=tmp_dir)

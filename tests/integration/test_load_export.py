@@ -208,10 +208,71 @@ def test_item_count_mismatch_fails_the_file(s3, clickhouse):
     new = (json.dumps(doc) + "\n").encode()
     s3.put_object(Bucket=s3.bucket, Key=manifest, Body=new)
     s3.put_object(Bucket=s3.bucket, Key=manifest[:-5] + ".md5", Body=md5_base64(new).encode())
+    _set_summary_item_count(s3, w.folder, 6)  # (the manifests agree with each other; the data file does not)
     result = clickhouse.cli("load-export", f"s3://{s3.bucket}/p")
     assert result.returncode == 1
     assert "has 5 lines but the manifest says itemCount 6" in result.stderr
     assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines") == 0
+
+
+def _set_summary_item_count(s3, folder: str, count: int) -> None:
+    key = folder + "manifest-summary.json"
+    doc = json.loads(s3.get_object(Bucket=s3.bucket, Key=key)["Body"].read())
+    doc["itemCount"] = count
+    new = json.dumps(doc).encode()
+    s3.put_object(Bucket=s3.bucket, Key=key, Body=new)
+    s3.put_object(Bucket=s3.bucket, Key=key[:-5] + ".md5", Body=md5_base64(new).encode())
+
+
+def test_a_full_export_whose_manifests_disagree_on_its_item_count_is_refused_whole(s3, clickhouse):
+    """manifest-files.json listing fewer files than the export has (a copy that left one out, its .md5
+    not copied) was loaded as the whole export, and its snapshot then deleted every item of the
+    missing file from the current state.  The summary's itemCount is the check."""
+    w = write_full_export(s3, s3.bucket, ARN, items(30), prefix="p", export_time=T0, files=3)
+    manifest = w.folder + "manifest-files.json"
+    lines = s3.get_object(Bucket=s3.bucket, Key=manifest)["Body"].read().decode().splitlines()
+    s3.put_object(Bucket=s3.bucket, Key=manifest, Body=("\n".join(lines[:2]) + "\n").encode())
+    s3.delete_object(Bucket=s3.bucket, Key=manifest[:-5] + ".md5")
+    result = clickhouse.cli("load-export", f"s3://{s3.bucket}/p")
+    assert result.returncode == 1, result.stderr
+    assert (f"s3://{s3.bucket}/{manifest} lists 2 data files of 20 items in all, but s3://{s3.bucket}/"
+            f"{w.folder}manifest-summary.json says itemCount 30") in result.stderr
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines") == 0
+
+
+def test_a_data_file_s3_refuses_to_give_is_failed_by_name_and_the_rest_lands(s3, clickhouse):
+    """AccessDenied on one object (a KMS key the loader may not use) stopped the whole run with a bare
+    ClientError: no file of the export landed, later exports were never tried, the export stayed
+    'loading'.  S3 answers for the other objects; only this one GetObject is refused."""
+    from botocore.exceptions import ClientError
+
+    from dynamodb_cdc.connection import open_client
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.s3export import s3_client
+    from dynamodb_cdc.store import Store
+
+    users = write_full_export(s3, s3.bucket, ARN, items(30), prefix="p", export_time=T0, files=3)
+    orders = write_full_export(s3, s3.bucket, ARN.replace("users", "orders"), items(5), prefix="p",
+                               export_time=T0.replace(hour=5), files=1)
+    denied = users.data_keys[1]
+    client = s3_client()
+
+    def refuse(params, **_):
+        if params.get("Key") == denied:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+
+    client.meta.events.register("before-parameter-build.s3.GetObject", refuse)
+    with clickhouse.client() as c:
+        result = load_exports(client, Store(c, clickhouse.raw_db), f"s3://{s3.bucket}/p", LoadOptions(progress=False))
+    assert not result.ok
+    errors = [e for export in result.exports for e in export.errors]
+    assert errors == [f"s3://{s3.bucket}/{denied} cannot be read from S3: AccessDenied: Access Denied"]
+    book = ledger(clickhouse)
+    assert [book[k][0] for k in users.data_keys] == ["loaded", "failed", "loaded"]
+    assert book[orders.data_keys[0]][0] == "loaded"
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.export_lines") == 25
+    assert sorted(clickhouse.rows(f"SELECT table_name, status FROM {clickhouse.raw_db}.exports FINAL")) == [
+        ("orders", "loaded"), ("users", "failed")]
 
 
 def test_damaged_manifest_is_refused(s3, clickhouse):
