@@ -17,6 +17,8 @@ help:
 	@echo "make clean  remove .venv and build output"
 
 $(STAMP): pyproject.toml constraints.txt $(ADAPTER_FILES)
+	@test -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "make needs Python 3.11 or later (the pinned versions of constraints.txt do); $(PYTHON) is older: run make PYTHON=/path/to/python3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[embedded,dbt,dev]'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt --force-reinstall --no-deps ./adapter

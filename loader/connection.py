@@ -118,7 +118,11 @@ def parse_url(url: str | None = None, *, cwd: str | None = None) -> Target:
     if scheme == "chdb":
         # chdb:///abs/path has an empty netloc; chdb://rel/path puts the first
         # segment in the netloc.  Both name a directory.
-        raw = unquote((parts.netloc or "") + (parts.path or ""))
+        if parts.query or parts.fragment or url.rstrip().endswith(("?", "#")):
+            raise ConnectionConfigError(
+                f"{url!r}: a chdb:// URL is a directory path, with no ?query or #fragment; write ? and # in "
+                "a directory name as %3F and %23")
+        raw = os.path.expanduser(unquote((parts.netloc or "") + (parts.path or "")))
         if not raw or raw in ("memory", ":memory:"):
             raise ConnectionConfigError(
                 "chdb:// needs a data directory, e.g. chdb:///var/lib/dynamodb-cdc or chdb://.chdb"
@@ -131,10 +135,19 @@ def parse_url(url: str | None = None, *, cwd: str | None = None) -> Target:
         if not parts.hostname:
             raise ConnectionConfigError(f"No host in ClickHouse URL {_redact(url)}")
         database = unquote(parts.path.strip("/")) or None
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if port is None and parts.netloc.rsplit("@", 1)[-1].rpartition(":")[1]:
+            # (the URL is not shown: a password holding / or # ends the host part early, and would be)
+            raise ConnectionConfigError(
+                "Cannot read the port of the ClickHouse URL (not shown, as it may hold a password): a user name "
+                "or password holding / ? # @ or : must be percent-encoded (/ as %2F, # as %23, @ as %40)")
         return Target(
             kind=scheme,
             host=parts.hostname,
-            port=parts.port or (8443 if scheme == "https" else 8123),
+            port=port or (8443 if scheme == "https" else 8123),
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             database=database,

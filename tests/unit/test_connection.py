@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -30,6 +31,29 @@ def test_http_urls_keep_secrets_out_of_descriptions():
 def test_bad_urls(url):
     with pytest.raises(ConnectionConfigError):
         parse_url(url)
+
+
+def test_a_chdb_path_is_the_profiles_path(monkeypatch):
+    """The loader kept ~ as a directory name (dbt's chdb profile expands it) and cut a path at # or ?:
+    the two then wrote and read different directories."""
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert parse_url("chdb://~/data").path == "/home/someone/data"
+    assert parse_url("chdb:///tmp/a%23b%3Fc").path == "/tmp/a#b?c"
+    for url in ("chdb:///tmp/a#b", "chdb:///tmp/x?y", "chdb:///tmp/x?"):
+        with pytest.raises(ConnectionConfigError, match=re.escape("no ?query or #fragment; write ? and # in a dir")):
+            parse_url(url)
+
+
+@pytest.mark.parametrize("url", ["http://default:s3cr/etPW@127.0.0.1:8123/db", "https://u:pa#ss@h.example.com:8443"])
+def test_a_password_that_ends_the_host_early_is_a_usage_error_that_does_not_show_it(url, tmp_path, caplog):
+    """A / or # in a password ended the host part early: the port was read from the password, and the
+    CLI printed 'ValueError: Port could not be cast to integer value as 's3cr'' (exit 1)."""
+    from dynamodb_cdc.cli import main
+
+    assert main(["status", "--clickhouse-url", url]) == 2
+    assert "must be percent-encoded (/ as %2F, # as %23, @ as %40)" in caplog.text
+    assert "s3cr" not in caplog.text and "pa#ss" not in caplog.text and "ss@h" not in caplog.text
+    assert parse_url(url.replace("s3cr/etPW", "s3cr%2FetPW").replace("pa#ss", "pa%23ss")).password in ("s3cr/etPW", "pa#ss")
 
 
 def test_second_process_gets_one_line_lock_error(tmp_path):
