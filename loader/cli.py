@@ -81,34 +81,38 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    # how an export is loaded: load-export's options, and request-export --load's
+    loading = argparse.ArgumentParser(add_help=False)
+    loading.add_argument("--batch-rows", type=_number("BATCH_ROWS", int, 1), default=_env("BATCH_ROWS", "100000"),
+                         help="lines per batch, each staged in a file of its own and checkpointed after its insert "
+                         "(default 100000; env DYNAMODB_CDC_BATCH_ROWS)")
+    loading.add_argument("--tmp-dir", default=_env("TMP_DIR"),
+                         help="where verified data files are staged (default: the system's temporary directory; "
+                         "env DYNAMODB_CDC_TMP_DIR)")
+    loading.add_argument("--server-side", action="store_true",
+                         help="ClickHouse reads each data file from S3 itself (s3() table function); no MD5 check, "
+                         "whole-file retries (see README)")
+    loading.add_argument("--parallel-files", type=_number("PARALLEL_FILES", int, 1),
+                         default=_env("PARALLEL_FILES", "2"),
+                         help="data files ClickHouse reads at once, in one statement (default 2; 1: each file on "
+                         "its own; see README; env DYNAMODB_CDC_PARALLEL_FILES)")
+    bar = loading.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="always draw a bar")
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="plain log lines only")
+
     load = sub.add_parser(
         "load-export",
-        parents=[common],
+        parents=[common, loading],
         help="load DynamoDB S3 exports (full and incremental) into the raw tables",
         description="Load every export under an S3 prefix (oldest first), or one export folder. "
         "Loaded data files are skipped; an interrupted file resumes where it stopped.",
     )
     load.add_argument("uri", help="s3://bucket/prefix of the exports, or of one export folder")
-    load.add_argument("--batch-rows", type=_number("BATCH_ROWS", int, 1), default=_env("BATCH_ROWS", "100000"),
-                      help="lines per batch, each staged in a file of its own and checkpointed after its insert "
-                      "(default 100000; env DYNAMODB_CDC_BATCH_ROWS)")
-    load.add_argument("--tmp-dir", default=_env("TMP_DIR"),
-                      help="where verified data files are staged (default: the system's temporary directory; "
-                      "env DYNAMODB_CDC_TMP_DIR)")
-    load.add_argument("--server-side", action="store_true",
-                      help="ClickHouse reads each data file from S3 itself (s3() table function); no MD5 check, "
-                      "whole-file retries (see README)")
-    load.add_argument("--parallel-files", type=_number("PARALLEL_FILES", int, 1), default=_env("PARALLEL_FILES", "2"),
-                      help="data files ClickHouse reads at once, in one statement (default 2; 1: each file on "
-                      "its own; see README; env DYNAMODB_CDC_PARALLEL_FILES)")
-    bar = load.add_mutually_exclusive_group()
-    bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="always draw a bar")
-    bar.add_argument("--no-progress", dest="progress", action="store_false", help="plain log lines only")
     load.set_defaults(func=cmd_load_export)
 
     req = sub.add_parser(
         "request-export",
-        parents=[common],
+        parents=[common, loading],
         help="request the next export of a table (full, or the next incremental window), wait, load it",
         description="Requests a full export when none is loaded (or with --full), else the incremental "
         "window that continues the loaded exports up to now (15 minutes to 24 hours). "
@@ -307,12 +311,11 @@ def cmd_push(args) -> int:
 
 
 def cmd_load_export(args) -> int:
-    from .load_export import LoadOptions, load_exports
+    from .load_export import load_exports
     from .s3export import S3Uri, s3_client
     from .store import Store
 
-    options = LoadOptions(batch_rows=args.batch_rows, tmp_dir=args.tmp_dir, progress=args.progress,
-                          server_side=args.server_side, parallel_files=args.parallel_files)  # usage errors first
+    options = _load_options(args)  # usage errors first
     S3Uri.parse(args.uri)
     target = parse_url(args.clickhouse_url)
     client = open_client(target)
@@ -323,6 +326,13 @@ def cmd_load_export(args) -> int:
     finally:
         client.close()
     return _report_load(result)
+
+
+def _load_options(args):
+    from .load_export import LoadOptions
+
+    return LoadOptions(batch_rows=args.batch_rows, tmp_dir=args.tmp_dir, progress=args.progress,
+                       server_side=args.server_side, parallel_files=args.parallel_files)
 
 
 def _report_load(result) -> int:
@@ -355,10 +365,11 @@ def cmd_request_export(args) -> int:
     import boto3
 
     from . import request_export as rx
-    from .load_export import LoadOptions, load_exports
+    from .load_export import load_exports
     from .s3export import s3_client
     from .store import LOADED, Store
 
+    options = _load_options(args)  # usage errors first
     dynamodb = boto3.client("dynamodb")
     table = dynamodb.describe_table(TableName=args.table)["Table"]
     table_name, table_arn = table["TableName"], table["TableArn"]
@@ -387,7 +398,7 @@ def cmd_request_export(args) -> int:
                     rx.wait(dynamodb, d["ExportArn"], timeout=args.timeout, poll=args.poll_seconds)
             if not args.load:
                 return EXIT_OK
-            result = load_exports(s3_client(), store, f"s3://{args.s3_bucket}/{args.s3_prefix or ''}", LoadOptions())
+            result = load_exports(s3_client(), store, f"s3://{args.s3_bucket}/{args.s3_prefix or ''}", options)
             return _report_load(result)
         what = plan.export_type if plan.export_from is None else (
             f"{plan.export_type} {plan.export_from.isoformat()} .. {plan.export_to.isoformat()}")
@@ -399,8 +410,7 @@ def cmd_request_export(args) -> int:
         log.info("%s: export completed (%s items)", arn, description.get("ItemCount"))
         if not args.load:
             return EXIT_OK
-        result = load_exports(s3_client(), store, rx.load_uri(description, args.s3_bucket, args.s3_prefix),
-                              LoadOptions())
+        result = load_exports(s3_client(), store, rx.load_uri(description, args.s3_bucket, args.s3_prefix), options)
         if result.ok and store.export_status(arn) != LOADED:
             result.errors.append(f"{arn} completed but was not found under s3://{args.s3_bucket}/"
                                  f"{args.s3_prefix or ''} (no manifest-summary.json of it): nothing of it was loaded")

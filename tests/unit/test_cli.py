@@ -73,3 +73,14 @@ def test_any_other_value_error_is_a_failure_named_by_its_type(monkeypatch, tmp_p
     monkeypatch.setattr(cli, "cmd_status", broken)
     assert main(["status", "--clickhouse-url", f"chdb://{tmp_path / 'chdb'}"]) == 1
     assert "ValueError: invalid literal for int() with base 10: 'not a number'" in caplog.text
+
+
+def test_request_export_loads_with_load_exports_options(monkeypatch, tmp_path, caplog):
+    """request-export --load loaded with the defaults, whatever DYNAMODB_CDC_TMP_DIR, _BATCH_ROWS or
+    _PARALLEL_FILES said: a disk or memory setting made for load-export was dropped in silence."""
+    monkeypatch.setenv("DYNAMODB_CDC_TMP_DIR", str(tmp_path / "missing"))
+    never = tmp_path / "chdb-never-opened"
+    assert main(["request-export", "--table", "t", "--s3-bucket", "b", "--load",
+                 "--clickhouse-url", f"chdb://{never}"]) == 2
+    assert f"--tmp-dir {tmp_path / 'missing'} does not exist or is not a directory" in caplog.text
+    assert not never.exists()
