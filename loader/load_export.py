@@ -119,7 +119,7 @@ def load_exports(s3, store: Store, uri: str, options: LoadOptions | None = None)
         if table in held:  # its windows are judged by the run loading the held export
             log.info("%s: export windows not checked, an export of the table being loaded by another run", table)
             continue
-        errors, warnings = check_windows(table, store.loaded_windows(table))
+        errors, warnings = check_windows(table, store.loaded_windows(table), store.unloaded_windows(table))
         for warning in warnings:
             log.warning("%s", warning)
         result.errors.extend(errors)
@@ -486,6 +486,7 @@ class _Prefetcher(_Downloads):
     def __init__(self, s3, bucket, files: list[DataFile], options, progress):
         super().__init__(1)
         self.files = files
+        self.position = {f.key: i for i, f in enumerate(files)}  # (list.index: quadratic over many files)
         self.args = (s3, bucket)
         self.kwargs = {"tmp_dir": options.tmp_dir, "on_bytes": progress.add_bytes,
                        "max_rows": options.batch_rows, "max_bytes": options.batch_bytes}
@@ -499,9 +500,9 @@ class _Prefetcher(_Downloads):
     def take(self, data_file: DataFile) -> "VerifiedFile":
         """This file, verified (raises DataFileError as fetch_data_file does); the next one starts.
         A file not in the list (one a group could not land) is fetched now."""
-        if data_file not in self.files:
+        index = self.position.get(data_file.key)
+        if index is None or self.files[index] != data_file:
             return self.pool.submit(fetch_data_file, *self.args, data_file, **self.kwargs).result()
-        index = self.files.index(data_file)
         self._start(index)
         future = self.pending.pop(data_file.key)
         self._start(index + 1)

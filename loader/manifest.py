@@ -211,7 +211,8 @@ class ExportWindow:
         return cls(s.export_arn, s.export_type, s.export_time, s.export_from_time, s.export_to_time)
 
 
-def check_windows(table: str, exports: list[ExportWindow]) -> tuple[list[str], list[str]]:
+def check_windows(table: str, exports: list[ExportWindow],
+                  unloaded: list[tuple[ExportWindow, str]] = ()) -> tuple[list[str], list[str]]:
     """Check that the incremental windows after the latest full export cover time without gaps.
 
     Returns (errors, warnings).  A gap means changes were never exported, so the
@@ -219,7 +220,8 @@ def check_windows(table: str, exports: list[ExportWindow]) -> tuple[list[str], l
     changed inside the windows are missing.  An overlap between two windows is a
     warning: versions order the changes, but a window is compacted, so an item
     created in the overlap and deleted before the later window ends has no line
-    in the later one and stays.
+    in the later one and stays.  ``unloaded``: (window, status) of the table's exports that did not
+    load, so that a gap one of them covers says so (rather than asking for the window again).
     """
     errors: list[str] = []
     warnings: list[str] = []
@@ -245,11 +247,21 @@ def check_windows(table: str, exports: list[ExportWindow]) -> tuple[list[str], l
         if w.export_to_time <= covered:
             continue  # entirely before what matters now (superseded by a later full export or window)
         if w.export_from_time > covered:
-            errors.append(
-                f"{table}: gap from {covered.isoformat()} to {w.export_from_time.isoformat()} before incremental "
-                f"export {w.export_arn}: changes in that interval were never exported. Request an incremental "
-                "export of exactly that window (ExportFromTime/ExportToTime) and load it."
-            )
+            stuck = [f"{u.export_arn} ({status})" for u, status in unloaded
+                     if u.export_type == INCREMENTAL_EXPORT and u.export_from_time and u.export_to_time
+                     and u.export_from_time < w.export_from_time and u.export_to_time > covered]
+            if stuck:
+                errors.append(
+                    f"{table}: gap from {covered.isoformat()} to {w.export_from_time.isoformat()} before incremental "
+                    f"export {w.export_arn}: the export of that window, {', '.join(stuck)}, did not load. Fix what "
+                    "its errors say and rerun load-export (requesting the window again would overlap it)."
+                )
+            else:
+                errors.append(
+                    f"{table}: gap from {covered.isoformat()} to {w.export_from_time.isoformat()} before incremental "
+                    f"export {w.export_arn}: changes in that interval were never exported. Request an incremental "
+                    "export of exactly that window (ExportFromTime/ExportToTime) and load it."
+                )
         elif previous is not None and w.export_from_time < previous.export_to_time:
             warnings.append(
                 f"{table}: incremental exports {previous.export_arn} and {w.export_arn} overlap "

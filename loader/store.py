@@ -164,16 +164,21 @@ class Store:
 
     def loaded_windows(self, table_name: str) -> list[ExportWindow]:
         """Every completely loaded export of a table, for window coverage checks."""
+        return [w for w, _ in self._windows(table_name, "status = 'loaded'")]
+
+    def unloaded_windows(self, table_name: str) -> list[tuple[ExportWindow, str]]:
+        """(window, status) of a table's exports seen but not loaded (failed, or loading)."""
+        return self._windows(table_name, "status != 'loaded'")
+
+    def _windows(self, table_name: str, cond: str) -> list[tuple[ExportWindow, str]]:
         rows = self.client.query(
-            f"SELECT export_arn, export_type, export_time, export_from_time, export_to_time "
-            f"FROM {self.q}.exports FINAL WHERE table_name = {{t:String}} AND status = 'loaded'",
+            f"SELECT export_arn, export_type, export_time, export_from_time, export_to_time, status "
+            f"FROM {self.q}.exports FINAL WHERE table_name = {{t:String}} AND {cond}",
             parameters={"t": table_name},
         ).result_rows
         return [
-            ExportWindow(
-                arn, kind, _utc(at) if kind == FULL_EXPORT else None, _utc(start), _utc(end)
-            )
-            for arn, kind, at, start, end in rows
+            (ExportWindow(arn, kind, _utc(at) if kind == FULL_EXPORT else None, _utc(start), _utc(end)), status)
+            for arn, kind, at, start, end, status in rows
         ]
 
     # -- the ledger --------------------------------------------------------------

@@ -32,6 +32,19 @@ def test_gap_between_windows_is_an_error_naming_the_interval():
     assert "gap from 2026-03-01T01:00:00+00:00 to 2026-03-01T02:00:00+00:00" in errors[0]
 
 
+def test_a_gap_whose_export_did_not_load_says_so_instead_of_asking_for_the_window_again():
+    """A window whose export failed to load read as 'never exported: request that window', which
+    would make an overlapping duplicate of it."""
+    failed = inc(T + H, T + 2 * H)
+    errors, _ = check_windows("t", [full(T), inc(T, T + H), inc(T + 2 * H, T + 3 * H)], [(failed, "failed")])
+    assert errors == ["t: gap from 2026-03-01T01:00:00+00:00 to 2026-03-01T02:00:00+00:00 before incremental export "
+                      "inc@02-03: the export of that window, inc@01-02 (failed), did not load. Fix what its errors "
+                      "say and rerun load-export (requesting the window again would overlap it)."]
+    errors, _ = check_windows("t", [full(T), inc(T, T + H), inc(T + 2 * H, T + 3 * H)],
+                              [(inc(T + 3 * H, T + 4 * H), "failed")])  # elsewhere: the gap is a gap
+    assert "were never exported. Request an incremental export" in errors[0]
+
+
 def test_gap_after_the_full_export_is_an_error():
     errors, _ = check_windows("t", [full(T), inc(T + H, T + 2 * H)])
     assert "gap from 2026-03-01T00:00:00+00:00 to 2026-03-01T01:00:00+00:00" in errors[0]
