@@ -103,7 +103,7 @@ WHERE _key_ok
   {%- endif -%}
   {#- The snapshot pass reads the whole table again: run it only when a snapshot can change something. -#}
   {%- if not execute %}
-{{ dynamodb_cdc._parse_time_body() }}
+{{ dynamodb_cdc._parse_time_body(snapshots=true) }}
   {%- else %}
   {%- set snapshots = dynamodb_cdc._snapshots_matter(spec, since, unapplied) %}
 SELECT * EXCEPT (_key_ok, _failed_attributes)
@@ -199,9 +199,11 @@ WHERE _key_ok
 {% endmacro %}
 
 
-{% macro _parse_time_body() %}
+{#- snapshots: the incremental model, whose snapshot pass also reads the exports ledger and quarantine -#}
+{% macro _parse_time_body(snapshots=false) %}
 -- parsing only: the query is rendered when dbt compiles or runs the model
 SELECT 1 FROM {{ source('dynamodb_cdc_raw', 'export_lines') }}, {{ source('dynamodb_cdc_raw', 'stream_records') }}
+{%- if snapshots %}, {{ source('dynamodb_cdc_raw', 'exports') }}, {{ source('dynamodb_cdc_raw', 'quarantine') }}{% endif %}
 {%- endmacro %}
 
 
