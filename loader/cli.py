@@ -231,11 +231,14 @@ def _add_push_parser(sub, common) -> None:
     push.add_argument("--key", type=names, default=None,
                       help="partition key[,sort key] columns (default: the table's key schema)")
     push.add_argument("--version-column", default=None,
-                      help="a column that increases with every change of a row (e.g. _version, updated_at): "
+                      help="a column that grows as rows reach the relation (e.g. _ingested_at, updated_at): "
                       "later runs write only rows at or past the last successful run's highest value")
     push.add_argument("--full", action="store_true", help="write every row, whatever the watermark")
     push.add_argument("--sync-deletes", action="store_true", default=None,
                       help="also delete the items pushed before whose keys are no longer in the relation")
+    push.add_argument("--allow-empty", action="store_true",
+                      help="with --sync-deletes, let an empty relation delete every item it pushed (refused "
+                      "otherwise: an empty model is more often a failed build than an emptied table)")
     push.add_argument("--retry-failed", action="store_true",
                       help="write again the rows set aside in push_quarantine (re-read from the relation by key)")
     push.add_argument("--columns", type=names, default=None, help="only these columns (the key is always written)")
@@ -281,7 +284,7 @@ def cmd_push(args) -> int:
     options = PushOptions(
         relation=settings["relation"], table=settings["table"], key=settings.get("key"),
         version_column=settings.get("version_column"), full=args.full,
-        sync_deletes=bool(settings.get("sync_deletes")), retry_failed=args.retry_failed,
+        sync_deletes=bool(settings.get("sync_deletes")), allow_empty=args.allow_empty, retry_failed=args.retry_failed,
         columns=settings.get("columns"), exclude=list(settings.get("exclude") or []),
         convert=ConvertOptions(nulls=settings.get("nulls") or "omit", sets=frozenset(settings.get("sets") or []),
                                binary=frozenset(settings.get("binary") or [])),

@@ -96,6 +96,7 @@ class PushOptions:
     version_column: str | None = None
     full: bool = False
     sync_deletes: bool = False
+    allow_empty: bool = False  # with sync_deletes: an empty relation may delete every item it pushed
     retry_failed: bool = False
     columns: list[str] | None = None  # only these (plus the key)
     exclude: list[str] = field(default_factory=list)
@@ -786,6 +787,14 @@ class Pusher:
         import json
 
         q = self.state.q
+        if not self.opt.allow_empty and not self.client.query(f"SELECT 1 FROM {self.rel_sql} LIMIT 1").result_rows:
+            live = self.state.client.query(
+                f"SELECT count() FROM {q}.push_keys FINAL WHERE target_table = {{t:String}} AND relation = {{r:String}} "
+                f"AND deleted IN (0, {SENT})", parameters={"t": self.opt.table, "r": self.relation}).result_rows[0][0]
+            if live:
+                raise PushError(f"{self.relation} is empty: --sync-deletes would delete all {live:,} items it pushed to "
+                                f"{self.opt.table}. Nothing was deleted; if the relation is meant to be empty, rerun "
+                                "with --allow-empty")
         sql = (f"SELECT key_json, key_hash FROM {q}.push_keys FINAL WHERE target_table = {{t:String}} "
                f"AND relation = {{r:String}} AND deleted IN (0, {SENT}) AND key_hash NOT IN "
                f"(SELECT {self.key_hash_sql} FROM {self.rel_sql} WHERE {self.key_hash_sql} IS NOT NULL)")

@@ -259,6 +259,22 @@ def test_incremental_and_delete_sync_over_three_runs(clickhouse, moto_endpoint):
     assert scan(table) == expected_summary(run3)
 
 
+def test_an_empty_relation_does_not_delete_everything_unless_allowed(clickhouse, moto_endpoint):
+    """A model left empty by a failed build would have --sync-deletes delete every item it pushed."""
+    ch = clickhouse
+    table = new_table("emptied", {"id": "S"})
+    rows = [("a", "1.00", 1, 1), ("b", "2.00", 1, 2)]
+    set_model(ch, "emptied", SUMMARY, summary_values(rows))
+    ch.cli("push", "emptied", "--table", table, "--sync-deletes", check=True)
+    set_model(ch, "emptied", SUMMARY, None)
+    refused = ch.cli("push", "emptied", "--table", table, "--sync-deletes")
+    assert refused.returncode == 1
+    assert "is empty: --sync-deletes would delete all 2 items it pushed to" in refused.stderr
+    assert scan(table) == expected_summary(rows)
+    ch.cli("push", "emptied", "--table", table, "--sync-deletes", "--allow-empty", check=True)
+    assert scan(table) == {}
+
+
 # -- throttling, parallel writers, rate ----------------------------------------------------
 
 
