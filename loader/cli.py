@@ -516,6 +516,8 @@ def _consume(args, source, options) -> int:
         log.info("ClickHouse: %s, raw database %s", target.describe(), args.raw_database)
         store = Store(client, args.raw_database)
         store.ensure_schema()
+        if getattr(args, "table", None) and source.name == "dynamodb_streams":
+            _warn_of_older_streams(store, source.stream_arn)
         with stop_on_signals(threading.Event()) as stop:
             result = consume(source, store, options, stop=stop)
     finally:
@@ -526,6 +528,21 @@ def _consume(args, source, options) -> int:
                   len(result.losses))
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _warn_of_older_streams(store, stream_arn: str) -> None:
+    """--table follows the table's latest stream: after the stream was disabled and enabled again (to
+    change its view type), what is left unread of the older one is read only by naming it."""
+    table_prefix = stream_arn.rsplit("/stream/", 1)[0] + "/stream/"
+    rows = store.client.query(
+        f"SELECT stream_arn, countIf(finished = 0) FROM {store.q}.stream_checkpoints FINAL "
+        "WHERE source = 'dynamodb_streams' AND startsWith(stream_arn, {p:String}) AND stream_arn != {a:String} "
+        "GROUP BY stream_arn HAVING countIf(finished = 0) > 0 ORDER BY stream_arn",
+        parameters={"p": table_prefix, "a": stream_arn}).result_rows
+    for older, shards in rows:
+        log.warning("%s: an older stream of this table, %s, has %d shard(s) not read to their end; --table reads "
+                    "the latest stream only: read what is left of it with --stream-arn %s (its records are kept "
+                    "24 hours)", stream_arn, older, shards, older)
 
 
 def main(argv: list[str] | None = None) -> int:

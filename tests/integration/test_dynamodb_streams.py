@@ -361,3 +361,23 @@ def test_ttl_deletes_in_the_streams_api_spelling_are_flagged_and_kept_per_declar
     for model, deleted in (("ttl_delete_changes", 1), ("ttl_keep_changes", 0)):
         assert clickhouse.rows(last.format(s, model, "s2")) == [(deleted, 1)], model
         assert clickhouse.rows(last.format(s, model, "s1")) == [(1, 0)], model
+
+
+def test_table_warns_of_an_older_stream_left_unread(dynamodb, clickhouse):
+    """--table follows the table's latest stream; after the stream was disabled and enabled again,
+    the older one's unread records were left behind without a word."""
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import Checkpoint
+
+    name, arn = new_table(dynamodb)
+    older = arn.rsplit("/stream/", 1)[0] + "/stream/2020-01-01T00:00:00.000"
+    with clickhouse.client() as c:
+        store = Store(c, clickhouse.raw_db)
+        store.ensure_schema()
+        store.record_checkpoints("dynamodb_streams", older, [Checkpoint("shardId-old-1", "100"),
+                                                             Checkpoint("shardId-old-2", "200", finished=True)])
+    result = clickhouse.cli("consume-streams", "--table", name, check=True)
+    assert (f"an older stream of this table, {older}, has 1 shard(s) not read to their end; --table reads the latest "
+            f"stream only: read what is left of it with --stream-arn {older}") in result.stderr
+    quiet = clickhouse.cli("consume-streams", "--stream-arn", arn, check=True)
+    assert "older stream" not in quiet.stderr
