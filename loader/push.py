@@ -148,6 +148,7 @@ def state_ddl(db: str) -> list[str]:
     watermark_from String COMMENT 'rows with version >= this were read (incremental)',
     watermark String COMMENT 'highest version read; the next incremental run starts here',
     key_types String COMMENT 'key columns and their ClickHouse types, e.g. id String',
+    shape String DEFAULT '' COMMENT 'the columns pushed, their types and the conversion options',
     import_arn String,
     status LowCardinality(String) COMMENT 'running, succeeded, partial (rows set aside), failed, importing',
     error String,
@@ -155,6 +156,8 @@ def state_ddl(db: str) -> list[str]:
 ) ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY (target_table, relation, run_id)
 COMMENT 'One row per dynamodb-cdc push run (read with FINAL)'""",
+        f"ALTER TABLE {d}.push_runs ADD COLUMN IF NOT EXISTS shape String DEFAULT '' "
+        "COMMENT 'the columns pushed, their types and the conversion options' AFTER key_types",
         f"""CREATE TABLE IF NOT EXISTS {d}.push_quarantine (
     entry_id String,
     run_id String,
@@ -187,7 +190,7 @@ COMMENT 'Every key dynamodb-cdc push wrote, for --sync-deletes (read with FINAL)
 
 RUN_COLUMNS = ["run_id", "relation", "target_table", "mode", "started_at", "finished_at", "rows_read",
                "rows_written", "rows_deleted", "rows_set_aside", "version_column", "version_type",
-               "watermark_from", "watermark", "key_types", "import_arn", "status", "error", "updated_at"]
+               "watermark_from", "watermark", "key_types", "shape", "import_arn", "status", "error", "updated_at"]
 QUARANTINE_COLUMNS = ["entry_id", "run_id", "relation", "target_table", "key_json", "key_hash", "row_json",
                       "reason", "status", "resolved_by", "quarantined_at", "updated_at"]
 KEY_COLUMNS = ["target_table", "key_json", "key_hash", "relation", "run_id", "deleted", "updated_at"]
@@ -561,6 +564,9 @@ class Pusher:
         self.key_types = ", ".join(f"{k} {by_name[k].type}" for k in key)
         self.key_hash_sql = "lower(hex(sipHash128(" + ", ".join(ident(k) for k in key) + ")))"
         self.version_type = by_name[opt.version_column].type if opt.version_column else ""
+        c = opt.convert
+        self.shape = (", ".join(f"{col.name} {col.type}" for col in self.columns)
+                      + f"; nulls {c.nulls}; sets {','.join(sorted(c.sets)) or '-'}; binary {','.join(sorted(c.binary)) or '-'}")
 
     def _table_key(self) -> tuple[list[str], dict[str, str]]:
         from botocore.exceptions import ClientError
@@ -596,6 +602,10 @@ class Pusher:
                 raise UsageError(
                     f"the version column was {previous['version_column']} {previous['version_type']} at the last push "
                     f"and is {opt.version_column} {self.version_type} now: run once with --full")
+            if previous["shape"] and previous["shape"] != self.shape:
+                # the items not changed since would keep the old shape
+                raise UsageError(f"what is pushed changed since the last push (it was: {previous['shape']}; it is: "
+                                 f"{self.shape}): run once with --full, which writes every item in the new shape")
             mode, watermark_from = INCREMENTAL, previous["watermark"]
         if opt.sync_deletes and mode == INCREMENTAL and previous and previous["key_types"] != self.key_types:
             raise UsageError(f"the key columns were {previous['key_types']} at the last push and are "
@@ -606,7 +616,7 @@ class Pusher:
             "run_id": self.result.run_id, "relation": self.relation, "target_table": opt.table, "mode": mode,
             "started_at": clock.now(), "finished_at": None, "rows_read": 0, "rows_written": 0, "rows_deleted": 0,
             "rows_set_aside": 0, "version_column": opt.version_column or "", "version_type": self.version_type,
-            "watermark_from": watermark_from, "watermark": watermark, "key_types": self.key_types,
+            "watermark_from": watermark_from, "watermark": watermark, "key_types": self.key_types, "shape": self.shape,
             "import_arn": "", "status": RUNNING, "error": "",
         }
         self._save_run()

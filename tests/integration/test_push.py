@@ -275,6 +275,26 @@ def test_an_empty_relation_does_not_delete_everything_unless_allowed(clickhouse,
     assert scan(table) == {}
 
 
+def test_an_incremental_push_of_another_shape_asks_for_a_full_one(clickhouse, moto_endpoint):
+    """Other columns or options with an incremental push gave the new shape to changed rows only: the
+    items not changed since kept the old one, in silence."""
+    ch = clickhouse
+    table = new_table("shape", {"id": "S"})
+    rows = [("a", "1.00", 1, 1), ("b", "2.00", 1, 2)]
+    set_model(ch, "shape", SUMMARY, summary_values(rows))
+    args = ("push", "shape", "--table", table, "--version-column", "v")
+    ch.cli(*args, check=True)
+    changed = ch.cli(*args, "--exclude", "orders")
+    assert changed.returncode == 2
+    assert ("what is pushed changed since the last push (it was: id String, total Decimal(18, 2), orders UInt32, "
+            "v UInt64; nulls omit; sets -; binary -; it is: id String, total Decimal(18, 2), v UInt64; nulls omit; "
+            "sets -; binary -): run once with --full") in changed.stderr
+    ch.cli(*args, "--exclude", "orders", "--full", check=True)
+    assert all("orders" not in item for item in scan(table).values())
+    ch.cli(*args, "--exclude", "orders", check=True)  # and incremental runs go on
+    assert [r["mode"] for r in runs(ch, table)] == ["full", "full", "incremental"]
+
+
 # -- throttling, parallel writers, rate ----------------------------------------------------
 
 
