@@ -102,8 +102,19 @@ def load_exports(s3, store: Store, uri: str, options: LoadOptions | None = None)
     if not summary_keys:
         result.errors.append(f"No DynamoDB export found at {location} (looked for manifest-summary.json)")
         return result
+    store.ensure_schema()
+    loaded = store.loaded_exports()
+    tables: set[str] = set()
     exports: list[tuple[ExportSummary, list[DataFile], str]] = []
     for key in summary_keys:
+        done = loaded.get(f"s3://{location.bucket}/{key}")
+        if done is not None:  # exports are written once: a loaded one's manifests are not read again
+            arn, table, files, landed, quarantined = done
+            log.info("%s (%s): all %d data files already loaded", arn, table, files)
+            result.exports.append(ExportResult(arn, table, files_skipped=files, lines_landed=landed,
+                                               lines_quarantined=quarantined))
+            tables.add(table)
+            continue
         try:
             summary, files = read_export(s3, location.bucket, key)
         except ManifestError as ex:
@@ -111,11 +122,10 @@ def load_exports(s3, store: Store, uri: str, options: LoadOptions | None = None)
             continue
         exports.append((summary, files, f"s3://{location.bucket}/{key}"))
     exports.sort(key=lambda e: e[0].sort_key())
-    store.ensure_schema()
     for summary, files, summary_uri in exports:
         result.exports.append(_ExportLoad(s3, store, location.bucket, summary, files, summary_uri, options).run())
     held = {e.table_name for e in result.exports if e.held}
-    for table in sorted({summary.table_name for summary, _, _ in exports}):
+    for table in sorted(tables | {summary.table_name for summary, _, _ in exports}):
         if table in held:  # its windows are judged by the run loading the held export
             log.info("%s: export windows not checked, an export of the table being loaded by another run", table)
             continue

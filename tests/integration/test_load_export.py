@@ -90,6 +90,26 @@ def test_rerun_is_a_no_op(s3, clickhouse):
     assert after == before and len(after) == 10
 
 
+def test_a_rerun_does_not_read_the_manifests_of_exports_already_loaded(s3, clickhouse):
+    """A rerun on a prefix read every manifest of every export ever written there (4 GetObject each):
+    an hourly chain of incremental exports made each no-op cron run longer without bound."""
+    from dynamodb_cdc.connection import open_client
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.s3export import s3_client
+    from dynamodb_cdc.store import Store
+
+    write_full_export(s3, s3.bucket, ARN, items(10), prefix="p", export_time=T0, files=2)
+    write_full_export(s3, s3.bucket, ARN, items(12), prefix="p", export_time=T0.replace(hour=5), files=3)
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/p", check=True)
+    client, calls = s3_client(), []
+    client.meta.events.register("before-parameter-build.s3", lambda params, model, **_: calls.append(model.name))
+    with clickhouse.client() as c:
+        result = load_exports(client, Store(c, clickhouse.raw_db), f"s3://{s3.bucket}/p", LoadOptions(progress=False))
+    assert result.ok
+    assert sorted((e.files_loaded, e.files_skipped, e.lines_landed) for e in result.exports) == [(0, 2, 10), (0, 3, 12)]
+    assert "GetObject" not in calls, calls  # only the listing, and each folder's summary looked for
+
+
 def test_a_run_stopped_before_recording_the_export_loaded_is_completed_by_the_rerun(s3, clickhouse):
     """The process dies after its last data file is loaded but before the export's own row says
     so: the rerun has no file left to load, and records the export loaded (else the window checks
