@@ -105,27 +105,32 @@ def load_exports(s3, store: Store, uri: str, options: LoadOptions | None = None)
     store.ensure_schema()
     loaded = store.loaded_exports()
     tables: set[str] = set()
-    exports: list[tuple[ExportSummary, list[DataFile], str]] = []
+    exports: list[tuple] = []  # (sort key, what): a loaded export's ledger row, or one to load
     for key in summary_keys:
         done = loaded.get(f"s3://{location.bucket}/{key}")
         if done is not None:  # exports are written once: a loaded one's manifests are not read again
-            arn, table, files, landed, quarantined = done
-            log.info("%s (%s): all %d data files already loaded", arn, table, files)
-            result.exports.append(ExportResult(arn, table, files_skipped=files, lines_landed=landed,
-                                               lines_quarantined=quarantined))
-            tables.add(table)
+            exports.append((done[5], done))
+            tables.add(done[1])
             continue
         try:
             summary, files = read_export(s3, location.bucket, key)
         except ManifestError as ex:
             result.errors.append(str(ex))
             continue
-        exports.append((summary, files, f"s3://{location.bucket}/{key}"))
-    exports.sort(key=lambda e: e[0].sort_key())
-    for summary, files, summary_uri in exports:
-        result.exports.append(_ExportLoad(s3, store, location.bucket, summary, files, summary_uri, options).run())
+        exports.append((summary.sort_key(), (summary, files, f"s3://{location.bucket}/{key}")))
+        tables.add(summary.table_name)
+    exports.sort(key=lambda e: e[0])
+    for _, what in exports:
+        if len(what) == 3:
+            summary, files, summary_uri = what
+            result.exports.append(_ExportLoad(s3, store, location.bucket, summary, files, summary_uri, options).run())
+            continue
+        arn, table, files, landed, quarantined, _ = what
+        log.info("%s (%s): all %d data files already loaded", arn, table, files)
+        result.exports.append(ExportResult(arn, table, files_skipped=files, lines_landed=landed,
+                                           lines_quarantined=quarantined))
     held = {e.table_name for e in result.exports if e.held}
-    for table in sorted(tables | {summary.table_name for summary, _, _ in exports}):
+    for table in sorted(tables):
         if table in held:  # its windows are judged by the run loading the held export
             log.info("%s: export windows not checked, an export of the table being loaded by another run", table)
             continue
@@ -149,15 +154,24 @@ class _ExportLoad:
     def run(self) -> ExportResult:
         """Load the data files the ledger does not record as loaded, under the export's lease."""
         summary, files, store = self.summary, self.files, self.store
-        out = ExportResult(summary.export_arn, summary.table_name)
-        states = retrying(f"reading the ledger of {summary.export_arn}", lambda: store.file_states(summary.export_arn))
-        plans = {f.key: plan_file(states.get(f.key)) for f in files}
-        todo = [f for f in files if plans[f.key].load]
-        for f in files:
-            if not plans[f.key].load:
-                out.files_skipped += 1
-                out.lines_landed += states[f.key].lines_landed
-                out.lines_quarantined += states[f.key].lines_quarantined
+        out, states, plans, todo = self._plan()
+        if todo:
+            # One run at a time per export (lease.py): an overlapping run leaves it to this one.
+            lease = Lease(store, f"export:{summary.export_arn}", "load-export",
+                          what=f"{summary.export_arn} ({summary.table_name})")
+            try:
+                retrying(f"taking the lease on {summary.export_arn}", lease.acquire)
+            except LeaseHeldError as ex:  # reported with the run's other errors
+                out.errors.append(str(ex))
+                out.held = True
+                return out
+            try:
+                # the ledger again, under the lease: a run that held it may have loaded files since
+                out, states, plans, todo = self._plan()
+                if todo:
+                    return self._load(todo, plans, states, out, lease)
+            finally:
+                lease.release()
         if not todo:
             log.info("%s (%s): all %d data files already loaded", summary.export_arn, summary.table_name, len(files))
             # A run stopped after its last file but before recording the export loaded (killed, or
@@ -169,20 +183,20 @@ class _ExportLoad:
                          status or "not recorded")
                 retrying(f"recording {summary.export_arn} loaded", lambda: store.record_export(
                     summary, s3_uri=self.summary_uri, data_files=len(files), status=LOADED))
-            return out
-        # One run at a time per export (lease.py): an overlapping run leaves it to this one.
-        lease = Lease(store, f"export:{summary.export_arn}", "load-export",
-                      what=f"{summary.export_arn} ({summary.table_name})")
-        try:
-            retrying(f"taking the lease on {summary.export_arn}", lease.acquire)
-        except LeaseHeldError as ex:  # reported with the run's other errors
-            out.errors.append(str(ex))
-            out.held = True
-            return out
-        try:
-            return self._load(todo, plans, states, out, lease)
-        finally:
-            lease.release()
+        return out
+
+    def _plan(self):
+        """(result so far, ledger states, plans, files to load): what the ledger says is left."""
+        summary, files, store = self.summary, self.files, self.store
+        out = ExportResult(summary.export_arn, summary.table_name)
+        states = retrying(f"reading the ledger of {summary.export_arn}", lambda: store.file_states(summary.export_arn))
+        plans = {f.key: plan_file(states.get(f.key)) for f in files}
+        for f in files:
+            if not plans[f.key].load:
+                out.files_skipped += 1
+                out.lines_landed += states[f.key].lines_landed
+                out.lines_quarantined += states[f.key].lines_quarantined
+        return out, states, plans, [f for f in files if plans[f.key].load]
 
     def _load(self, todo: list[DataFile], plans: dict[str, FilePlan], states: dict[str, FileState], out: ExportResult,
               lease: Lease) -> ExportResult:

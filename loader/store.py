@@ -155,18 +155,22 @@ class Store:
             ],
         )
 
-    def loaded_exports(self) -> dict[str, tuple[str, str, int, int, int]]:
+    def loaded_exports(self) -> dict[str, tuple]:
         """{s3 URI of manifest-summary.json: (export ARN, table, data files, lines landed, lines
-        quarantined)} of every export recorded loaded: a rerun need not read their manifests again."""
+        quarantined, sort key as ExportSummary.sort_key)} of every export recorded loaded: a rerun need
+        not read their manifests again."""
         rows = self.client.query(
-            f"SELECT e.s3_uri, e.export_arn, e.table_name, e.data_files, f.landed, f.quarantined "
-            f"FROM (SELECT s3_uri, export_arn, table_name, data_files FROM {self.q}.exports FINAL "
+            f"SELECT e.s3_uri, e.export_arn, e.table_name, e.data_files, f.landed, f.quarantined, e.export_time, "
+            f"e.export_from_time "
+            f"FROM (SELECT s3_uri, export_arn, table_name, data_files, export_time, export_from_time "
+            f"FROM {self.q}.exports FINAL "
             f"WHERE status = 'loaded') AS e "
             f"LEFT JOIN (SELECT export_arn, sum(lines_landed) AS landed, sum(lines_quarantined) AS quarantined "
             f"FROM {self.q}.export_files FINAL WHERE status = 'loaded' GROUP BY export_arn) AS f "
             f"ON e.export_arn = f.export_arn").result_rows
-        return {uri: (arn, table, int(files), int(landed or 0), int(quarantined or 0))
-                for uri, arn, table, files, landed, quarantined in rows}
+        return {uri: (arn, table, int(files), int(landed or 0), int(quarantined or 0),
+                      (_utc(start) or _utc(at), _utc(at), arn))
+                for uri, arn, table, files, landed, quarantined, at, start in rows}
 
     def export_status(self, export_arn: str) -> str | None:
         """The export's status in the ledger (loading, loaded, failed), or None if it has no row."""

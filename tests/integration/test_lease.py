@@ -120,6 +120,35 @@ def test_of_two_runs_taking_the_lease_at_once_the_later_yields(s3, clickhouse):
     assert dict(holders(clickhouse)) == {"etl-2:7:x": 0, lease_module.HOLDER: 1}
 
 
+def test_a_run_that_got_the_lease_after_another_loaded_the_export_loads_nothing_again(s3, clickhouse):
+    """The ledger was read before the lease was taken: a run that finished the export in between left
+    this one a stale plan, and it loaded every file again."""
+    from dynamodb_cdc.connection import open_client
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.store import Store
+
+    import boto3
+
+    uri, arn = export(s3)
+
+    class Late(Store):
+        def take_lease(self, scope, holder, host, pid, command):
+            if not getattr(self, "raced", False):  # meanwhile, another run loads the whole export
+                self.raced = True
+                other = load_exports(boto3.client("s3"), Store(self.client, self.db), uri, LoadOptions(progress=False))
+                assert other.ok and other.exports[0].files_loaded == 2
+            super().take_lease(scope, holder, host, pid, command)
+
+    client = open_client(clickhouse.url)
+    try:
+        result = load_exports(boto3.client("s3"), Late(client, clickhouse.raw_db), uri, LoadOptions(progress=False))
+    finally:
+        client.close()
+    [out] = result.exports
+    assert result.ok and (out.files_loaded, out.files_skipped) == (0, 2)
+    assert lines(clickhouse) == len(ITEMS)
+
+
 @pytest.mark.parametrize("refused", [False, True])
 def test_the_holder_renews_its_lease_while_files_land(s3, clickhouse, monkeypatch, refused):
     """After every data file, a refused one included (a run of bad files may take long too)."""
