@@ -30,6 +30,20 @@ def lines(ch) -> int:
     return ch.scalar(f"SELECT count() FROM `{ch.raw_db}`.export_lines")
 
 
+def load_with(ch, store_class, uri: str):
+    """load_exports in this process, through a Store of the given (sub)class."""
+    import boto3
+
+    from dynamodb_cdc.connection import open_client
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+
+    client = open_client(ch.url)
+    try:
+        return load_exports(boto3.client("s3"), store_class(client, ch.raw_db), uri, LoadOptions(progress=False))
+    finally:
+        client.close()
+
+
 def holders(ch) -> list[tuple]:
     return ch.rows(f"SELECT holder, released FROM `{ch.raw_db}`.leases FINAL ORDER BY holder")
 
@@ -91,8 +105,6 @@ def test_a_pid_given_to_a_later_process_holds_nothing(s3, clickhouse):
 
 def test_of_two_runs_taking_the_lease_at_once_the_later_yields(s3, clickhouse):
     """Both write their row before either reads the other's: the one acquired first keeps it."""
-    from dynamodb_cdc.connection import open_client
-    from dynamodb_cdc.load_export import LoadOptions, load_exports
     from dynamodb_cdc.store import Store
 
     uri, arn = export(s3)
@@ -106,13 +118,7 @@ def test_of_two_runs_taking_the_lease_at_once_the_later_yields(s3, clickhouse):
                 f"acquired_at - toIntervalMillisecond(1), now64(6), 0 FROM {self.q}.leases FINAL "
                 f"WHERE scope = {scope!r} AND holder = {holder!r}")
 
-    import boto3
-
-    client = open_client(clickhouse.url)
-    try:
-        result = load_exports(boto3.client("s3"), Racing(client, clickhouse.raw_db), uri, LoadOptions(progress=False))
-    finally:
-        client.close()
+    result = load_with(clickhouse, Racing, uri)
     [out] = result.exports
     assert out.held and not result.ok
     assert "which took it at the same time" in out.errors[0]
@@ -123,7 +129,6 @@ def test_of_two_runs_taking_the_lease_at_once_the_later_yields(s3, clickhouse):
 def test_a_run_that_got_the_lease_after_another_loaded_the_export_loads_nothing_again(s3, clickhouse):
     """The ledger was read before the lease was taken: a run that finished the export in between left
     this one a stale plan, and it loaded every file again."""
-    from dynamodb_cdc.connection import open_client
     from dynamodb_cdc.load_export import LoadOptions, load_exports
     from dynamodb_cdc.store import Store
 
@@ -139,11 +144,7 @@ def test_a_run_that_got_the_lease_after_another_loaded_the_export_loads_nothing_
                 assert other.ok and other.exports[0].files_loaded == 2
             super().take_lease(scope, holder, host, pid, command)
 
-    client = open_client(clickhouse.url)
-    try:
-        result = load_exports(boto3.client("s3"), Late(client, clickhouse.raw_db), uri, LoadOptions(progress=False))
-    finally:
-        client.close()
+    result = load_with(clickhouse, Late, uri)
     [out] = result.exports
     assert result.ok and (out.files_loaded, out.files_skipped) == (0, 2)
     assert lines(clickhouse) == len(ITEMS)
