@@ -22,7 +22,6 @@ from pathlib import Path
 from .sql import ident, literal
 
 NUMBER_RE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,6})?")
-UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Integer types, narrowest useful first: Int64 is the default for integers; wider ones only when needed.
 INTEGER_TYPES = [("Int64", -(2 ** 63), 2 ** 63 - 1), ("UInt64", 0, 2 ** 64 - 1), ("Int128", -(2 ** 127), 2 ** 127 - 1),
                  ("UInt128", 0, 2 ** 128 - 1), ("Int256", -(2 ** 255), 2 ** 255 - 1), ("UInt256", 0, 2 ** 256 - 1)]
@@ -178,15 +177,16 @@ kvs AS (
     FROM (SELECT arrayJoin(JSONExtractKeysAndValuesRaw(item)) AS kv FROM sample)
 )
 SELECT attr, tag, count() AS n,
-       groupUniqArrayArray(100000)(multiIf(
+       groupUniqArrayArray(multiIf(  -- (every distinct number of the sample: a cap would type only those kept)
            tag = 'N', [JSONExtractString(av, 'N')],
            tag = 'NS', JSONExtract(av, 'NS', 'Array(String)'),
            tag = 'S' AND match(JSONExtractString(av, 'S'), '^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]{{1,6}})?$'),
                [JSONExtractString(av, 'S')],
            [])) AS numbers,
        uniqExactIf(JSONExtractString(av, 'S'), tag = 'S') AS distinct_strings,
+       -- (lowercase only: ClickHouse writes a UUID in lowercase, so other text would not read back the same)
        countIf(tag = 'S' AND match(JSONExtractString(av, 'S'),
-           '^[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}$')) AS uuids,
+           '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$')) AS uuids,
        countIf(tag = 'S' AND match(JSONExtractString(av, 'S'),
            '^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]{{1,6}})?$')) AS numeric_strings,
        groupUniqArrayArray(multiIf(
@@ -232,6 +232,10 @@ def sample(client, db: str, table: str, limit: int) -> tuple[int, dict[str, Attr
 def build(table: str, sampled: int, stats: dict[str, AttributeStats], seen_keys: list[list[str]],
           key: list[str] | None) -> tuple[str, list[Column], list[str]]:
     """(declaration name, columns, key column names)."""
+    if sampled == 0 and seen_keys:
+        raise ScaffoldError(f"the changes landed for {table} carry no item images, only their Keys "
+                            f"({', '.join(seen_keys[0])}): a stream of view type KEYS_ONLY or OLD_IMAGE. Load a full "
+                            "export to sample the items, or declare the columns by hand")
     if sampled == 0:
         raise ScaffoldError(f"no items of DynamoDB table {table} have landed in the raw tables yet: load an export "
                             f"or consume a stream first (dynamodb-cdc status shows what has landed)")
@@ -240,6 +244,10 @@ def build(table: str, sampled: int, stats: dict[str, AttributeStats], seen_keys:
             raise ScaffoldError(f"the key of {table} is not in the landed data (only full exports carry no Keys): "
                                 f"pass --key PARTITION_KEY[,SORT_KEY]")
         key = seen_keys[0]
+    elif seen_keys and set(key) != set(seen_keys[0]):
+        # (a partition key alone on a table with a sort key would merge its items into one row each)
+        raise ScaffoldError(f"--key {','.join(key)} is not the key of the changes landed for {table}, whose Keys "
+                            f"hold {', '.join(seen_keys[0])}: give --key {','.join(seen_keys[0])} (partition key first)")
     for k in key:
         if k not in stats:
             raise ScaffoldError(f"key attribute {k!r} does not occur in the {sampled} sampled items of {table}")
@@ -264,7 +272,9 @@ def build(table: str, sampled: int, stats: dict[str, AttributeStats], seen_keys:
 
 def render_yaml(table: str, declaration: str, columns: list[Column], key_columns: list[str], sampled: int,
                 key_guessed: bool) -> str:
-    q = lambda s: json.dumps(s, ensure_ascii=False)  # noqa: E731  (JSON strings are valid YAML scalars)
+    # JSON strings are valid YAML scalars; with ensure_ascii, characters YAML reads otherwise (NEL as a line
+    # break, DEL refused) are \u escapes, which YAML's double-quoted strings read back the same
+    q = lambda s: json.dumps(s, ensure_ascii=True)  # noqa: E731
     lines = [f"# dynamodb-cdc scaffold {table}: {sampled} sampled items. Paste under `vars: dynamodb_cdc_tables:`",
              "# in dbt_project.yml, then review each type against what the table may hold beyond the sample.",
              f"{q(declaration)}:"]

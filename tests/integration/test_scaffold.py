@@ -114,3 +114,18 @@ def test_scaffold_then_dbt_builds_every_item_exactly(s3, clickhouse, tmp_path):
         assert mixed == next(iter(item["mixed"].values()))
         assert json.loads(nested) == item["nested"]
         assert errors == [] and other == "{}"
+
+
+def test_scaffold_types_every_sampled_number_and_keeps_uppercase_uuids_as_text(s3, clickhouse):
+    """The sampled numbers were capped at 100,000 distinct values, so the type was chosen from those
+    kept: a set member past them (1E+30) overflowed the proposed Array(Int64).  An upper-case UUID was
+    proposed as UUID, which ClickHouse writes in lowercase: the text no longer matched DynamoDB's."""
+    items = [{"pk": {"S": f"p{i}"}, "ns": {"NS": [str(i * 11 + j) for j in range(11)]},
+              "u": {"S": str(uuid.UUID(int=i + 1)).upper() if i % 2 else str(uuid.UUID(int=i + 1))}}
+             for i in range(10_000)]
+    items[-1]["ns"]["NS"].append("1" + "0" * 30)
+    write_full_export(s3, s3.bucket, ARN, items, prefix="many", export_time=T0, files=2)
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/many", check=True)
+    result = clickhouse.cli("scaffold", "catalog", "--key", "pk", "--no-models", check=True)
+    types = {c["name"]: c["type"] for c in yaml.safe_load(result.stdout)["catalog"]["columns"]}
+    assert types == {"pk": "String", "ns": "Array(Int128)", "u": "String"}

@@ -86,6 +86,30 @@ def test_build_and_yaml():
         {"name": "we_ird", "attribute": 'we"ird', "type": "String"}]}}
 
 
+def test_a_key_other_than_the_landed_changes_is_refused():
+    """--key pk on a table whose changes carry pk and sk was accepted: the model then merged every item
+    of a partition key into one row, and no test could tell."""
+    st = {"pk": stats("pk", {"S": 2}, strings_distinct=2), "sk": stats("sk", {"N": 2}, numbers=["1", "2"])}
+    with pytest.raises(ScaffoldError, match="--key pk is not the key of the changes landed for t, whose Keys hold "
+                                            "pk, sk: give --key pk,sk"):
+        build("t", 2, st, [["pk", "sk"]], ["pk"])
+    assert build("t", 2, st, [["sk", "pk"]], ["pk", "sk"])[2] == ["pk", "sk"]  # the order given wins
+    with pytest.raises(ScaffoldError, match="carry no item images, only their Keys \\(pk, sk\\): a stream of view "
+                                            "type KEYS_ONLY or OLD_IMAGE"):
+        build("t", 0, {}, [["pk", "sk"]], None)
+
+
+def test_yaml_reads_back_any_attribute_name():
+    """NEL (U+0085) was read by YAML as a line break, DEL (U+007F) refused."""
+    import yaml
+
+    names = ["nel\x85x", "del\x7fx", "tab\tx", "é ☃ \"q\""]
+    st = {"pk": stats("pk", {"S": 1}, strings_distinct=1), **{n: stats(n, {"S": 1}, strings_distinct=1) for n in names}}
+    declaration, columns, key = build("t", 1, st, [["pk"]], None)
+    doc = yaml.safe_load(render_yaml("t", declaration, columns, key, 1, key_guessed=False))
+    assert {c.get("attribute", c["name"]) for c in doc["t"]["columns"]} == {"pk", *names}
+
+
 def test_reserved_names_are_the_changes_models_own():
     """scaffold renames what the package's table_spec refuses: the two lists must not drift apart."""
     import re
