@@ -26,19 +26,21 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"DYNAMODB_CDC_{name}", default)
 
 
-def _number(env: str, kind=int, minimum=None):
+def _number(env: str | None, kind=int, minimum=None):
     """The argparse type of a numeric option whose default is DYNAMODB_CDC_<env> (passed as text, so
-    that argparse converts it with this): a value that is not a number, or below ``minimum``, is a
-    usage error (exit 2) naming the option's variable, whether it came from there or the command line."""
+    that argparse converts it with this; env None: an option with no variable): a value that is not a
+    number, or below ``minimum``, is a usage error (exit 2) naming the option's variable, whether it
+    came from there or the command line."""
     what = "a whole number" if kind is int else "a number"
+    where = f" (on the command line, or in DYNAMODB_CDC_{env})" if env else ""
 
     def convert(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what} (on the command line, or in DYNAMODB_CDC_{env})") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}{where}") from None
         if minimum is not None and not value >= minimum:  # (NaN too)
-            raise argparse.ArgumentTypeError(f"{text} is less than {minimum} (on the command line, or in DYNAMODB_CDC_{env})")
+            raise argparse.ArgumentTypeError(f"{text} is less than {minimum}{where}")
         return value
 
     convert.__name__ = kind.__name__
@@ -145,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         "type mix and missing rate), and writes <table>_changes.sql and <table>_current.sql.",
     )
     scaffold.add_argument("table", help="DynamoDB table name, as in the raw tables' table_name")
-    scaffold.add_argument("--sample", type=int, default=10000, help="items to sample (default 10000)")
+    scaffold.add_argument("--sample", type=_number(None, int, 1), default="10000", help="items to sample (default 10000)")
     scaffold.add_argument("--key", default=None,
                           help="PARTITION_KEY[,SORT_KEY] (default: the Keys of landed changes; required when only "
                           "full exports have landed)")

@@ -107,6 +107,11 @@ def write_project(project: Path, data_dir: Path) -> None:
                   path: rel_chdb
                   schema: analytics
                   threads: 1
+                url:
+                  type: chdb
+                  path: "{{{{ env_var('DYNAMODB_CDC_CLICKHOUSE_URL', 'chdb://url_chdb') }}}}"
+                  schema: analytics
+                  threads: 1
             """
         ).lstrip()
     )
@@ -260,6 +265,20 @@ def test_debug_and_relative_path(built, tmp_path):
     # The connection test created the profile's schema in that directory.
     assert query(tmp_path / "rel_chdb", "EXISTS DATABASE analytics") == [(1,)]
     assert not (project / "rel_chdb").exists()
+
+
+def test_path_may_be_the_loaders_chdb_url(built, tmp_path, monkeypatch):
+    """The loader reads DYNAMODB_CDC_CLICKHOUSE_URL, a chdb:// URL; the profile's path takes the same
+    value, so one variable names the directory for both (dbt read another variable, and an unset one
+    sent it to an empty .chdb of its own)."""
+    project = built[0]
+    monkeypatch.setenv("DYNAMODB_CDC_CLICKHOUSE_URL", f"chdb://{tmp_path}/url%23dir")
+    output = ok(dbt(project, "debug", "--target", "url"))
+    assert f"path: {tmp_path}/url#dir" in output and "Connection test: [OK connection ok]" in output
+    monkeypatch.setenv("DYNAMODB_CDC_CLICKHOUSE_URL", "https://user:secret@ch.example.com:8443/")
+    refused = dbt(project, "debug", "--target", "url")
+    assert refused.returncode != 0
+    assert "is a chDB data directory, not a server URL" in refused.stdout + refused.stderr
 
 
 def test_locked_directory_fails_with_one_line_message(built):

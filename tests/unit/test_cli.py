@@ -17,6 +17,8 @@ from dynamodb_cdc.cli import main
     ({"DYNAMODB_CDC_WAIT_FOR_LOCK": "soon"}, ["status"], "argument --wait-for-lock: 'soon' is not a number"),
     ({"DYNAMODB_CDC_READERS": "x"}, ["consume-kinesis", "--stream", "s"], "argument --readers: 'x' is not a whole number"),
     ({"DYNAMODB_CDC_POLL_SECONDS": "fast"}, ["consume-streams", "--table", "t"], "argument --poll-seconds: 'fast' is not a number"),
+    ({}, ["scaffold", "t", "--sample", "0"], "argument --sample: 0 is less than 1\n"),  # (it read as 'nothing landed')
+    ({}, ["scaffold", "t", "--sample", "-5"], "argument --sample: -5 is less than 1\n"),  # (a LIMIT of all but 5)
 ])
 def test_a_bad_number_is_a_usage_error_naming_its_variable(monkeypatch, capsys, env, argv, message):
     for name, value in env.items():

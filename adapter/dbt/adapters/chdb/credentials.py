@@ -2,6 +2,7 @@
 
 import os
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from dbt.adapters.clickhouse.credentials import ClickHouseCredentials
 from dbt_common.exceptions import DbtRuntimeError
@@ -35,7 +36,9 @@ class ChdbCredentials(ClickHouseCredentials):
 
     ``path`` is required (keyword-only because every inherited field has a
     default).  A relative path is resolved against the directory dbt is run
-    from, once, when the profile is loaded.  ``schema`` is the default
+    from, once, when the profile is loaded.  ``path`` may also be the loader's
+    ``chdb://`` URL (``chdb:///abs/dir``, ``chdb://rel/dir``), so that one
+    variable names the directory for both.  ``schema`` is the default
     database, exactly as in dbt-clickhouse.
     """
 
@@ -55,7 +58,22 @@ class ChdbCredentials(ClickHouseCredentials):
             raise DbtRuntimeError(
                 'The chdb profile needs `path`: the chDB data directory, e.g. `path: .chdb`'
             )
-        path = os.path.expanduser(str(self.path).strip())
+        path = str(self.path).strip()
+        scheme = path.split('://', 1)[0].lower() if '://' in path else ''
+        if scheme in ('http', 'https'):
+            raise DbtRuntimeError(
+                'The chdb profile\'s `path` is a chDB data directory, not a server URL (it reads the loader\'s '
+                'DYNAMODB_CDC_CLICKHOUSE_URL when that is a chdb:// URL): for a ClickHouse server use a '
+                '`type: clickhouse` output, as `server` in profiles.example.yml'
+            )
+        if scheme == 'chdb':  # the loader's URL form: chdb:///abs/dir or chdb://rel/dir
+            rest = path.split('://', 1)[1]
+            if '?' in rest or '#' in rest:
+                raise DbtRuntimeError(
+                    f'`path` {self.path}: a chdb:// URL has no ?query or #fragment (write them as %3F, %23)'
+                )
+            path = unquote(rest)
+        path = os.path.expanduser(path)
         if not os.path.isabs(path):
             path = os.path.join(os.getcwd(), path)
         self.path = os.path.normpath(path)
