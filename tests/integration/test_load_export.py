@@ -93,7 +93,6 @@ def test_rerun_is_a_no_op(s3, clickhouse):
 def test_a_rerun_does_not_read_the_manifests_of_exports_already_loaded(s3, clickhouse):
     """A rerun on a prefix read every manifest of every export ever written there (4 GetObject each):
     an hourly chain of incremental exports made each no-op cron run longer without bound."""
-    from dynamodb_cdc.connection import open_client
     from dynamodb_cdc.load_export import LoadOptions, load_exports
     from dynamodb_cdc.s3export import s3_client
     from dynamodb_cdc.store import Store
@@ -266,7 +265,6 @@ def test_a_data_file_s3_refuses_to_give_is_failed_by_name_and_the_rest_lands(s3,
     'loading'.  S3 answers for the other objects; only this one GetObject is refused."""
     from botocore.exceptions import ClientError
 
-    from dynamodb_cdc.connection import open_client
     from dynamodb_cdc.load_export import LoadOptions, load_exports
     from dynamodb_cdc.s3export import s3_client
     from dynamodb_cdc.store import Store
