@@ -102,8 +102,8 @@ def load_exports(s3, store: Store, uri: str, options: LoadOptions | None = None)
     if not summary_keys:
         result.errors.append(f"No DynamoDB export found at {location} (looked for manifest-summary.json)")
         return result
-    store.ensure_schema()
-    loaded = store.loaded_exports()
+    retrying("creating the raw tables", store.ensure_schema)
+    loaded = retrying("reading the exports already loaded", store.loaded_exports)
     tables: set[str] = set()
     exports: list[tuple] = []  # (sort key, what): a loaded export's ledger row, or one to load
     for key in summary_keys:

@@ -248,7 +248,7 @@ def test_clickhouse_failing_mid_read_is_retried_and_every_line_lands_once(s3, cl
         if method == "query" and "count()" in sql and "export_lines" in sql:
             counts.append(n)
             return "before" if len(counts) == (3 if group == 1 else 1) else None
-        if "export_files" in sql and "'loaded'" in sql:
+        if sql.startswith("INSERT") and "export_files" in sql and "'loaded'" in sql:
             marks.append(n)
             return "after" if len(marks) == 1 else None
         return None
