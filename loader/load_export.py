@@ -26,7 +26,7 @@ from .manifest import DataFile, ExportSummary, ManifestError, check_windows
 from .progress import Progress
 from .s3export import (CompressedFile, DataFileError, S3Uri, Segment, VerifiedFile, fetch_compressed, fetch_data_file,
                        find_summaries, read_export)
-from .store import FAILED, LOADED, LOADING, FileState, ServerReadError, Store, remove_stale_links
+from .store import FAILED, LOADED, LOADING, FileState, LoadedExport, ServerReadError, Store, remove_stale_links
 
 log = logging.getLogger(__name__)
 
@@ -105,30 +105,29 @@ def load_exports(s3, store: Store, uri: str, options: LoadOptions | None = None)
     retrying("creating the raw tables", store.ensure_schema)
     loaded = retrying("reading the exports already loaded", store.loaded_exports)
     tables: set[str] = set()
-    exports: list[tuple] = []  # (sort key, what): a loaded export's ledger row, or one to load
+    exports: list[tuple[tuple, LoadedExport | _ExportLoad]] = []  # (sort key, the export), run oldest first
     for key in summary_keys:
-        done = loaded.get(f"s3://{location.bucket}/{key}")
+        uri = f"s3://{location.bucket}/{key}"
+        done = loaded.get(uri)
         if done is not None:  # exports are written once: a loaded one's manifests are not read again
-            exports.append((done[5], done))
-            tables.add(done[1])
+            exports.append((done.sort_key, done))
+            tables.add(done.table_name)
             continue
         try:
             summary, files = read_export(s3, location.bucket, key)
         except ManifestError as ex:
             result.errors.append(str(ex))
             continue
-        exports.append((summary.sort_key(), (summary, files, f"s3://{location.bucket}/{key}")))
+        exports.append((summary.sort_key(), _ExportLoad(s3, store, location.bucket, summary, files, uri, options)))
         tables.add(summary.table_name)
     exports.sort(key=lambda e: e[0])
-    for _, what in exports:
-        if len(what) == 3:
-            summary, files, summary_uri = what
-            result.exports.append(_ExportLoad(s3, store, location.bucket, summary, files, summary_uri, options).run())
+    for _, export in exports:
+        if isinstance(export, _ExportLoad):
+            result.exports.append(export.run())
             continue
-        arn, table, files, landed, quarantined, _ = what
-        log.info("%s (%s): all %d data files already loaded", arn, table, files)
-        result.exports.append(ExportResult(arn, table, files_skipped=files, lines_landed=landed,
-                                           lines_quarantined=quarantined))
+        log.info("%s (%s): all %d data files already loaded", export.export_arn, export.table_name, export.data_files)
+        result.exports.append(ExportResult(export.export_arn, export.table_name, files_skipped=export.data_files,
+                                           lines_landed=export.lines_landed, lines_quarantined=export.lines_quarantined))
     held = {e.table_name for e in result.exports if e.held}
     for table in sorted(tables):
         if table in held:  # its windows are judged by the run loading the held export

@@ -49,9 +49,12 @@ class ExportSummary:
         return when
 
     def sort_key(self) -> tuple:
-        """Oldest first: full exports by exportTime, incremental windows by their start."""
-        start = self.export_from_time or self.point_in_time
-        return (start, self.point_in_time, self.export_arn)
+        return export_order(self.export_arn, self.point_in_time, self.export_from_time)
+
+
+def export_order(export_arn: str, point_in_time: datetime, export_from_time: datetime | None) -> tuple:
+    """Oldest first: full exports by exportTime, incremental windows by their start."""
+    return (export_from_time or point_in_time, point_in_time, export_arn)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ from .push_convert import (
     Refused,
     UnsupportedColumn,
     item_json,
+    parse_type,
     row_json,
 )
 from .sql import ident, literal
@@ -262,12 +263,8 @@ class PushState:
 # -- the relation ---------------------------------------------------------------------
 
 
-def _base_type(ch_type: str) -> str:
-    return ch_type.replace("Nullable(", "").replace("LowCardinality(", "")
-
-
 def _is_datetime(ch_type: str) -> bool:
-    return _base_type(ch_type).startswith("DateTime")
+    return parse_type(ch_type).base_type in ("DateTime", "DateTime64")
 
 
 def resolve_relation(client, name: str) -> tuple[str, str]:
@@ -664,10 +661,10 @@ class Pusher:
     def _version_value(self, param: str) -> str:
         """The watermark parameter as a value of the version column's type: a date-time as the UTC
         text _max_version wrote, whatever the time zone of the session or of the column."""
-        base = _base_type(self.version_type)
-        if base.startswith("DateTime64"):
-            return f"toDateTime64({{{param}:String}}, {int(base[11:].split(',')[0].rstrip(')'))}, 'UTC')"
-        if base.startswith("DateTime"):
+        t = parse_type(self.version_type)
+        if t.base_type == "DateTime64":
+            return f"toDateTime64({{{param}:String}}, {int(t.scale)}, 'UTC')"
+        if t.base_type == "DateTime":
             return f"toDateTime({{{param}:String}}, 'UTC')"
         return f"CAST({{{param}:String}}, {literal(self.version_type)})"
 

@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING
 
 from . import clock, schema
 from .connection import is_transient
-from .manifest import FULL_EXPORT, DataFile, ExportSummary, ExportWindow
+from .manifest import FULL_EXPORT, DataFile, ExportSummary, ExportWindow, export_order
 from .lease import HOLDER_COLUMNS, Holder, running
 from .sql import ident, literal, values_insert
 from .streams import Checkpoint, Record
@@ -97,6 +97,17 @@ class FileState:
     error: str
 
 
+@dataclass(frozen=True)
+class LoadedExport:
+    """An export the ledger records loaded, as a rerun reports it without reading its manifests."""
+    export_arn: str
+    table_name: str
+    data_files: int
+    lines_landed: int
+    lines_quarantined: int
+    sort_key: tuple  # manifest.export_order, as ExportSummary.sort_key()
+
+
 class Store:
     def __init__(self, client, database: str):
         self.client = client
@@ -155,9 +166,8 @@ class Store:
             ],
         )
 
-    def loaded_exports(self) -> dict[str, tuple]:
-        """{s3 URI of manifest-summary.json: (export ARN, table, data files, lines landed, lines
-        quarantined, sort key as ExportSummary.sort_key)} of every export recorded loaded: a rerun need
+    def loaded_exports(self) -> dict[str, LoadedExport]:
+        """{s3 URI of manifest-summary.json: its export} of every export recorded loaded: a rerun need
         not read their manifests again."""
         rows = self.client.query(
             f"SELECT e.s3_uri, e.export_arn, e.table_name, e.data_files, f.landed, f.quarantined, e.export_time, "
@@ -168,8 +178,8 @@ class Store:
             f"LEFT JOIN (SELECT export_arn, sum(lines_landed) AS landed, sum(lines_quarantined) AS quarantined "
             f"FROM {self.q}.export_files FINAL WHERE status = 'loaded' GROUP BY export_arn) AS f "
             f"ON e.export_arn = f.export_arn").result_rows
-        return {uri: (arn, table, int(files), int(landed or 0), int(quarantined or 0),
-                      (_utc(start) or _utc(at), _utc(at), arn))
+        return {uri: LoadedExport(arn, table, int(files), int(landed or 0), int(quarantined or 0),
+                                  export_order(arn, _utc(at), _utc(start)))
                 for uri, arn, table, files, landed, quarantined, at, start in rows}
 
     def export_status(self, export_arn: str) -> str | None:
