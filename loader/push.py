@@ -5,7 +5,8 @@ One run:
 1. resolves the relation (``model`` or ``schema.model``), reads its columns and
    compiles the converter (``push_convert``), so an unsupported type or a wrong
    key stops before anything is read or written;
-2. checks the target table's key schema (DescribeTable) against the key;
+2. checks the target table's key schema (DescribeTable) against the key, and
+   takes the table's lease (lease.py: one push per DynamoDB table at a time);
 3. records the run in ``push_runs`` (status ``running``);
 4. streams the rows (``query_row_block_stream``: memory stays flat): all of them
    (``--full``, or the first run), the rows whose version column is at or past
@@ -59,6 +60,8 @@ from .push_convert import (
     parse_type,
     row_json,
 )
+from .lease import Lease, LeaseHeldError
+from .schema import leases_ddl
 from .sql import ident, literal
 from .streams import backoff_delay, error_code
 
@@ -186,6 +189,7 @@ COMMENT 'Rows dynamodb-cdc push set aside, with the reason (read with FINAL)'"""
 ) ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY (target_table, key_json)
 COMMENT 'Every key dynamodb-cdc push wrote, for --sync-deletes (read with FINAL)'""",
+        leases_ddl(d),  # one push per DynamoDB table at a time
     ]
 
 
@@ -587,6 +591,23 @@ class Pusher:
     # -- one run -----------------------------------------------------------------------
     def run(self) -> PushResult:
         self.prepare()
+        # One push per DynamoDB table at a time (lease.py): two at once would interleave their writes
+        # and deletes, and their ledgers (push_keys, watermarks) would each miss the other's.
+        from .store import Store
+
+        region = getattr(getattr(self.dynamodb, "meta", None), "region_name", None) or "-"
+        self.lease = Lease(Store(self.state.client, self.state.db), f"push:{region}/{self.opt.table}", "push",
+                           what=f"DynamoDB table {self.opt.table}", doing="pushed to")
+        try:
+            self.lease.acquire()
+        except LeaseHeldError as ex:
+            raise PushError(str(ex)) from None
+        try:
+            return self._run()
+        finally:
+            self.lease.release()
+
+    def _run(self) -> PushResult:
         opt = self.opt
         self._settle_imports()
         # the watermark and key types come from the last successful run that read by version
@@ -788,6 +809,7 @@ class Pusher:
             quarantine_pending.clear()
         if force or self.result.rows_read % 100_000 == 0:
             self._save_run()
+        self.lease.renew()  # (a write only once RENEW_SECONDS have passed)
 
     def _sync_deletes(self) -> None:
         """Delete the items this relation pushed before whose keys are no longer in it."""
@@ -930,6 +952,7 @@ class Pusher:
                 raise ImportPending(f"ImportTable {arn} is still {d['ImportStatus']} after "
                                     f"{self.opt.import_timeout:.0f} s; the next push checks it again before writing")
             self.sleep(self.opt.poll_seconds)
+            self.lease.renew()
 
     def _finish_import(self, d: dict) -> None:
         status, errors = d["ImportStatus"], int(d.get("ErrorCount") or 0)

@@ -166,19 +166,7 @@ SELECT 'export' AS source, table_name, export_arn AS origin, data_file_key AS lo
        line_number, '' AS sequence_number, line AS payload, error, now64(6) AS _ingested_at
 FROM {d}._export_lines_checked
 WHERE error != ''""",
-        # Which run is loading each export, or reading each stream (lease.py): a second leaves it alone.
-        f"""CREATE TABLE IF NOT EXISTS {d}.leases (
-    scope String COMMENT 'what is held: export:<export ARN>, stream:<stream ARN>',
-    holder String COMMENT 'host:pid:start:run of the holding process (start: its start time, /proc)',
-    host String,
-    pid UInt32,
-    command LowCardinality(String),
-    acquired_at DateTime64(6, 'UTC'),
-    renewed_at DateTime64(6, 'UTC'),
-    released UInt8
-) ENGINE = ReplacingMergeTree(renewed_at)
-ORDER BY (scope, holder)
-COMMENT 'Leases of the runs loading each export or reading each stream (read with FINAL): one at a time'""",
+        leases_ddl(d),
         # Stream consumers (Kinesis Data Streams for DynamoDB, DynamoDB Streams).
         f"""CREATE TABLE IF NOT EXISTS {d}.stream_records (
     source LowCardinality(String) COMMENT 'kinesis or dynamodb_streams',
@@ -236,6 +224,23 @@ FROM {d}._stream_records_in
 WHERE error != ''
 COMMENT {literal(ROUTING_VERSION)}""",
     ]
+
+
+def leases_ddl(d: str) -> str:
+    """The leases table (lease.py), of the quoted database ``d``: which run is loading each export,
+    reading each stream or pushing to each DynamoDB table; a second leaves it alone."""
+    return f"""CREATE TABLE IF NOT EXISTS {d}.leases (
+    scope String COMMENT 'what is held: export:<export ARN>, stream:<stream ARN>, push:<region>/<DynamoDB table>',
+    holder String COMMENT 'host:pid:start:run of the holding process (start: its start time, /proc)',
+    host String,
+    pid UInt32,
+    command LowCardinality(String),
+    acquired_at DateTime64(6, 'UTC'),
+    renewed_at DateTime64(6, 'UTC'),
+    released UInt8
+) ENGINE = ReplacingMergeTree(renewed_at)
+ORDER BY (scope, holder)
+COMMENT 'Leases of the runs loading each export, reading each stream or pushing to each DynamoDB table (read with FINAL): one at a time'"""
 
 
 def ensure(client, db: str) -> None:

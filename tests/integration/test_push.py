@@ -295,6 +295,40 @@ def test_an_incremental_push_of_another_shape_asks_for_a_full_one(clickhouse, mo
     assert [r["mode"] for r in runs(ch, table)] == ["full", "full", "incremental"]
 
 
+
+def test_a_push_to_a_table_another_push_holds_is_left_to_it(clickhouse, moto_endpoint, monkeypatch):
+    """Two pushes to one DynamoDB table at once (a cron run overlapping the last one, or two relations
+    declaring the same table) would interleave their writes and deletes: one push per table at a time,
+    by a lease as load-export holds an export's (another push stood in for by its lease row)."""
+    from conftest import hold_lease, release_leases
+    from dynamodb_cdc import lease as lease_module
+    from dynamodb_cdc.store import Store
+
+    ch = clickhouse
+    table = new_table("leased", {"id": "S"})
+    rows = [("a", "1.00", 1, 1), ("b", "2.00", 1, 2)]
+    set_model(ch, "leased", SUMMARY, summary_values(rows))
+    scope = f"push:{boto3.client('dynamodb').meta.region_name}/{table}"
+    hold_lease(ch, scope, command="push")
+    held = ch.cli("push", "leased", "--table", table, "--sync-deletes")
+    assert held.returncode == 1, held.stderr
+    assert (f"DynamoDB table {table} is being pushed to by push (process 4242 on etl-2) since " in held.stderr
+            and "this run leaves it to that one" in held.stderr), held.stderr
+    assert "Traceback" not in held.stderr
+    assert scan(table) == {} and runs(ch, table) == []  # nothing written, no run recorded
+
+    release_leases(ch)  # that push ended: the next one writes, renewing its lease as it goes
+    renewed = []
+    renew = Store.renew_lease
+    monkeypatch.setattr(Store, "renew_lease", lambda self, s, holder: (renewed.append(s), renew(self, s, holder)))
+    monkeypatch.setattr(lease_module, "RENEW_SECONDS", 0)
+    assert in_process_push(ch, relation="leased", table=table, sync_deletes=True).status == "succeeded"
+    assert scan(table) == expected_summary(rows)
+    assert renewed and set(renewed) == {scope}
+    assert dict(ch.rows(f"SELECT holder, released FROM `{ch.raw_db}`.leases FINAL WHERE scope = {{s:String}}",
+                        s=scope)) == {"etl-2:4242:x": 1, lease_module.HOLDER: 1}  # released as it ended
+
+
 # -- throttling, parallel writers, rate ----------------------------------------------------
 
 
