@@ -1,6 +1,7 @@
 """``dynamodb-cdc scaffold TABLE``: a table declaration and model stubs from the raw rows already landed.
 
-Like dbt-codegen for sources: it samples the landed items of one DynamoDB table (full-export
+Like dbt-codegen for sources: it samples the landed items of one DynamoDB table, spread over all
+of them by a hash of each line (full-export
 ``Item``, incremental ``NewImage``, stream ``dynamodb.NewImage``) in ClickHouse, counts per
 attribute which type tags occur and how often the attribute is missing or NULL, and proposes for
 each attribute the narrowest type of the package's type map (README, "Types") that holds every
@@ -160,18 +161,24 @@ def model_name(table: str) -> str:
 
 def sample_sql(db: str, table: str, limit: int) -> str:
     t = literal(table)
+    # A spread sample: the lines with the lowest hashes of all landed ones, not the first read (the
+    # oldest export's first file, which may not hold what later items do).  Each source keeps its
+    # lowest `limit` lines before any JSON is parsed: one read of the landed lines, a top-N sort.
+    n = int(limit)
     items = f"""
-        SELECT JSONExtractRaw(line, 'Item') AS item FROM {ident(db)}.export_lines
-        WHERE table_name = {t} AND export_type = 'FULL_EXPORT'
+        (SELECT line AS doc, 'Item' AS path, cityHash64(line) AS h FROM {ident(db)}.export_lines
+         WHERE table_name = {t} AND export_type = 'FULL_EXPORT' ORDER BY h LIMIT {n})
         UNION ALL
-        SELECT JSONExtractRaw(line, 'NewImage') FROM {ident(db)}.export_lines
-        WHERE table_name = {t} AND export_type = 'INCREMENTAL_EXPORT' AND JSONType(line, 'NewImage') = 'Object'
+        (SELECT line, 'NewImage', cityHash64(line) AS h FROM {ident(db)}.export_lines
+         WHERE table_name = {t} AND export_type = 'INCREMENTAL_EXPORT' AND JSONType(line, 'NewImage') = 'Object'
+         ORDER BY h LIMIT {n})
         UNION ALL
-        SELECT JSONExtractRaw(data, 'dynamodb', 'NewImage') FROM {ident(db)}.stream_records
-        WHERE (table_name = {t} OR JSONExtractString(data, 'tableName') = {t})
-          AND JSONType(data, 'dynamodb', 'NewImage') = 'Object'"""
+        (SELECT JSONExtractRaw(data, 'dynamodb'), 'NewImage', cityHash64(data) AS h FROM {ident(db)}.stream_records
+         WHERE (table_name = {t} OR JSONExtractString(data, 'tableName') = {t})
+           AND JSONType(data, 'dynamodb', 'NewImage') = 'Object'
+         ORDER BY h LIMIT {n})"""
     return f"""
-WITH sample AS (SELECT item FROM ({items}) LIMIT {int(limit)}),
+WITH sample AS (SELECT JSONExtractRaw(doc, path) AS item FROM ({items}) ORDER BY h LIMIT {n}),
 kvs AS (
     SELECT kv.1 AS attr, JSONExtractKeys(kv.2)[1] AS tag, kv.2 AS av
     FROM (SELECT arrayJoin(JSONExtractKeysAndValuesRaw(item)) AS kv FROM sample)

@@ -129,3 +129,15 @@ def test_scaffold_types_every_sampled_number_and_keeps_uppercase_uuids_as_text(s
     result = clickhouse.cli("scaffold", "catalog", "--key", "pk", "--no-models", check=True)
     types = {c["name"]: c["type"] for c in yaml.safe_load(result.stdout)["catalog"]["columns"]}
     assert types == {"pk": "String", "ns": "Array(Int128)", "u": "String"}
+
+
+def test_scaffold_samples_across_all_landed_items_not_the_first_read(s3, clickhouse):
+    """The sample was the first --sample lines ClickHouse read (the start of the oldest files): items
+    landed later with wider values were never seen, and the proposed type did not hold them."""
+    items = [{"pk": {"S": f"p{i}"}, "n": {"N": str(2 ** 70 + i) if i >= 2900 else str(i)}} for i in range(3000)]
+    write_full_export(s3, s3.bucket, ARN, items, prefix="spread", export_time=T0, files=3)
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/spread", check=True)
+    result = clickhouse.cli("scaffold", "catalog", "--key", "pk", "--no-models", "--sample", "300", check=True)
+    types = {c["name"]: c["type"] for c in yaml.safe_load(result.stdout)["catalog"]["columns"]}
+    assert types == {"pk": "String", "n": "Int128"}, result.stdout
+    assert "300 sampled items" in result.stdout
