@@ -96,7 +96,7 @@ def collect(client, database: str) -> dict:
         t["quarantined_by_source"][source] = n
     # Exports a run is loading now, streams a consumer is reading now: live leases (lease.py); a raw
     # database from before leases has none.
-    reading = []
+    reading, pushing = [], {}
     if client.command(f"EXISTS TABLE {q}.leases"):
         for scope, name, *row in client.query(
             f"SELECT l.scope, e.table_name, {HOLDER_COLUMNS} "  # (the joined side has none of these)
@@ -113,8 +113,11 @@ def collect(client, database: str) -> dict:
                     "renewed_seconds_ago": round(h.renewed_seconds_ago, 1)}
             if kind == "stream":
                 reading.append({"stream_arn": arn, **held})
+            elif kind == "push":  # push:<region>/<DynamoDB table>
+                pushing.setdefault(arn.split("/", 1)[-1], []).append(held)
             elif kind == "export" and name:  # (its holder records the export right after taking it)
                 table(name)["loading_now"].append({"export_arn": arn, **held})
+    pushes = _pushes(client, q, pushing)
     for t in tables.values():
         lags = [s["lag_seconds"] for s in t["streams"] if s["lag_seconds"] is not None]
         t["stream_lag_seconds"] = max(lags) if lags else None
@@ -122,7 +125,38 @@ def collect(client, database: str) -> dict:
         t["stream_millis_behind_latest"] = max(behind) if behind else None
         t["last_change_at"] = _max(t["last_change_at"], t["latest_export_time"])
     return {"raw_database": database, "generated_at": now, "tables": [tables[k] for k in sorted(tables)],
-            "consumers_now": reading}
+            "consumers_now": reading, "pushes": pushes}
+
+
+def _pushes(client, q: str, pushing: dict[str, list]) -> list[dict]:
+    """Per relation pushed and DynamoDB table (push_runs, push_quarantine; none before any push):
+    its last run, when a run last succeeded, the rows set aside and not yet written, and who is
+    pushing to the table now."""
+    if not client.command(f"EXISTS TABLE {q}.push_runs"):
+        return []
+    open_entries = {(r[0], r[1]): int(r[2]) for r in client.query(
+        f"SELECT relation, target_table, count() FROM {q}.push_quarantine FINAL WHERE status = 'open' GROUP BY ALL"
+    ).result_rows}
+    out = []
+    for relation, target, last, succeeded in client.query(
+        f"SELECT relation, target_table, "
+        f"  argMax((run_id, mode, status, started_at, finished_at, rows_read, rows_written, rows_deleted, "
+        f"          rows_set_aside, watermark, error), started_at), "
+        f"  maxIf(finished_at, status IN ('succeeded', 'partial')) "
+        f"FROM {q}.push_runs FINAL GROUP BY relation, target_table ORDER BY ALL"
+    ).result_rows:
+        run_id, mode, status, started, finished, read, written, deleted, set_aside, watermark, error = last
+        out.append({
+            "relation": relation, "table": target,
+            "last_run": {"run_id": run_id, "mode": mode, "status": status, "started_at": _utc(started),
+                         "finished_at": _utc(finished), "rows_read": read, "rows_written": written,
+                         "rows_deleted": deleted, "rows_set_aside": set_aside, "watermark": watermark,
+                         "error": error.splitlines()[0][:500] if error else ""},
+            "last_succeeded_at": _utc(succeeded),
+            "set_aside_open": open_entries.get((relation, target), 0),
+            "pushing_now": pushing.get(target, []),
+        })
+    return out
 
 
 def _epoch(value) -> datetime | None:
@@ -155,8 +189,17 @@ def _held_by(h: dict) -> str:
 
 def to_text(report: dict) -> str:
     consumers = [f"reading now    {h['stream_arn']} {_held_by(h)}" for h in report["consumers_now"]]
+    pushes = []
+    for p in report["pushes"]:
+        r = p["last_run"]
+        pushes.append(f"push {p['relation']} -> {p['table']}: last run {r['status']} ({r['mode']}, started "
+                      f"{r['started_at']}), {r['rows_written']:,} written, {r['rows_deleted']:,} deleted, "
+                      f"{r['rows_set_aside']:,} set aside" + (f": {r['error']}" if r["error"] else ""))
+        pushes.append(f"  last succeeded {p['last_succeeded_at'] or 'never'}; {p['set_aside_open']:,} row(s) set "
+                      "aside and not written since (push --retry-failed)")
+        pushes += [f"  pushing now   {_held_by(h)}" for h in p["pushing_now"]]
     if not report["tables"]:
-        return "\n".join([f"Nothing has landed in {report['raw_database']} yet."] + consumers)
+        return "\n".join([f"Nothing has landed in {report['raw_database']} yet."] + consumers + pushes)
     out = []
     for t in report["tables"]:
         out.append(f"{t['table']}")
@@ -189,4 +232,4 @@ def to_text(report: dict) -> str:
                 lag += f", {s['millis_behind_latest']:,} ms behind latest when checkpointed"
             out.append(f"  {s['source']} {s['shard_id']}: {state}, {s['records']:,} records{lag} "
                        f"(updated {s['updated_at']})")
-    return "\n".join(out + consumers)
+    return "\n".join(out + consumers + pushes)

@@ -86,6 +86,12 @@ def quarantine(ch, table: str) -> list[dict]:
         return [dict(zip(r.column_names, row)) for row in r.result_rows]
 
 
+def push_status(ch, table: str) -> list[dict]:
+    """`dynamodb-cdc status --json`'s entries for the pushes to one DynamoDB table."""
+    report = json.loads(ch.cli("status", "--json", check=True).stdout)
+    return [p for p in report["pushes"] if p["table"] == table]
+
+
 def model_rows(ch, sql: str) -> list[dict]:
     """The relation's rows as clickhouse-connect gives them (String as bytes)."""
     with ch.client() as c:
@@ -316,6 +322,8 @@ def test_a_push_to_a_table_another_push_holds_is_left_to_it(clickhouse, moto_end
             and "this run leaves it to that one" in held.stderr), held.stderr
     assert "Traceback" not in held.stderr
     assert scan(table) == {} and runs(ch, table) == []  # nothing written, no run recorded
+    text = ch.cli("status", check=True).stdout
+    assert f"-> {table}" not in text  # no run of this table yet; the holder is shown once one ran
 
     release_leases(ch)  # that push ended: the next one writes, renewing its lease as it goes
     renewed = []
@@ -327,6 +335,14 @@ def test_a_push_to_a_table_another_push_holds_is_left_to_it(clickhouse, moto_end
     assert renewed and set(renewed) == {scope}
     assert dict(ch.rows(f"SELECT holder, released FROM `{ch.raw_db}`.leases FINAL WHERE scope = {{s:String}}",
                         s=scope)) == {"etl-2:4242:x": 1, lease_module.HOLDER: 1}  # released as it ended
+    # `status` shows who pushes to the table now
+    hold_lease(ch, scope, command="push", pid=4343)
+    [pushed] = push_status(ch, table)
+    assert [(h["by"], h["pid"], h["host"]) for h in pushed["pushing_now"]] == [("push", 4343, "etl-2")]
+    assert pushed["last_run"]["status"] == "succeeded"
+    text = ch.cli("status", check=True).stdout
+    assert f"push {ch.schema}.leased -> {table}: last run succeeded (full, started " in text, text
+    assert "  pushing now   by push (process 4343 on etl-2) since " in text, text
 
 
 # -- throttling, parallel writers, rate ----------------------------------------------------
@@ -495,6 +511,11 @@ def test_retry_failed_resends_rows_once_the_model_is_fixed(clickhouse, moto_endp
     assert "out of DynamoDB's range" in open_entries['{"id":{"S":"b"}}']["reason"]
     assert "nan is not a number DynamoDB can store" in open_entries['{"id":{"S":"c"}}']["reason"]
     assert json.loads(open_entries['{"id":{"S":"b"}}']["row_json"]) == {"id": "b", "score": 1e200, "v": 1}
+    [pushed] = push_status(ch, table)
+    assert (pushed["relation"], pushed["last_run"]["status"], pushed["last_run"]["mode"],
+            pushed["last_run"]["rows_written"], pushed["last_run"]["rows_set_aside"], pushed["set_aside_open"]) == (
+        f"{ch.schema}.scores", "partial", "full", 2, 2, 2)
+    assert pushed["last_succeeded_at"] is not None and pushed["pushing_now"] == []
 
     # the model is fixed for b; c leaves the model
     set_model(ch, "scores", ddl, "('a', 1.5, 1), ('b', 1e100, 1), ('d', 2, 1)")
@@ -502,6 +523,9 @@ def test_retry_failed_resends_rows_once_the_model_is_fixed(clickhouse, moto_endp
     assert scan(table)["b"]["score"] == Decimal("1E+100")
     assert {q["key_json"]: q["status"] for q in quarantine(ch, table)} == {
         '{"id":{"S":"b"}}': "resolved", '{"id":{"S":"c"}}': "gone"}
+    [pushed] = push_status(ch, table)
+    assert (pushed["last_run"]["mode"], pushed["last_run"]["status"], pushed["set_aside_open"]) == (
+        "retry_failed", "succeeded", 0)
     last = runs(ch, table)[-1]
     assert (last["mode"], last["rows_read"], last["rows_written"], last["watermark"]) == ("retry_failed", 1, 1, "")
     # the next push continues from the last run that read by version (the first one), as incremental
