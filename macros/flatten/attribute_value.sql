@@ -268,6 +268,18 @@
   {%- if t.kind == 'array' -%}
     {%- set pair = "arrayMap(_elems -> arrayMap(_conv -> " ~ result ~ ", [arrayMap(_e -> " ~ convert ~ ", _elems)])[1], ["
         ~ elems ~ "])[1]" -%}
+    {%- if el.kind == 'string' -%}
+      {#- Strings in the compact form DynamoDB writes, none with an escape or a quote: an L of S
+          ({"L":[{"S":"a"},{"S":"b"}]}) or an SS ({"SS":["a","b"]}) is cut apart as text, without
+          parsing it (about half the time of an Array(String) column); the same values as the
+          conversion above, which takes every other form. -#}
+      {%- set s = '"[^"\\\\]*"' -%}
+      {%- set pair = "multiIf(match(" ~ av ~ ", " ~ dynamodb_cdc.string_literal('^[{]"L":\\[([{]"S":' ~ s ~ '[}])(,[{]"S":' ~ s ~ '[}])*\\][}]$')
+          ~ "), (toUInt8(1), CAST(splitByString('\"},{\"S\":\"', substring(" ~ av ~ ", 13, length(" ~ av ~ ") - 16)), " ~ elements_type ~ ")), "
+          ~ "match(" ~ av ~ ", " ~ dynamodb_cdc.string_literal('^[{]"SS":\\[' ~ s ~ '(,' ~ s ~ ')*\\][}]$')
+          ~ "), (toUInt8(1), arraySort(CAST(splitByString('\",\"', substring(" ~ av ~ ", 9, length(" ~ av ~ ") - 11)), " ~ elements_type ~ "))), "
+          ~ pair ~ ")" -%}
+    {%- endif -%}
   {%- else -%}
     {%- set pair = "arrayMap(_kv_elems -> arrayMap(_elems -> arrayMap(_conv -> " ~ result ~ ", [arrayMap(_e -> " ~ convert
         ~ ", _elems)])[1], [" ~ values ~ "])[1], [" ~ elems ~ "])[1]" -%}

@@ -631,6 +631,7 @@ def _value_types():
 EXTRA_TYPES = [("String", "bytes"), ("Int64", "bytes"), ("Decimal(18, 2)", None), ("Bool", None)]
 COLLECTION_TYPES = [
     ("Array(Int64)", None), ("Array(Nullable(Int64))", None), ("Array(String)", None), ("Array(String)", "bytes"),
+    ("Array(Nullable(String))", None),
     ("Array(Decimal(38, 2))", None), ("Array(LowCardinality(String))", None), ("Array(Bool)", None),
     ("Array(UInt256)", None), ("Array(DateTime64(3, 'UTC'))", None), ("Map(String, Int64)", None),
     ("Map(String, Nullable(String))", None), ("Map(String, Decimal(76, 38))", None), ("Map(String, String)", None),
@@ -956,6 +957,34 @@ def test_collections(ch, rendered, ch_type, av, value, failed):
     assert [type(x) for x in (v.values() if isinstance(v, dict) else v)] == [
         type(x) for x in (value.values() if isinstance(value, dict) else value)]
     assert type_name == ch_type
+
+
+
+STRING_ARRAYS = [
+    # (declared type, AttributeValue as AWS writes it (compact), value): an L of S and an SS are cut
+    # apart as text when no element has an escape; every other form is parsed.  Both must agree.
+    ("Array(String)", '{"L":[{"S":"b"},{"S":"a b"},{"S":"b"}]}', ["b", "a b", "b"]),
+    ("Array(String)", '{"L":[{"S":"x"}]}', ["x"]),
+    ("Array(String)", '{"L":[{"S":""},{"S":"é☃"}]}', ["", "é☃"]),
+    ("Array(String)", '{"SS":["b","a","é",""]}', ["", "a", "b", "é"]),
+    ("Array(String)", '{"SS":["z"]}', ["z"]),
+    ("Array(String)", '{"L":[{"S":"say \\"hi\\""},{"S":"a\\\\b"}]}', ['say "hi"', "a\\b"]),  # escapes: parsed
+    ("Array(String)", '{"SS":["\\u00e9","x\\ny"]}', ["x\ny", "é"]),
+    ("Array(String)", '{"L":[{"S":"x"},{"N":"1.50"}]}', ["x", "1.50"]),  # not all S: parsed
+    ("Array(String)", '{"L":[{"S":"x"},{"S":"},{\\"S\\":\\""}]}', ["x", '},{"S":"']),  # the separator as text
+    ("Array(String)", '{"L":[]}', []),
+    ("Array(Nullable(String))", '{"L":[{"S":"x"},{"NULL":true}]}', ["x", None]),
+    ("Array(Nullable(String))", '{"L":[{"S":"x"},{"S":"y"}]}', ["x", "y"]),
+    ("Array(LowCardinality(String))", '{"SS":["z","y"]}', ["y", "z"]),
+]
+
+
+@pytest.mark.parametrize("ch_type,av,value", STRING_ARRAYS, ids=[f"{t}:{a}"[:80] for t, a, _ in STRING_ARRAYS])
+def test_collections_of_strings_as_aws_writes_them(ch, rendered, ch_type, av, value):
+    """The compact text and the same AttributeValue spaced out (always parsed) give the same value."""
+    compact = _collection(ch, rendered, ch_type, av)
+    spaced = _collection(ch, rendered, ch_type, json.loads(av))
+    assert compact[0] == value and compact == spaced
 
 
 def test_collections_of_binary_and_datetimes(ch, rendered):
