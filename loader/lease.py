@@ -135,8 +135,17 @@ class Lease:
                                  "time; this run leaves it to that one")
 
     def renew(self) -> None:
-        """Renew if RENEW_SECONDS have passed since the last time (call it often)."""
+        """Renew if RENEW_SECONDS have passed since the last time (call it often).  A run that was
+        paused past LEASE_SECONDS (its lease lapsed: another run may have taken it since) raises
+        LeaseHeldError instead of renewing: renewing would make two holders, both writing."""
         if self.held and time.monotonic() - self.renewed >= RENEW_SECONDS:
+            holders = self.store.lease_holders(self.scope)
+            if not any(h.holder == HOLDER and h.renewed_seconds_ago < LEASE_SECONDS for h in holders):
+                # (still released as the run ends: that marks this run's own row, not the new holder's)
+                others = [h for h in holders if h.holder != HOLDER and h.live()]
+                by = f", and is now held by {others[0].describe()}" if others else ""
+                raise LeaseHeldError(f"{self.what}: this run's lease lapsed (not renewed for {LEASE_SECONDS} s){by}; "
+                                     "this run stops and leaves it to the next")
             self.store.renew_lease(self.scope, HOLDER)
             self.renewed = time.monotonic()
 

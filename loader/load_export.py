@@ -169,6 +169,10 @@ class _ExportLoad:
                 out, states, plans, todo = self._plan()
                 if todo:
                     return self._load(todo, plans, states, out, lease)
+            except LeaseHeldError as ex:  # lost while loading (lease.renew): another run may hold it now
+                out.errors.append(str(ex))
+                out.held = True
+                return out
             finally:
                 lease.release()
         if not todo:
@@ -272,17 +276,18 @@ class _ExportLoad:
 
         try:
             for outcome in outcomes():
-                retrying(f"renewing the lease on {summary.export_arn}", lease.renew)  # after every file
                 if isinstance(outcome, DataFileError):
                     out.files_failed += 1
                     out.errors.append(str(outcome))
                     progress.file_done(f"FAILED {outcome}")
-                    continue
-                landed, quarantined, note = outcome
-                out.files_loaded += 1
-                out.lines_landed += landed
-                out.lines_quarantined += quarantined
-                progress.file_done(note)
+                else:
+                    landed, quarantined, note = outcome
+                    out.files_loaded += 1
+                    out.lines_landed += landed
+                    out.lines_quarantined += quarantined
+                    progress.file_done(note)
+                # after every file, counted first: a lease found lapsed here stops the run (lease.py)
+                retrying(f"renewing the lease on {summary.export_arn}", lease.renew)
         finally:
             for f in (fetcher, copies):
                 if f is not None:

@@ -604,6 +604,8 @@ class Pusher:
             raise PushError(str(ex)) from None
         try:
             return self._run()
+        except LeaseHeldError as ex:  # lost while pushing (lease.renew): another push may hold it now
+            raise PushError(str(ex)) from None
         finally:
             self.lease.release()
 

@@ -426,6 +426,8 @@ class _Consumer:
             raise StreamError(str(ex)) from None
         try:
             return self._run()
+        except LeaseHeldError as ex:  # lost while reading (lease.renew): another consumer may hold it now
+            raise StreamError(str(ex)) from None
         finally:
             self.lease.release()
 

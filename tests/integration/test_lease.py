@@ -198,3 +198,42 @@ def test_the_holder_renews_its_lease_while_files_land(s3, clickhouse, monkeypatc
                                                 (lease_module.LEASE_SECONDS + 1.0, False)])
 def test_a_lease_is_live_until_it_lapses(renewed_ago, live):
     assert lease_module.Holder("h", "etl-2", 1, "load-export", "", renewed_ago).live() is live
+
+
+def test_a_run_paused_past_its_lease_stops_instead_of_renewing(s3, clickhouse, monkeypatch):
+    """A run paused (stopped, its VM frozen) for longer than LEASE_SECONDS after its first file, while
+    another host's run took the lapsed lease: renewing would have made two live holders of the
+    export, both loading its files.  It stops, leaving the export to the other run."""
+    import time
+
+    import boto3
+
+    from dynamodb_cdc.connection import open_client
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.store import Store
+
+    uri, arn = export(s3)
+    monkeypatch.setattr(lease_module, "RENEW_SECONDS", 0)
+    monkeypatch.setattr(lease_module, "LEASE_SECONDS", 1)
+
+    class Paused(Store):
+        def record_file(self, summary, data_file, **kwargs):
+            super().record_file(summary, data_file, **kwargs)
+            if kwargs.get("status") == "loaded" and not getattr(self, "paused", False):
+                self.paused = True
+                time.sleep(1.5)  # past the lapse: another host's run takes the lease meanwhile
+                self.client.command(
+                    f"INSERT INTO {self.q}.leases SELECT 'export:{arn}', 'etl-2:4242:x', 'etl-2', 4242, "
+                    "'load-export', now64(6), now64(6), 0")
+
+    client = open_client(clickhouse.url)
+    try:
+        result = load_exports(boto3.client("s3"), Paused(client, clickhouse.raw_db), uri,
+                              LoadOptions(progress=False, parallel_files=1))
+    finally:
+        client.close()
+    [out] = result.exports
+    assert not result.ok and out.held, out
+    assert "this run's lease lapsed" in out.errors[0] and "(process 4242 on etl-2)" in out.errors[0]
+    assert (out.files_loaded, out.lines_landed) == (1, 6)  # the first file landed; the second is left to the other run
+    assert holders(clickhouse) == [("etl-2:4242:x", 0), (lease_module.HOLDER, 1)]  # the other run's row stays live

@@ -335,13 +335,22 @@ def test_a_push_to_a_table_another_push_holds_is_left_to_it(clickhouse, moto_end
     assert renewed and set(renewed) == {scope}
     assert dict(ch.rows(f"SELECT holder, released FROM `{ch.raw_db}`.leases FINAL WHERE scope = {{s:String}}",
                         s=scope)) == {"etl-2:4242:x": 1, lease_module.HOLDER: 1}  # released as it ended
+    # a push whose lease lapsed while it wrote (paused past LEASE_SECONDS) stops at its next renewal
+    from dynamodb_cdc.push import PushError
+
+    monkeypatch.setattr(lease_module, "LEASE_SECONDS", 0)
+    with pytest.raises(PushError, match="this run's lease lapsed"):
+        in_process_push(ch, relation="leased", table=table, full=True)
+    assert runs(ch, table)[-1]["status"] == "failed"
+    monkeypatch.setattr(lease_module, "LEASE_SECONDS", 600)
     # `status` shows who pushes to the table now
     hold_lease(ch, scope, command="push", pid=4343)
     [pushed] = push_status(ch, table)
     assert [(h["by"], h["pid"], h["host"]) for h in pushed["pushing_now"]] == [("push", 4343, "etl-2")]
-    assert pushed["last_run"]["status"] == "succeeded"
+    assert (pushed["last_run"]["status"], pushed["last_succeeded_at"] is not None) == ("failed", True)
+    assert "this run's lease lapsed" in pushed["last_run"]["error"]
     text = ch.cli("status", check=True).stdout
-    assert f"push {ch.schema}.leased -> {table}: last run succeeded (full, started " in text, text
+    assert f"push {ch.schema}.leased -> {table}: last run failed (full, started " in text, text
     assert "  pushing now   by push (process 4343 on etl-2) since " in text, text
 
 
