@@ -19,7 +19,7 @@ from . import clock, schema
 from .connection import is_transient
 from .manifest import FULL_EXPORT, DataFile, ExportSummary, ExportWindow, export_order
 from .lease import HOLDER_COLUMNS, Holder, running
-from .sql import ident, literal, values_insert
+from .sql import ident, literal, value, values_insert
 from .streams import Checkpoint, Record
 
 if TYPE_CHECKING:
@@ -152,18 +152,19 @@ class Store:
 
     # -- exports ---------------------------------------------------------------
     def record_export(self, summary: ExportSummary, *, s3_uri: str, data_files: int, status: str, error: str = "") -> None:
-        self._insert_values(
-            "exports",
-            [[
-                summary.export_arn, summary.table_name, summary.table_arn, summary.export_type,
-                summary.point_in_time, summary.export_from_time, summary.export_to_time,
-                summary.output_view or "", s3_uri, summary.item_count, data_files, status, error, clock.now(),
-            ]],
-            [
-                "export_arn", "table_name", "table_arn", "export_type", "export_time", "export_from_time",
-                "export_to_time", "output_view", "s3_uri", "manifest_item_count", "data_files", "status",
-                "error", "updated_at",
-            ],
+        """An export's row, stamped with the server's time (after its previous row's): the changes model
+        compares updated_at with the raw rows' _ingested_at (now64 of the server), and gives a snapshot's
+        delete rows that time as theirs, so a loader clock ahead or behind the server's would make it
+        skip rows or miss a snapshot."""
+        columns = ["export_arn", "table_name", "table_arn", "export_type", "export_time", "export_from_time",
+                   "export_to_time", "output_view", "s3_uri", "manifest_item_count", "data_files", "status", "error"]
+        values = [summary.export_arn, summary.table_name, summary.table_arn, summary.export_type,
+                  summary.point_in_time, summary.export_from_time, summary.export_to_time,
+                  summary.output_view or "", s3_uri, summary.item_count, data_files, status, error]
+        self.client.command(
+            f"INSERT INTO {self.q}.exports ({', '.join(ident(c) for c in columns)}, updated_at) "
+            f"SELECT {', '.join(value(v) for v in values)}, greatest(now64(6), (SELECT max(updated_at) FROM "
+            f"{self.q}.exports WHERE export_arn = {literal(summary.export_arn)}) + toIntervalMicrosecond(1))"
         )
 
     def loaded_exports(self) -> dict[str, LoadedExport]:
