@@ -574,7 +574,9 @@ SELECT
     export_arn AS _source_ref,
     CAST([], 'Array(String)') AS _conversion_errors,
     CAST([], 'Array(String)') AS _failed_attributes,
-    updated_at AS _ingested_at,
+    {#- the ledger's updated_at is the loader host's clock, raw rows' _ingested_at the server's: the next run
+        reads from the newest _ingested_at, so a loader clock ahead of the server's must not move it on -#}
+    least(updated_at, now64(6, 'UTC')) AS _ingested_at,
     toUInt8(1) AS _key_ok
 FROM absent
 {%- endif %}

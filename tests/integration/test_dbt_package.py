@@ -188,6 +188,27 @@ def test_a_run_with_nothing_new_skips_the_snapshot_pass_and_a_new_snapshot_still
     assert current() == [("acme", 1), ("acme", 2)]
 
 
+def test_a_loader_clock_ahead_of_the_server_does_not_hide_later_raw_rows(s3, clickhouse, dbt):
+    """A snapshot's delete rows took _ingested_at from the exports ledger's updated_at, stamped by the
+    loader's host clock, while raw rows get the server's now64(): a loader clock ahead of the server
+    moved the model's newest _ingested_at, from which the next run reads, past raw rows not read yet,
+    and those were never read."""
+    ch = clickhouse
+    v = {"stage": 1}
+    current = f"SELECT tenant, customer_id, name FROM {ch.schema}.customers_current ORDER BY 1, 2"
+    load(s3, ch, [ACME1_V1, ACME2, ACME3], T1, files=1)
+    dbt("run", "--select", "customers_changes", "customers_current", vars=v)
+    load(s3, ch, [ACME1_V1, ACME2], T2, files=1)  # acme/3 deleted
+    # The ledger row of that export as a loader whose clock is an hour ahead of the server's stamps it.
+    ch.rows(f"INSERT INTO {ch.raw_db}.exports SELECT * REPLACE (updated_at + INTERVAL 1 HOUR AS updated_at) "
+            f"FROM {ch.raw_db}.exports FINAL WHERE export_time = '{T2:%Y-%m-%d %H:%M:%S}'")
+    dbt("run", "--select", "customers_changes", vars=v)
+    assert ch.rows(current) == [("acme", 1, "Ada"), ("acme", 2, "Bob")]
+    load(s3, ch, [ACME1_V2, ACME2], T3, files=1)  # acme/1 renamed
+    dbt("run", "--select", "customers_changes", vars=v)
+    assert ch.rows(current) == [("acme", 1, "Ada L."), ("acme", 2, "Bob")]
+
+
 def test_a_declaration_named_apart_from_its_dynamodb_table_records_the_snapshots_it_applied(s3, clickhouse, dbt):
     """ttl_delete declares DynamoDB table `sessions` under another name (dynamodb_table): its runs
     record the full exports of `sessions` they applied, as customers_changes does its own (else each
