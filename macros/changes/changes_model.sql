@@ -31,11 +31,15 @@
   {#- One ClickHouse materialized view per raw table, both writing into this model's
       table as rows are inserted (dbt-clickhouse's materialized_view, --name:begin/end
       markers); the first dbt run back-fills what is already there. -#}
+  {#- The post-hook types again what landed since shortly before the run: dbt-clickhouse back-fills
+      first and creates the views after (on --full-refresh it also drops the old views after the
+      back-fill), so a row landed in between reached no view; read twice, a row collapses. -#}
   {{ config(
       materialized='materialized_view',
       engine='ReplacingMergeTree(_version, _is_deleted)',
       order_by=order_by,
       catchup=true,
+      post_hook=["{{ dynamodb_cdc._catch_up_views(this, " ~ (spec.declaration | tojson) ~ ") }}"],
   ) }}
   {%- if execute and not should_full_refresh() and load_relation(this) is not none -%}
     {%- if not dynamodb_cdc._has_views(this) -%}
@@ -172,6 +176,33 @@ WHERE _key_ok
 {% endmacro %}
 
 
+{#- The post-hook of a materialized-view changes model: the raw rows landed since the dbt invocation
+    started (less dynamodb_cdc_lookback_seconds), typed and inserted again.  Rows landed between the
+    back-fill and the views' creation reached neither; the rest are the same rows again (same key and
+    _version), which collapse in the ReplacingMergeTree. -#}
+{% macro _catch_up_views(model_relation, table_name) %}
+  {%- set spec = dynamodb_cdc._table_spec(table_name) -%}
+  {%- set since = dynamodb_cdc._server_run_started() ~ " - toIntervalSecond("
+      ~ (var('dynamodb_cdc_lookback_seconds', 300) | int) ~ ")" -%}
+INSERT INTO {{ model_relation }}
+SELECT * EXCEPT (_key_ok, _failed_attributes)
+FROM (
+{{ dynamodb_cdc._changes_select(spec, since=since) }}
+)
+WHERE _key_ok
+{% endmacro %}
+
+
+{#- When this dbt invocation started, by the ClickHouse server's clock (SQL): the server's now less the
+    time elapsed since run_started_at on dbt's own clock, so a dbt host whose clock is off the
+    server's does not shift it (times it is compared with, _ingested_at and the exports ledger's
+    updated_at, are the server's). -#}
+{% macro _server_run_started() %}
+  {%- set elapsed = modules.datetime.datetime.now(modules.pytz.utc) - run_started_at -%}
+  {{ return("(now64(6, 'UTC') - toIntervalMicrosecond(" ~ ((elapsed.total_seconds() * 1000000) | int) ~ "))") }}
+{% endmacro %}
+
+
 {#- Whether the materialized views of a changes model (materialization: materialized_view) exist. -#}
 {% macro _has_views(relation) %}
   {%- for suffix in ['_exports', '_streams'] -%}
@@ -240,8 +271,7 @@ COMMENT 'dynamodb_cdc: the full exports each changes model has applied (written 
 INSERT INTO {{ dynamodb_cdc._applied_snapshots_relation(model_relation) }} (model, table_name, export_arn, updated_at)
 SELECT {{ dynamodb_cdc._model_key(model_relation) }}, table_name, export_arn, updated_at
 {{ dynamodb_cdc._loaded_full_exports(table_name) }}
-  AND updated_at <= toDateTime64({{ dynamodb_cdc.string_literal(run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f')) }}, 6, 'UTC')
-                    - toIntervalSecond({{ var('dynamodb_cdc_lookback_seconds', 300) | int }})
+  AND updated_at <= {{ dynamodb_cdc._server_run_started() }} - toIntervalSecond({{ var('dynamodb_cdc_lookback_seconds', 300) | int }})
   AND {{ dynamodb_cdc._not_recorded(model_relation) }}
 {% endmacro %}
 

@@ -468,3 +468,59 @@ def test_every_macro_model_and_column_is_documented(clickhouse, tmp_path):
             if name.endswith("_current"):
                 expected -= {"_is_deleted"}
             assert expected - documented == set(), name
+
+
+def test_rows_landed_while_the_views_are_created_or_rebuilt_are_in_the_model(tmp_path, monkeypatch):
+    """materialization: materialized_view.  dbt-clickhouse back-fills the model's table, then creates
+    the views (and on --full-refresh back-fills a new table while the old views still write into the
+    old one, then drops them, swaps the tables and creates the views again): a row the loader landed
+    in between went to no view, or to the table thrown away.  A server (chdb_http in this process)
+    lands a stream record right after each statement that creates or drops a view of the model."""
+    import re
+    import threading
+
+    from conftest import ClickHouse
+    from dynamodb_cdc.sql import literal
+    from dynamodb_cdc.testing import chdb_http
+    from dynamodb_cdc.testing.streams import change_record
+
+    server = chdb_http.serve(str(tmp_path / "server"))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("CLICKHOUSE_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        ch = ClickHouse(tmp_path)
+        dbt = Dbt(ch, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
+        dbt("deps")
+        ch.cli("status", check=True)  # the raw tables, empty
+        engine = server.RequestHandlerClass.engine
+        run, landed = engine.run, []
+
+        def land(key: str) -> None:
+            data = change_record("props", "INSERT", {"pk": {"S": key}}, new={"pk": {"S": key}, "v": {"N": "1"}},
+                                 at_ms=1_777_000_000_000 + len(landed)).decode()
+            run(f"INSERT INTO `{ch.raw_db}`._stream_records_in (source, stream_arn, shard_id, sequence_number, "
+                f"arrival_time, partition_key, table_name, data) VALUES ('kinesis', 'arn:s', 'shard-0', "
+                f"'{len(landed) + 1}', now64(3), 'p', '', {literal(data)})", "TabSeparated", database=None,
+                settings={}, params={})
+            landed.append(key)
+
+        def run_and_land(sql, fmt, **kwargs):
+            result = run(sql, fmt, **kwargs)
+            if re.search(r"(create materialized view|drop view)[^\n]*props_live_changes_exports", sql, re.I):
+                land(f"k{len(landed)}")
+            return result
+
+        land("before")
+        monkeypatch.setattr(engine, "run", run_and_land)
+        model = f"SELECT DISTINCT pk FROM {ch.schema}.props_live_changes ORDER BY pk"
+        dbt("run", "--select", "props_live_changes")
+        assert len(landed) == 2  # before; created
+        assert ch.rows(model) == [(k,) for k in sorted(landed)]
+        dbt("run", "--full-refresh", "--select", "props_live_changes")
+        monkeypatch.setattr(engine, "run", run)
+        assert len(landed) == 4  # dropped and created again
+        assert ch.rows(model) == [(k,) for k in sorted(landed)]
+        ch.drop()
+    finally:
+        server.shutdown()
+        server.server_close()
