@@ -31,7 +31,9 @@ prints ``listening on http://127.0.0.1:<port>`` once it answers;
     python -m dynamodb_cdc.testing.chdb_http [--path DIR] -- COMMAND ...
 
 serves (on a temporary directory unless given one) while COMMAND runs with ``CLICKHOUSE_URL`` set
-to it, and exits with COMMAND's exit code (``make test-http``).
+to it (the tests), and the variables the loader (``DYNAMODB_CDC_CLICKHOUSE_URL``) and the ``server``
+target of profiles.example.yml (``CLICKHOUSE_HOST``, ``CLICKHOUSE_PORT``, ``CLICKHOUSE_SECURE``) read,
+and exits with COMMAND's exit code (``make test-http``).
 """
 
 from __future__ import annotations
@@ -312,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="chdb-http-") as scratch, \
                 chdb_http(args.path or scratch, args.port) as running:
             print(f"chdb_http on {running.url}: CLICKHOUSE_URL={running.url}/ {' '.join(command)}", flush=True)
-            return subprocess.call(command, env={**os.environ, "CLICKHOUSE_URL": running.url + "/"})
+            return subprocess.call(command, env={**os.environ, **command_env(running.url)})
     if not args.path:
         parser.error("--path is required")
     server = serve(args.path, args.port)
@@ -324,6 +326,14 @@ def main(argv: list[str] | None = None) -> int:
         server.server_close()
         server.RequestHandlerClass.engine.close()
     return 0
+
+
+def command_env(url: str) -> dict[str, str]:
+    """The variables that point a command at the chdb_http on ``url`` (``http://127.0.0.1:<port>``):
+    the tests' CLICKHOUSE_URL, the loader's DYNAMODB_CDC_CLICKHOUSE_URL and what the ``server`` target
+    of profiles.example.yml reads."""
+    return {"CLICKHOUSE_URL": url + "/", "DYNAMODB_CDC_CLICKHOUSE_URL": url + "/", "CLICKHOUSE_HOST": HOST,
+            "CLICKHOUSE_PORT": url.rsplit(":", 1)[1], "CLICKHOUSE_SECURE": "false"}
 
 
 class Running:

@@ -117,3 +117,31 @@ def test_the_server_target_of_profiles_example_connects_as_written(server, tmp_p
                             text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "secure: False" in result.stdout and "All checks passed!" in result.stdout
+
+
+def test_a_command_run_under_chdb_http_reaches_it_through_the_variables_it_reads(tmp_path):
+    """`python -m dynamodb_cdc.testing.chdb_http -- COMMAND` set only CLICKHOUSE_URL, which neither the
+    loader (DYNAMODB_CDC_CLICKHOUSE_URL) nor profiles.example.yml's `server` target (CLICKHOUSE_HOST,
+    CLICKHOUSE_PORT) reads: dbt went to localhost:8123, and the loader to a .chdb of its own."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import BIN, ROOT
+
+    shutil.copy(ROOT / "profiles.example.yml", tmp_path / "profiles.yml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLICKHOUSE_", "DYNAMODB_CDC_"))}
+    env.update({"DBT_TARGET_PATH": str(tmp_path / "target"), "DBT_LOG_PATH": str(tmp_path / "logs"),
+                "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
+    harness = [sys.executable, "-m", "dynamodb_cdc.testing.chdb_http", "--path", str(tmp_path / "chdb"), "--"]
+    (tmp_path / "chdb").mkdir()
+    dbt = subprocess.run([*harness, str(BIN / "dbt"), "debug", "--target", "server", "--profiles-dir", str(tmp_path),
+                          "--profile", "dynamodb_cdc"], cwd=ROOT / "examples", env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert dbt.returncode == 0 and "All checks passed!" in dbt.stdout, dbt.stdout[-3000:]
+    loader = subprocess.run([*harness, sys.executable, "-c", "from dynamodb_cdc.connection import parse_url; "
+                             "print(parse_url().describe())"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert loader.returncode == 0, loader.stderr
+    assert loader.stdout.splitlines()[-1].startswith("http://127.0.0.1:")

@@ -4,6 +4,7 @@ a full refresh and incremental runs, against exports landed by the real loader f
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -364,6 +365,43 @@ def test_dbt_run_empty_builds_every_model_without_rows(s3, clickhouse, dbt):
     assert ch.scalar(f"SELECT count() FROM {ch.schema}.customers_current") == 2
 
 
+def test_dbt_run_empty_after_a_new_snapshot_deletes_nothing_and_leaves_it_to_the_next_run(s3, clickhouse, dbt):
+    """Under dbt's --empty the raw sources read as empty while the exports ledger is read whole: the
+    snapshot pass of a full export landed since the last run saw none of its keys, wrote a delete
+    row for every item and recorded the export as applied, so the next real run never undid it."""
+    ch = clickhouse
+    v = {"stage": 1, "dynamodb_cdc_lookback_seconds": 0}
+    model = "customers_changes"
+    load(s3, ch, [ACME1_V1, ACME2], T1)
+    dbt("run", "--select", model, "customers_current", vars=v)
+    load(s3, ch, [ACME1_V2, ACME2], T2)  # the same keys: nothing to delete
+    dbt("run", "--empty", "--select", model, vars=v)
+    assert ch.scalar(f"SELECT count() FROM {ch.schema}.{model} WHERE _is_deleted") == 0
+    dbt("run", "--select", model, "customers_current", vars=v)
+    assert ch.rows(f"SELECT tenant, customer_id, name FROM {ch.schema}.customers_current ORDER BY 1, 2") == [
+        ("acme", 1, "Ada L."), ("acme", 2, "Bob")]
+
+
+def test_dbt_run_empty_leaves_the_materialized_views_of_a_changes_model_reading_every_insert(s3, clickhouse, dbt):
+    """Under dbt's --empty the raw sources render as subqueries reading no rows; dbt-clickhouse's
+    materialized_view puts the model's query into the views (MODIFY QUERY), so the views of a
+    `materialization: materialized_view` changes model then dropped every row landed after it, and
+    the next dbt run (MODIFY QUERY again, no back-fill) never brought those rows back."""
+    ch = clickhouse
+    props = "arn:aws:dynamodb:us-east-1:123456789012:table/props"
+
+    def land(items, when):
+        write_full_export(s3, s3.bucket, props, items, prefix="exports/props", export_time=when, files=1)
+        ch.cli("load-export", f"s3://{s3.bucket}/exports/props", check=True)
+
+    land([{"pk": S("a"), "v": N("1")}], T1)
+    dbt("run", "--select", "props_live_changes")
+    dbt("run", "--empty", "--select", "props_live_changes")
+    land([{"pk": S("a"), "v": N("2")}, {"pk": S("b"), "v": N("3")}], T2)
+    dbt("run", "--select", "props_live_changes")
+    assert ch.rows(f"SELECT pk, v FROM {ch.schema}.props_live_changes FINAL ORDER BY pk") == [("a", 2), ("b", 3)]
+
+
 def test_docs_lineage_and_source_freshness(s3, clickhouse, dbt):
     load(s3, clickhouse, [ACME2], T1, files=1)
     dbt("run", vars={"stage": 1})
@@ -468,6 +506,12 @@ def test_every_macro_model_and_column_is_documented(clickhouse, tmp_path):
             if name.endswith("_current"):
                 expected -= {"_is_deleted"}
             assert expected - documented == set(), name
+    # a model of the project's own: every column of its SELECT
+    summary = (ROOT / "examples" / "models" / "user_summary.sql").read_text()
+    selected = set(re.findall(r"\bAS (\w+),?$", summary.split("FROM", 1)[0], re.MULTILINE))
+    assert selected == {"user_id", "first_name", "age", "orders", "total_spent", "paid_orders"}
+    summary_docs = {c for c, v in models["user_summary"]["columns"].items() if v["description"].strip()}
+    assert selected - summary_docs == set()
 
 
 def test_rows_landed_while_the_views_are_created_or_rebuilt_are_in_the_model(tmp_path, monkeypatch):

@@ -73,6 +73,11 @@ class ChdbCredentials(ClickHouseCredentials):
                     f'`path` {self.path}: a chdb:// URL has no ?query or #fragment (write them as %3F, %23)'
                 )
             path = unquote(rest)
+            if not path or path in ('memory', ':memory:'):  # as the loader's parse_url refuses them
+                raise DbtRuntimeError(
+                    f'`path` {self.path}: chdb:// needs a data directory, e.g. chdb:///var/lib/dynamodb-cdc '
+                    'or chdb://.chdb'
+                )
         path = os.path.expanduser(path)
         if not os.path.isabs(path):
             path = os.path.join(os.getcwd(), path)
