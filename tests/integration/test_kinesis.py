@@ -456,11 +456,12 @@ def test_one_consumer_per_stream_a_second_leaves_it_to_the_first(kinesis, clickh
 
 
 def test_a_change_stamped_after_its_ingestion_fails_changes_not_after_ingestion(kinesis, clickhouse, tmp_path):
-    """A record whose ApproximateCreationDateTime is a day ahead (a clock or unit error) fails the dbt test."""
+    """A record whose ApproximateCreationDateTime is a day ahead (a clock or unit error), or in seconds
+    where Kinesis writes milliseconds (1970 once read: before DynamoDB existed), fails the dbt test."""
     name, _ = new_stream(kinesis, 1)
     shard = shards_of(kinesis, name)["shardId-000000000000"]
     now_ms = int(time.time() * 1000)
-    for pk, at in (("ok", now_ms - 5_000), ("ahead", now_ms + 86_400_000)):
+    for pk, at in (("ok", now_ms - 5_000), ("ahead", now_ms + 86_400_000), ("seconds", now_ms // 1000)):
         image = {"pk": {"S": pk}, "v": {"N": "1"}, "s": {"S": "x"}}
         put(kinesis, name, shard, change_record("props", "INSERT", {"pk": image["pk"]}, new=image, at_ms=at))
     clickhouse.cli("consume-kinesis", "--stream", name, check=True)
@@ -470,7 +471,7 @@ def test_a_change_stamped_after_its_ingestion_fails_changes_not_after_ingestion(
     result = dbt("test", "--select", "props_changes", check=False)
     assert result.returncode == 1
     assert "Failure in test dynamodb_cdc_changes_not_after_ingestion_props_changes_60" in result.stdout
-    assert "Got 1 result, configured to fail if != 0" in result.stdout
+    assert "Got 2 results, configured to fail if != 0" in result.stdout
 
 
 @pytest.mark.parametrize("readers", [1, 4])
