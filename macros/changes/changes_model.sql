@@ -620,8 +620,9 @@ SELECT
     export_arn AS _source_ref,
     CAST([], 'Array(String)') AS _conversion_errors,
     CAST([], 'Array(String)') AS _failed_attributes,
-    {#- the ledger's updated_at is the loader host's clock, raw rows' _ingested_at the server's: the next run
-        reads from the newest _ingested_at, so a loader clock ahead of the server's must not move it on -#}
+    {#- raw rows' _ingested_at is the server's clock, and the next run reads from the newest one: a ledger
+        row a loader wrote by its own clock (before it took the server's), ahead of the server's, must not
+        move that on -#}
     least(updated_at, now64(6, 'UTC')) AS _ingested_at,
     toUInt8(1) AS _key_ok
 FROM absent
