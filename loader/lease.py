@@ -26,8 +26,10 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 log = logging.getLogger("dynamodb_cdc")
+T = TypeVar("T")
 
 LEASE_SECONDS = 600
 RENEW_SECONDS = 60
@@ -52,6 +54,21 @@ HOLDER = f"{HOST}:{PID}:{STARTED}:{uuid.uuid4().hex[:8]}"  # this process
 
 class LeaseHeldError(RuntimeError):
     """Another run holds the lease."""
+
+
+def holding(lease: "Lease", work: Callable[[], T], error: type[Exception], *,
+            acquire: Callable[[], None] | None = None) -> T:
+    """``work()`` under ``lease``, released however it ends; a lease another run holds, or one this
+    run finds lapsed while working (``renew``), ends it as ``error`` with the message naming the
+    holder.  ``acquire`` takes the lease (default ``lease.acquire``; a caller wraps it in retries)."""
+    try:
+        (acquire or lease.acquire)()
+        try:
+            return work()
+        finally:
+            lease.release()
+    except LeaseHeldError as ex:
+        raise error(str(ex)) from None
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ from .push_convert import (
     parse_type,
     row_json,
 )
-from .lease import Lease, LeaseHeldError
+from .lease import Lease, holding
 from .schema import leases_ddl
 from .sql import ident, literal
 from .streams import backoff_delay, error_code
@@ -598,16 +598,7 @@ class Pusher:
         region = getattr(getattr(self.dynamodb, "meta", None), "region_name", None) or "-"
         self.lease = Lease(Store(self.state.client, self.state.db), f"push:{region}/{self.opt.table}", "push",
                            what=f"DynamoDB table {self.opt.table}", doing="pushed to")
-        try:
-            self.lease.acquire()
-        except LeaseHeldError as ex:
-            raise PushError(str(ex)) from None
-        try:
-            return self._run()
-        except LeaseHeldError as ex:  # lost while pushing (lease.renew): another push may hold it now
-            raise PushError(str(ex)) from None
-        finally:
-            self.lease.release()
+        return holding(self.lease, self._run, PushError)
 
     def _run(self) -> PushResult:
         opt = self.opt

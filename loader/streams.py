@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Protocol
 
 from .connection import retrying
 from .errors import UsageError
-from .lease import Lease, LeaseHeldError
+from .lease import Lease, holding
 
 log = logging.getLogger(__name__)
 
@@ -420,16 +420,8 @@ class _Consumer:
         src = self.src
         self.lease = Lease(self.store, f"stream:{src.stream_arn}", COMMANDS.get(src.name, src.name),
                            what=src.label, doing="read")
-        try:
-            retrying(f"taking the lease on {src.label}", self.lease.acquire, sleep=self.ch_sleep)
-        except LeaseHeldError as ex:
-            raise StreamError(str(ex)) from None
-        try:
-            return self._run()
-        except LeaseHeldError as ex:  # lost while reading (lease.renew): another consumer may hold it now
-            raise StreamError(str(ex)) from None
-        finally:
-            self.lease.release()
+        return holding(self.lease, self._run, StreamError, acquire=lambda: retrying(
+            f"taking the lease on {src.label}", self.lease.acquire, sleep=self.ch_sleep))
 
     def _renew(self) -> None:
         retrying(f"renewing the lease on {self.src.label}", self.lease.renew, sleep=self.ch_sleep)
