@@ -776,6 +776,7 @@ class Pusher:
                                 for r in chunk])
         for r in chunk:
             pool.submit(r)
+            self.lease.renew()  # (a write only once RENEW_SECONDS have passed): a slow chunk keeps the lease
         chunk.clear()
 
     def _collect(self, outcomes: list[BatchOutcome], keys_pending: list, quarantine_pending: list) -> None:
@@ -831,6 +832,7 @@ class Pusher:
                     for key_json, key_hash in block:
                         key = _key_from_json(json.loads(key_json))
                         pool.submit(Request(key_json, key_hash, key=key))
+                        self.lease.renew()  # a block of keys can take longer than the lease under --max-write-rate
                     self._collect(pool.drain(), keys_pending, quarantine_pending)
                     self._flush_state(keys_pending, quarantine_pending)
             self._collect(pool.finish(), keys_pending, quarantine_pending)

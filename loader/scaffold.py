@@ -162,21 +162,24 @@ def model_name(table: str) -> str:
 def sample_sql(db: str, table: str, limit: int) -> str:
     t = literal(table)
     # A spread sample: the lines with the lowest hashes of all landed ones, not the first read (the
-    # oldest export's first file, which may not hold what later items do).  Each source keeps its
-    # lowest `limit` lines before any JSON is parsed: one read of the landed lines, a top-N sort.
+    # oldest export's first file, which may not hold what later items do).  Each source keeps the lines
+    # of its lowest `limit` distinct hashes (a set of the hashes, then a second read of the lines).
     n = int(limit)
-    items = f"""
-        (SELECT line AS doc, 'Item' AS path, cityHash64(line) AS h FROM {ident(db)}.export_lines
-         WHERE table_name = {t} AND export_type = 'FULL_EXPORT' ORDER BY h LIMIT {n})
-        UNION ALL
-        (SELECT line, 'NewImage', cityHash64(line) AS h FROM {ident(db)}.export_lines
-         WHERE table_name = {t} AND export_type = 'INCREMENTAL_EXPORT' AND JSONType(line, 'NewImage') = 'Object'
-         ORDER BY h LIMIT {n})
-        UNION ALL
-        (SELECT JSONExtractRaw(data, 'dynamodb'), 'NewImage', cityHash64(data) AS h FROM {ident(db)}.stream_records
-         WHERE (table_name = {t} OR JSONExtractString(data, 'tableName') = {t})
-           AND JSONType(data, 'dynamodb', 'NewImage') = 'Object'
-         ORDER BY h LIMIT {n})"""
+
+    def lowest(doc: str, path: str, hashed: str, source: str) -> str:
+        # the lines of the `n` lowest distinct hashes, one line each: full exports repeat an unchanged
+        # item as the same line, and copies of one line would otherwise fill the sample
+        return (f"(SELECT {doc} AS doc, {literal(path)} AS path, cityHash64({hashed}) AS h FROM {source} "
+                f"AND h IN (SELECT DISTINCT cityHash64({hashed}) AS k FROM {source} ORDER BY k LIMIT {n}) LIMIT 1 BY h)")
+
+    items = "\n        UNION ALL\n        ".join([
+        lowest("line", "Item", "line", f"{ident(db)}.export_lines WHERE table_name = {t} AND export_type = 'FULL_EXPORT'"),
+        lowest("line", "NewImage", "line", f"{ident(db)}.export_lines WHERE table_name = {t} "
+               "AND export_type = 'INCREMENTAL_EXPORT' AND JSONType(line, 'NewImage') = 'Object'"),
+        lowest("JSONExtractRaw(data, 'dynamodb')", "NewImage", "data", f"{ident(db)}.stream_records "
+               f"WHERE (table_name = {t} OR JSONExtractString(data, 'tableName') = {t}) "
+               "AND JSONType(data, 'dynamodb', 'NewImage') = 'Object'"),
+    ])
     return f"""
 WITH sample AS (SELECT JSONExtractRaw(doc, path) AS item FROM ({items}) ORDER BY h LIMIT {n}),
 kvs AS (

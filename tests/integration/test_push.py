@@ -690,3 +690,25 @@ def test_push_declared_on_the_example_exposure(clickhouse, moto_endpoint, tmp_pa
         assert (run["relation"], run["status"]) == (f"{ch.schema}.user_summary", "succeeded")
     finally:
         boto3.client("dynamodb").delete_table(TableName="user_summary")
+
+
+def test_a_rate_limited_delete_sync_keeps_its_lease(clickhouse, moto_endpoint, monkeypatch):
+    """--sync-deletes submits a whole block of keys read from push_keys before it renews: under
+    --max-write-rate a block can take longer than LEASE_SECONDS (65k keys at 100 items/s: 650 s), and the
+    run then found its own lease lapsed and failed after deleting it.  Renewed as the keys are sent
+    (here LEASE_SECONDS 3 s, about 6 s of deletes at 200 items/s, one writer: some 125 keys queued)."""
+    from dynamodb_cdc import lease as lease_module
+
+    ch = clickhouse
+    table = new_table("slowdel", {"id": "S"})
+    rows = [(f"k{i:04d}", "1.00", 1, 1) for i in range(1200)]
+    set_model(ch, "slowdel", SUMMARY, summary_values(rows))
+    assert in_process_push(ch, relation="slowdel", table=table).status == "succeeded"
+    assert len(scan(table)) == 1200
+    set_model(ch, "slowdel", SUMMARY, summary_values(rows[:1]))
+    monkeypatch.setattr(lease_module, "LEASE_SECONDS", 3)
+    monkeypatch.setattr(lease_module, "RENEW_SECONDS", 1)
+    result = in_process_push(ch, relation="slowdel", table=table, sync_deletes=True, max_write_rate=200,
+                             writers=1)
+    assert (result.status, result.rows_deleted) == ("succeeded", 1199)
+    assert list(scan(table)) == ["k0000"]

@@ -141,3 +141,17 @@ def test_scaffold_samples_across_all_landed_items_not_the_first_read(s3, clickho
     types = {c["name"]: c["type"] for c in yaml.safe_load(result.stdout)["catalog"]["columns"]}
     assert types == {"pk": "String", "n": "Int128"}, result.stdout
     assert "300 sampled items" in result.stdout
+
+
+def test_scaffold_samples_items_not_copies_of_one_line(s3, clickhouse):
+    """Full exports of a table repeat each unchanged item as the same line, whose hash is the same: the
+    lowest hashes were the same few items again (four exports, --sample 100 of 100 items: 25 items), and
+    a wider value in another item was not seen, though --sample covered the table."""
+    items = [{"pk": {"S": f"p{i}"}, "n": {"N": str(2 ** 70) if i == 1 else str(i)}} for i in range(100)]
+    for e in range(4):
+        write_full_export(s3, s3.bucket, ARN, items, prefix=f"copies{e}", export_time=T0 + timedelta(days=e))
+        clickhouse.cli("load-export", f"s3://{s3.bucket}/copies{e}", check=True)
+    result = clickhouse.cli("scaffold", "catalog", "--key", "pk", "--no-models", "--sample", "100", check=True)
+    types = {c["name"]: c["type"] for c in yaml.safe_load(result.stdout)["catalog"]["columns"]}
+    assert types == {"pk": "String", "n": "Int128"}, result.stdout
+    assert "100 sampled items" in result.stdout
