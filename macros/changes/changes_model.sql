@@ -181,6 +181,7 @@ WHERE _key_ok
     back-fill and the views' creation reached neither; the rest are the same rows again (same key and
     _version), which collapse in the ReplacingMergeTree. -#}
 {% macro _catch_up_views(model_relation, table_name) %}
+  {%- if not execute -%}{{ return('') }}{%- endif -%}  {#- (dbt renders hooks while it parses too) -#}
   {%- set spec = dynamodb_cdc._table_spec(table_name) -%}
   {%- set since = dynamodb_cdc._server_run_started() ~ " - toIntervalSecond("
       ~ (var('dynamodb_cdc_lookback_seconds', 300) | int) ~ ")" -%}
