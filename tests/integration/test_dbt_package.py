@@ -568,3 +568,4 @@ def test_rows_landed_while_the_views_are_created_or_rebuilt_are_in_the_model(tmp
     finally:
         server.shutdown()
         server.server_close()
+        server.RequestHandlerClass.engine.close()  # chDB in this process: the tests after it open their own
