@@ -30,8 +30,8 @@ def lines(ch) -> int:
     return ch.scalar(f"SELECT count() FROM `{ch.raw_db}`.export_lines")
 
 
-def load_with(ch, store_class, uri: str):
-    """load_exports in this process, through a Store of the given (sub)class."""
+def load_with(ch, store_class, uri: str, **options):
+    """load_exports in this process, through a Store of the given (sub)class (LoadOptions: ``options``)."""
     import boto3
 
     from dynamodb_cdc.connection import open_client
@@ -39,7 +39,8 @@ def load_with(ch, store_class, uri: str):
 
     client = open_client(ch.url)
     try:
-        return load_exports(boto3.client("s3"), store_class(client, ch.raw_db), uri, LoadOptions(progress=False))
+        return load_exports(boto3.client("s3"), store_class(client, ch.raw_db), uri,
+                            LoadOptions(progress=False, **options))
     finally:
         client.close()
 
@@ -153,13 +154,8 @@ def test_a_run_that_got_the_lease_after_another_loaded_the_export_loads_nothing_
 @pytest.mark.parametrize("refused", [False, True])
 def test_the_holder_renews_its_lease_while_files_land(s3, clickhouse, monkeypatch, refused):
     """After every data file, a refused one included (a run of bad files may take long too)."""
-    from dynamodb_cdc.connection import open_client
-    from dynamodb_cdc.load_export import LoadOptions, load_exports
-    from dynamodb_cdc.store import Store
-
-    import boto3
-
     from dynamodb_cdc import status
+    from dynamodb_cdc.store import Store
 
     uri, arn = export(s3)
     if refused:  # the first data file corrupt: refused, the other lands
@@ -179,12 +175,7 @@ def test_the_holder_renews_its_lease_while_files_land(s3, clickhouse, monkeypatc
             loading.append([(h["export_arn"], h["pid"], h["by"]) for h in users["loading_now"]])
 
     monkeypatch.setattr(lease_module, "RENEW_SECONDS", 0)
-    client = open_client(clickhouse.url)
-    try:
-        result = load_exports(boto3.client("s3"), Watching(client, clickhouse.raw_db), uri,
-                              LoadOptions(progress=False, parallel_files=1))
-    finally:
-        client.close()
+    result = load_with(clickhouse, Watching, uri, parallel_files=1)
     assert result.ok is not refused and result.exports[0].files_failed == int(refused)
     assert renewed == [(1, 0), (1, 0)]  # once per data file, still held
     assert loading == [[(arn, os.getpid(), "load-export")]] * 2
@@ -206,10 +197,6 @@ def test_a_run_paused_past_its_lease_stops_instead_of_renewing(s3, clickhouse, m
     export, both loading its files.  It stops, leaving the export to the other run."""
     import time
 
-    import boto3
-
-    from dynamodb_cdc.connection import open_client
-    from dynamodb_cdc.load_export import LoadOptions, load_exports
     from dynamodb_cdc.store import Store
 
     uri, arn = export(s3)
@@ -226,12 +213,7 @@ def test_a_run_paused_past_its_lease_stops_instead_of_renewing(s3, clickhouse, m
                     f"INSERT INTO {self.q}.leases SELECT 'export:{arn}', 'etl-2:4242:x', 'etl-2', 4242, "
                     "'load-export', now64(6), now64(6), 0")
 
-    client = open_client(clickhouse.url)
-    try:
-        result = load_exports(boto3.client("s3"), Paused(client, clickhouse.raw_db), uri,
-                              LoadOptions(progress=False, parallel_files=1))
-    finally:
-        client.close()
+    result = load_with(clickhouse, Paused, uri, parallel_files=1)
     [out] = result.exports
     assert not result.ok and out.held, out
     assert "this run's lease lapsed" in out.errors[0] and "(process 4242 on etl-2)" in out.errors[0]
