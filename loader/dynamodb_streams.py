@@ -116,6 +116,7 @@ class DynamoDBStreamsSource:
     # GetRecords may give empty pages before the part of a shard that has records: an open shard is
     # caught up after this many in a row (a closed one is read until AWS ends it with no iterator)
     empty_pages_at_tip = 3
+    verifies_checkpoint = False  # a checkpoint whose records were trimmed is refused (TrimmedDataAccessException)
 
     def __init__(self, client, stream_arn: str):
         self.client = client

@@ -52,6 +52,9 @@ class KinesisSource:
     # it is at its end on AWS too (see streams.shard_ended).
     closed_empty_tip_ends = True
     empty_pages_at_tip = 0  # MillisBehindLatest says when a shard is caught up
+    # Kinesis reads on from the oldest record kept when a checkpoint's records were trimmed, without
+    # a word: a consumer resumes AT the checkpoint's own record, which must come back first (streams).
+    verifies_checkpoint = True
 
     def __init__(self, client, stream_arn: str, *, list_page_size: int | None = None):
         self.client = client
@@ -82,6 +85,11 @@ class KinesisSource:
 
     def get_iterator(self, args: dict) -> str:
         return self.client.get_shard_iterator(StreamARN=self.stream_arn, **args)["ShardIterator"]
+
+    def retention_hours(self) -> float:
+        """The stream's retention period: records older than this may have been trimmed."""
+        summary = self.client.describe_stream_summary(StreamARN=self.stream_arn)["StreamDescriptionSummary"]
+        return float(summary["RetentionPeriodHours"])
 
     def get_records(self, shard_id: str, iterator: str, limit: int) -> Page:
         response = self.client.get_records(ShardIterator=iterator, Limit=limit, StreamARN=self.stream_arn)

@@ -463,11 +463,13 @@ class Store:
     # -- stream consumers ----------------------------------------------------------
     def stream_checkpoints(self, source: str, stream_arn: str) -> dict[str, Checkpoint]:
         rows = self.client.query(
-            f"SELECT shard_id, sequence_number, finished, parent_shard_id, adjacent_parent_shard_id, records "
-            f"FROM {self.q}.stream_checkpoints FINAL WHERE source = {{s:String}} AND stream_arn = {{arn:String}}",
+            f"SELECT shard_id, sequence_number, finished, parent_shard_id, adjacent_parent_shard_id, records, "
+            f"caught_up_at FROM {self.q}.stream_checkpoints FINAL "
+            f"WHERE source = {{s:String}} AND stream_arn = {{arn:String}}",
             parameters={"s": source, "arn": stream_arn},
         ).result_rows
-        return {r[0]: Checkpoint(r[0], r[1], bool(r[2]), r[3], r[4], int(r[5])) for r in rows}
+        return {r[0]: Checkpoint(r[0], r[1], bool(r[2]), r[3], r[4], int(r[5]), caught_up_at=_utc(r[6]))
+                for r in rows}
 
     def insert_stream_records(self, source: str, stream_arn: str, records: list[Record]) -> None:
         """Insert one batch of change records; ClickHouse routes refused ones to quarantine.
@@ -504,11 +506,11 @@ class Store:
             "stream_checkpoints",
             [[
                 source, stream_arn, c.shard_id, c.parent_shard_id, c.adjacent_parent_shard_id, c.sequence_number,
-                int(c.finished), c.records, now, c.millis_behind_latest,
+                int(c.finished), c.records, now, c.millis_behind_latest, c.caught_up_at,
             ] for c in checkpoints],
             [
                 "source", "stream_arn", "shard_id", "parent_shard_id", "adjacent_parent_shard_id", "sequence_number",
-                "finished", "records", "updated_at", "millis_behind_latest",
+                "finished", "records", "updated_at", "millis_behind_latest", "caught_up_at",
             ],
         )
 

@@ -30,9 +30,10 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Protocol
 
+from . import clock
 from .connection import retrying
 from .errors import UsageError
 from .lease import Lease, holding
@@ -40,7 +41,14 @@ from .lease import Lease, holding
 log = logging.getLogger(__name__)
 
 TRIM_HORIZON, LATEST, AT_TIMESTAMP = "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"
-AFTER_SEQUENCE_NUMBER = "AFTER_SEQUENCE_NUMBER"
+AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER = "AFTER_SEQUENCE_NUMBER", "AT_SEQUENCE_NUMBER"
+# Kinesis: a shard read to its tip when its GetRecords call was sent has every later record arriving
+# after that time, less this (a record put just before may not be readable yet) ...
+TIP_VISIBILITY = timedelta(minutes=1)
+# ... and a checkpoint whose record is gone lost nothing only when that time is at least this much
+# inside the retention period (trimming is not to the second; hosts' clocks differ)
+TRIM_MARGIN = timedelta(minutes=10)
+CAUGHT_UP_REFRESH = timedelta(minutes=5)  # --follow: a quiet shard's caught_up_at is written this often
 
 MAX_ATTEMPTS = 10  # per AWS call, for throttling and network errors
 MAX_EXPIRATIONS = 3  # expired iterators in a row on one shard before giving up
@@ -108,6 +116,9 @@ class Checkpoint:
     adjacent_parent_shard_id: str = ""
     records: int = 0
     millis_behind_latest: int | None = None  # Kinesis: how far the last page read was behind the shard's tip
+    # Kinesis: every record after sequence_number arrived after this time (UTC, the loader's clock):
+    # the shard was read to its tip then (less a minute).  None: never seen at its tip.
+    caught_up_at: datetime | None = None
 
 
 class Source(Protocol):
@@ -120,6 +131,9 @@ class Source(Protocol):
     max_page_records: int
     closed_empty_tip_ends: bool  # see shard_ended
     empty_pages_at_tip: int  # empty pages in a row that mean an open shard is caught up (0: Page.at_tip says)
+    # Resume AT the checkpoint's record and check that it comes back first (Kinesis: see _verify),
+    # rather than AFTER it; needs retention_hours().
+    verifies_checkpoint: bool
 
     def list_shards(self) -> list[Shard]: ...
 
@@ -376,11 +390,15 @@ class _ShardState:
     empty_pages: int = 0  # empty pages in a row
     trimmed: str | None = None  # set by _open: the checkpoint its records after were trimmed
     millis_behind: int | None = None  # MillisBehindLatest of the last page read (Kinesis)
+    verify: str = ""  # Kinesis: the checkpoint whose record the first page must start with (_verify)
+    caught_up_at: datetime | None = None  # see Checkpoint.caught_up_at
+    caught_up_saved: datetime | None = None  # the caught_up_at last written
 
     def __post_init__(self):
         if self.checkpoint is not None and self.checkpoint.sequence_number:
             self.last_read_text = self.checkpoint.sequence_number
             self.last_read = seq(self.last_read_text)
+            self.caught_up_at = self.caught_up_saved = self.checkpoint.caught_up_at
 
 
 def consume(source: Source, store, options: ConsumeOptions | None = None, *, stop: threading.Event | None = None,
@@ -523,6 +541,8 @@ class _Consumer:
             start = start_position(cp, self.opt.start, first_contact=shard.shard_id in self.first_contact)
             args = iterator_args(shard, cp, start, sequence_field=self.src.sequence_field)
             state = self.states[shard.shard_id] = _ShardState(shard, cp, args)
+            if self.src.verifies_checkpoint and state.last_read_text:
+                state.verify = state.last_read_text
             self.result.shards_read += 1
         else:
             state.shard = shard  # a relisting may have closed it
@@ -583,6 +603,8 @@ class _Consumer:
             return
         state.expirations = 0
         state.millis_behind = page.millis_behind
+        if state.verify and (page.records or page.at_tip):
+            self._verify(state, page)
         fresh = []
         for record in page.records:
             number = seq(record.sequence_number)
@@ -599,6 +621,13 @@ class _Consumer:
             state.dirty = True
         state.iterator = page.next_iterator
         now = time.monotonic()
+        if self.src.verifies_checkpoint and page.at_tip and state.last_read_text:
+            # nothing after the last record read existed when this call was sent (see Checkpoint)
+            state.caught_up_at = clock.now() - timedelta(seconds=now - state.asked_at) - TIP_VISIBILITY
+            if state.caught_up_saved is None or state.caught_up_at - state.caught_up_saved >= CAUGHT_UP_REFRESH:
+                state.dirty = True  # written at the next flush, records or not
+                if self.batch_since is None:
+                    self.batch_since = now
         if shard_ended(shard, page, state.last_read, closed_empty_tip_ends=self.src.closed_empty_tip_ends):
             state.ended = state.dirty = True
             self.done.add(shard.shard_id)
@@ -625,7 +654,10 @@ class _Consumer:
         from botocore.exceptions import ClientError
 
         args = state.start_args
-        if state.last_read_text:
+        if state.verify:  # Kinesis, resuming: at the checkpoint's own record (_verify)
+            args = {"ShardId": state.shard.shard_id, "ShardIteratorType": AT_SEQUENCE_NUMBER,
+                    self.src.sequence_field: state.verify}
+        elif state.last_read_text:
             args = {"ShardId": state.shard.shard_id, "ShardIteratorType": AFTER_SEQUENCE_NUMBER,
                     self.src.sequence_field: state.last_read_text}
         try:
@@ -636,6 +668,33 @@ class _Consumer:
         state.trimmed = state.last_read_text  # (kept as the last read: nothing at or before it lands again)
         state.start_args = {"ShardId": state.shard.shard_id, "ShardIteratorType": TRIM_HORIZON}
         return self._call(lambda: self.src.get_iterator(state.start_args), f"{where}: GetShardIterator")
+
+    def _verify(self, state: _ShardState, page: Page) -> None:
+        """Kinesis, the first page with records (or at the tip) after resuming AT the checkpoint's
+        record.  Kinesis does not say when records past a checkpoint were trimmed: it reads on from the
+        oldest record kept.  The checkpoint's record coming back first shows nothing after it was
+        trimmed.  When it is gone, records after it were lost unless every one of them arrived after
+        the retention's horizon, which the shard's caught_up_at shows; else the loss is recorded."""
+        checkpoint, state.verify = state.verify, ""
+        first = page.records[0].sequence_number if page.records else ""
+        if first and seq(first) <= seq(checkpoint):
+            return  # the checkpoint's record is still there (and is skipped: landed already)
+        hours = self._call(self.src.retention_hours, f"{self.src.label}: DescribeStreamSummary")
+        horizon = clock.now() - timedelta(hours=hours)
+        since = state.caught_up_at
+        kept = f"the oldest record kept, {first}" if first else "the shard's tip (no record is kept)"
+        if since is not None and since - TRIM_MARGIN > horizon:
+            log.info("%s: shard %s: the record at the checkpoint (%s) was trimmed, but every record after it "
+                     "arrived after %s, inside the %g h retention: nothing was missed; reading goes on from %s",
+                     self.src.label, state.shard.shard_id, checkpoint, since.isoformat(timespec="seconds"), hours,
+                     kept)
+            return
+        when = (f"was last read to its tip at {since.isoformat(timespec='seconds')}" if since is not None
+                else "was not read to its tip since")
+        self._record_loss(state.shard.shard_id, checkpoint, (
+            f"the record at the checkpoint, sequence number {checkpoint}, is gone (past the stream's {hours:g} h "
+            f"retention) and the shard {when}: records after it trimmed before they were read are lost; "
+            f"reading went on from {kept}"))
 
     def _record_gone(self) -> None:
         """A shard with a checkpoint, not read to its end, that the listing no longer has is gone past
@@ -712,11 +771,12 @@ class _Consumer:
         records = self.batch
         checkpoints = [
             Checkpoint(s.shard.shard_id, s.last_read_text, s.ended, s.shard.parent_shard_id,
-                       s.shard.adjacent_parent_shard_id, s.landed, s.millis_behind)
+                       s.shard.adjacent_parent_shard_id, s.landed, s.millis_behind, s.caught_up_at)
             for s in owed]
         finished = sum(s.ended for s in owed)
         for s in owed:
             s.dirty = False
+            s.caught_up_saved = s.caught_up_at
         self.batch, self.batch_bytes, self.batch_since = [], 0, None
         if wait:
             self._land(records, checkpoints, finished)

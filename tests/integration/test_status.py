@@ -178,11 +178,14 @@ def test_checkpoints_record_kinesis_millis_behind_latest(moto_endpoint, clickhou
         time.sleep(0.3)
     clickhouse.cli("consume-kinesis", "--stream", name, "--batch-rows", "1", check=True)  # one record a page
 
-    behind = [r[0] for r in clickhouse.rows(
-        f"SELECT millis_behind_latest FROM {clickhouse.raw_db}.stream_checkpoints ORDER BY updated_at")]
+    rows = clickhouse.rows(f"SELECT millis_behind_latest, caught_up_at IS NOT NULL "
+                           f"FROM {clickhouse.raw_db}.stream_checkpoints ORDER BY updated_at")
+    behind = [r[0] for r in rows]
     # moto: the time between the page's last record and the shard's newest one
-    assert len(behind) == 4 and behind[0] is None  # the first row is written before any page is read
+    assert len(behind) == 5 and behind[0] is None  # the first row is written before any page is read
     assert 550 <= behind[1] <= 60_000 and 250 <= behind[2] <= behind[1] - 250 and behind[3] == 0
+    # the third record's page was full (one record a page): the empty page after it is the tip, a row of its own
+    assert behind[4] == 0 and [r[1] for r in rows] == [0, 0, 0, 0, 1]
     (t,) = json.loads(clickhouse.cli("status", "--json", check=True).stdout)["tables"]
     (shard,) = t["streams"]
     assert shard["millis_behind_latest"] == 0 and t["stream_millis_behind_latest"] == 0

@@ -59,11 +59,13 @@ def test_checkpoints_read_back_exactly_and_the_latest_row_wins(store):
     arn = "arn:aws:kinesis:us-east-1:1:stream/s"
     first = [Checkpoint(f"shard-{i}-{text}", str(10**30 + i), False, text, "", i, None) for i, text in enumerate(HOSTILE)]
     store.record_checkpoints("kinesis", arn, first)
-    later = [Checkpoint(c.shard_id, str(10**40), True, c.parent_shard_id, "adj", 7, 1234) for c in first[:3]]
+    caught_up = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+    later = [Checkpoint(c.shard_id, str(10**40), True, c.parent_shard_id, "adj", 7, 1234, caught_up)
+             for c in first[:3]]
     store.record_checkpoints("kinesis", arn, later)
     got = store.stream_checkpoints("kinesis", arn)
     assert got == {c.shard_id: Checkpoint(c.shard_id, c.sequence_number, c.finished, c.parent_shard_id,
-                                          c.adjacent_parent_shard_id, c.records)
+                                          c.adjacent_parent_shard_id, c.records, caught_up_at=c.caught_up_at)
                    for c in later + first[3:]}
 
 
