@@ -51,6 +51,7 @@
     {%- endif -%}
     {%- do dynamodb_cdc._check_columns(spec, this) -%}
   {%- endif -%}
+  {%- if execute -%}{%- do dynamodb_cdc._warn_full_exports_in_views(spec, this) -%}{%- endif -%}
   {%- if not execute %}
 {{ dynamodb_cdc._parse_time_body() }}
   {%- else %}
@@ -480,6 +481,22 @@ FROM (
             ~ dynamodb_cdc.string_literal(table_name) ~ " AND export_type = 'FULL_EXPORT' AND status = 'loaded'") }}
 {% endmacro %}
 
+{#- A materialized_view changes model infers no deletes from a full export: warn, on each run, when more
+    than one has landed for its table (the deletes of every one after the first are not applied). -#}
+{% macro _warn_full_exports_in_views(spec, model_relation) %}
+  {%- if load_relation(source('dynamodb_cdc_raw', 'exports')) is none -%}{{ return(none) }}{%- endif -%}
+  {%- set row = run_query("SELECT count(), toString(max(export_time)) "
+                          ~ dynamodb_cdc._loaded_full_exports(spec.name)).rows[0] -%}
+  {%- if row[0] | int > 1 -%}
+    {%- do exceptions.warn(model_relation ~ " (materialization: materialized_view): " ~ row[0] ~ " full exports of "
+        ~ "DynamoDB table " ~ spec.name ~ " have landed, the newest as of " ~ row[1] ~ " UTC. Materialized views infer "
+        ~ "no deletes from a full export: items missing from a later one stay current. For a table kept current by "
+        ~ "full exports, declare materialization: incremental, then dbt run --full-refresh --select "
+        ~ model_relation.identifier) -%}
+  {%- endif -%}
+{% endmacro %}
+
+
 {#- A full export's _version (its rows' and its delete rows'): the export time, rank 0, sequence 0. -#}
 {% macro _snapshot_version() %}
   {{ return(dynamodb_cdc._version_expr("toUInt64(toUnixTimestamp64Micro(export_time))", "0", "toUInt256(0)")) }}
@@ -570,11 +587,21 @@ snapshot_keys AS (
     SELECT DISTINCT
         export_arn,
         {%- for k in spec.key %}
-        {{ dynamodb_cdc._typed_column(k, dynamodb_cdc._kv_path("JSONExtractKeysAndValuesRaw(line, 'Item')", k.path)) }} AS {{ keys[loop.index0] }}{{ ',' if not loop.last }}
+        {{ dynamodb_cdc._column_of(k, '_snapshot_key_' ~ loop.index) }} AS {{ keys[loop.index0] }}{{ ',' if not loop.last }}
         {%- endfor %}
-    FROM {{ source('dynamodb_cdc_raw', 'export_lines') }}
-    WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
-      AND export_arn IN (SELECT export_arn FROM snapshots)
+    FROM (
+        SELECT
+            export_arn,
+            {%- for k in spec.key %}
+            {{ dynamodb_cdc.attribute_value(dynamodb_cdc._kv_path("JSONExtractKeysAndValuesRaw(line, 'Item')", k.path), k.type, k.binary) }} AS _snapshot_key_{{ loop.index }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        FROM {{ source('dynamodb_cdc_raw', 'export_lines') }}
+        WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
+          AND export_arn IN (SELECT export_arn FROM snapshots)
+    )
+    {#- an item whose key does not convert is left out of the changes (no_conversion_errors reports it):
+        taken here as the type's default, it would keep the item whose key that is from being deleted -#}
+    WHERE {% for k in spec.key %}_snapshot_key_{{ loop.index }} IS NOT NULL{{ ' AND ' if not loop.last }}{% endfor %}
 ),
 known AS (
     {#- kept_expired: the key's latest live row is a TTL delete kept as history (ttl_deletes: keep),
@@ -663,12 +690,6 @@ concat('{', arrayStringConcat(arrayMap(kv -> concat(toJSONString(kv.1), ':', kv.
   {%- endif -%}
   {#- the keys attribute_path uses below the top-level name -#}
   {{ return('JSONExtractRaw(' ~ top ~ ', ' ~ dynamodb_cdc._path_keys(names)[1:] | join(', ') ~ ')') }}
-{% endmacro %}
-
-
-{#- A declared column, typed from its AttributeValue `av_expr`. -#}
-{% macro _typed_column(c, av_expr) %}
-  {{ return(dynamodb_cdc._column_of(c, dynamodb_cdc.attribute_value(av_expr, c.type, c.binary))) }}
 {% endmacro %}
 
 

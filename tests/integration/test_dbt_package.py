@@ -250,6 +250,23 @@ def test_a_snapshot_with_a_quarantined_line_deletes_nothing(s3, clickhouse, dbt)
     assert ch.rows(current) == [("acme", 1, "Ada L."), ("acme", 2, "Bob")]
 
 
+def test_a_snapshot_item_whose_key_does_not_convert_does_not_keep_another_item(s3, clickhouse, dbt):
+    """customer_id is declared UInt64.  A snapshot item whose customer_id is not a number (its row is
+    left out and reported by no_conversion_errors) had its key read as the type's default, 0, in the
+    snapshot's key set: the real item acme/0, deleted in that snapshot, was kept as if still there."""
+    ch = clickhouse
+    v = {"stage": 1, "dynamodb_cdc_lookback_seconds": 0}
+    acme0 = customer("acme", "0", name=S("Zero"))
+    load(s3, ch, [acme0, ACME1_V1], T1, files=1)
+    dbt("run", "--select", "customers_changes", "customers_current", vars=v)
+    current = f"SELECT tenant, customer_id, name FROM {ch.schema}.customers_current ORDER BY 1, 2"
+    assert ch.rows(current) == [("acme", 0, "Zero"), ("acme", 1, "Ada")]
+    bad = {"tenant": S("acme"), "customer_id": S("not-a-number"), "name": S("Bad")}
+    load(s3, ch, [ACME1_V1, bad], T2, files=1)  # acme/0 deleted
+    dbt("run", "--select", "customers_changes", "customers_current", vars=v)
+    assert ch.rows(current) == [("acme", 1, "Ada")]
+
+
 def test_a_column_added_to_the_declaration_asks_for_a_full_refresh(s3, clickhouse, dbt):
     """A declaration that gains (or loses) a column no longer matches the table the changes model
     built: the next incremental run stops with the columns and the command that rebuilds it, and
@@ -400,6 +417,26 @@ def test_dbt_run_empty_leaves_the_materialized_views_of_a_changes_model_reading_
     land([{"pk": S("a"), "v": N("2")}, {"pk": S("b"), "v": N("3")}], T2)
     dbt("run", "--select", "props_live_changes")
     assert ch.rows(f"SELECT pk, v FROM {ch.schema}.props_live_changes FINAL ORDER BY pk") == [("a", 2), ("b", 3)]
+
+
+def test_a_materialized_view_model_warns_when_a_later_full_export_lands(s3, clickhouse, dbt):
+    """Materialized views infer no deletes from a full export (README): an item missing from a later
+    one stays current.  That was silent at run time; each run now says so once two have landed."""
+    ch = clickhouse
+    props = "arn:aws:dynamodb:us-east-1:123456789012:table/props"
+
+    def land(items, when):
+        write_full_export(s3, s3.bucket, props, items, prefix="exports/props", export_time=when, files=1)
+        ch.cli("load-export", f"s3://{s3.bucket}/exports/props", check=True)
+
+    land([{"pk": S("a"), "v": N("1")}, {"pk": S("b"), "v": N("1")}], T1)
+    first = dbt("run", "--select", "props_live_changes")
+    assert "full exports of DynamoDB table props" not in first.stdout
+    land([{"pk": S("b"), "v": N("2")}], T2)  # a deleted
+    second = dbt("run", "--select", "props_live_changes")
+    assert ("2 full exports of DynamoDB table props have landed, the newest as of 2026-01-02 00:00:00.000 UTC. "
+            "Materialized views infer no deletes from a full export") in " ".join(second.stdout.split())
+    assert ch.rows(f"SELECT pk, v FROM {ch.schema}.props_live_changes FINAL ORDER BY pk") == [("a", 1), ("b", 2)]
 
 
 def test_docs_lineage_and_source_freshness(s3, clickhouse, dbt):
