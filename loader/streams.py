@@ -390,7 +390,9 @@ class _ShardState:
     empty_pages: int = 0  # empty pages in a row
     trimmed: str | None = None  # set by _open: the checkpoint its records after were trimmed
     millis_behind: int | None = None  # MillisBehindLatest of the last page read (Kinesis)
-    verify: str = ""  # Kinesis: the checkpoint whose record the first page must start with (_verify)
+    # Kinesis: the checkpoint whose record the first page must start with (_verify); '' for a shard
+    # with nothing landed yet that was read to its tip before; None: nothing to verify
+    verify: str | None = None
     caught_up_at: datetime | None = None  # see Checkpoint.caught_up_at
     caught_up_saved: datetime | None = None  # the caught_up_at last written
 
@@ -398,6 +400,7 @@ class _ShardState:
         if self.checkpoint is not None and self.checkpoint.sequence_number:
             self.last_read_text = self.checkpoint.sequence_number
             self.last_read = seq(self.last_read_text)
+        if self.checkpoint is not None:
             self.caught_up_at = self.caught_up_saved = self.checkpoint.caught_up_at
 
 
@@ -430,6 +433,7 @@ class _Consumer:
         self.pool = None  # reader threads, made when two shards are due at once
         self.lander = None  # the one thread that lands batches, in order, while reading goes on
         self.landing = None  # the Future of the batch being landed, if any
+        self.retention: float | None = None  # Kinesis: the stream's retention in hours (_verify)
 
     # -- main loop ---------------------------------------------------------------
     def run(self) -> ConsumeResult:
@@ -543,6 +547,8 @@ class _Consumer:
             state = self.states[shard.shard_id] = _ShardState(shard, cp, args)
             if self.src.verifies_checkpoint and state.last_read_text:
                 state.verify = state.last_read_text
+            elif self.src.verifies_checkpoint and cp is not None and cp.caught_up_at is not None:
+                state.verify = ""  # nothing landed yet, but read to its tip before: see _verify
             self.result.shards_read += 1
         else:
             state.shard = shard  # a relisting may have closed it
@@ -603,7 +609,7 @@ class _Consumer:
             return
         state.expirations = 0
         state.millis_behind = page.millis_behind
-        if state.verify and (page.records or page.at_tip):
+        if state.verify is not None and (page.records or page.at_tip):
             self._verify(state, page)
         fresh = []
         for record in page.records:
@@ -621,7 +627,7 @@ class _Consumer:
             state.dirty = True
         state.iterator = page.next_iterator
         now = time.monotonic()
-        if self.src.verifies_checkpoint and page.at_tip and state.last_read_text:
+        if self.src.verifies_checkpoint and page.at_tip:
             # nothing after the last record read existed when this call was sent (see Checkpoint)
             state.caught_up_at = clock.now() - timedelta(seconds=now - state.asked_at) - TIP_VISIBILITY
             if state.caught_up_saved is None or state.caught_up_at - state.caught_up_saved >= CAUGHT_UP_REFRESH:
@@ -675,15 +681,19 @@ class _Consumer:
         oldest record kept.  The checkpoint's record coming back first shows nothing after it was
         trimmed.  When it is gone, records after it were lost unless every one of them arrived after
         the retention's horizon, which the shard's caught_up_at shows; else the loss is recorded."""
-        checkpoint, state.verify = state.verify, ""
+        checkpoint, state.verify = state.verify, None
         first = page.records[0].sequence_number if page.records else ""
-        if first and seq(first) <= seq(checkpoint):
+        if first and checkpoint and seq(first) <= seq(checkpoint):
             return  # the checkpoint's record is still there (and is skipped: landed already)
-        hours = self._call(self.src.retention_hours, f"{self.src.label}: DescribeStreamSummary")
+        if self.retention is None:  # once a run: every shard with nothing landed yet comes here
+            self.retention = self._call(self.src.retention_hours, f"{self.src.label}: DescribeStreamSummary")
+        hours = self.retention
         horizon = clock.now() - timedelta(hours=hours)
         since = state.caught_up_at
         kept = f"the oldest record kept, {first}" if first else "the shard's tip (no record is kept)"
         if since is not None and since - TRIM_MARGIN > horizon:
+            if not checkpoint:
+                return  # nothing landed yet, and read to its tip since the horizon: nothing was missed
             log.info("%s: shard %s: the record at the checkpoint (%s) was trimmed, but every record after it "
                      "arrived after %s, inside the %g h retention: nothing was missed; reading goes on from %s",
                      self.src.label, state.shard.shard_id, checkpoint, since.isoformat(timespec="seconds"), hours,
@@ -691,6 +701,11 @@ class _Consumer:
             return
         when = (f"was last read to its tip at {since.isoformat(timespec='seconds')}" if since is not None
                 else "was not read to its tip since")
+        if not checkpoint:  # nothing landed yet: no record of its own to come back, only caught_up_at to go by
+            self._record_loss(state.shard.shard_id, checkpoint, (
+                f"nothing was landed from the shard yet and it {when}, past the stream's {hours:g} h retention: "
+                f"records it received before they were read may have been trimmed; reading went on from {kept}"))
+            return
         self._record_loss(state.shard.shard_id, checkpoint, (
             f"the record at the checkpoint, sequence number {checkpoint}, is gone (past the stream's {hours:g} h "
             f"retention) and the shard {when}: records after it trimmed before they were read are lost; "
