@@ -25,6 +25,7 @@
 
 {% macro clickhouse__changes_model(table_name) %}
   {%- set spec = dynamodb_cdc._table_spec(table_name) -%}
+  {%- if execute -%}{%- do dynamodb_cdc._require_raw_tables(this) -%}{%- endif -%}
   {%- set order_by = [] -%}
   {%- for k in spec.key -%}{%- do order_by.append(dynamodb_cdc.quote_identifier(k.name)) -%}{%- endfor -%}
   {%- if spec.materialization == 'materialized_view' -%}
@@ -480,6 +481,24 @@ FROM (
   {{ return("FROM " ~ source('dynamodb_cdc_raw', 'exports').render() ~ " FINAL\nWHERE table_name = "
             ~ dynamodb_cdc.string_literal(table_name) ~ " AND export_type = 'FULL_EXPORT' AND status = 'loaded'") }}
 {% endmacro %}
+
+{#- The loader's raw tables must be on this target: a profile pointed at another ClickHouse (or, on the
+    embedded engine, at another directory, a relative path resolved from where dbt runs) would otherwise
+    fail on an unknown table, or build nothing from an empty engine. -#}
+{% macro _require_raw_tables(model_relation) %}
+  {%- set raw = source('dynamodb_cdc_raw', 'export_lines') -%}
+  {%- if load_relation(raw) is none -%}
+    {%- set where = target.get('path') or (target.get('host', '') ~ ':' ~ target.get('port', '')) -%}
+    {{ exceptions.raise_compiler_error(
+        model_relation ~ ": the loader's raw tables are not on this target: " ~ raw.schema ~ ".export_lines does not "
+        ~ "exist (target " ~ target.name ~ ", type " ~ target.type ~ ", " ~ where ~ "). Point the profile at the "
+        ~ "ClickHouse the loader writes to (on the embedded engine, the loader's directory: a relative path is "
+        ~ "resolved from the directory dbt runs in), set var dynamodb_cdc_raw_database to the loader's "
+        ~ "--raw-database, or create the raw tables there with any dynamodb-cdc command (load-export, or "
+        ~ "status on an existing directory).") }}
+  {%- endif -%}
+{% endmacro %}
+
 
 {#- A materialized_view changes model infers no deletes from a full export: warn, on each run, when more
     than one has landed for its table (the deletes of every one after the first are not applied). -#}

@@ -439,6 +439,19 @@ def test_a_materialized_view_model_warns_when_a_later_full_export_lands(s3, clic
     assert ch.rows(f"SELECT pk, v FROM {ch.schema}.props_live_changes FINAL ORDER BY pk") == [("a", 1), ("b", 2)]
 
 
+def test_a_target_without_the_raw_tables_is_a_clear_error_naming_it(clickhouse, dbt):
+    """A profile pointed away from the loader's ClickHouse (on the embedded engine: a mistyped or
+    relative path, which opens an empty engine) failed on an unknown table, or, with --empty, built
+    empty models without a word."""
+    for args in (("run",), ("run", "--empty")):
+        result = dbt(*args, "--select", "customers_changes", vars={"stage": 1}, check=False)
+        assert result.returncode == 1
+        out = " ".join(result.stdout.split())
+        assert (f"customers_changes`: the loader's raw tables are not on this target: {clickhouse.raw_db}.export_lines "
+                "does not exist (target ") in out
+        assert "Point the profile at the ClickHouse the loader writes to" in out
+
+
 def test_docs_lineage_and_source_freshness(s3, clickhouse, dbt):
     load(s3, clickhouse, [ACME2], T1, files=1)
     dbt("run", vars={"stage": 1})
