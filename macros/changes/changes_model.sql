@@ -606,21 +606,22 @@ snapshot_keys AS (
     SELECT DISTINCT
         export_arn,
         {%- for k in spec.key %}
-        {{ dynamodb_cdc._column_of(k, '_snapshot_key_' ~ loop.index) }} AS {{ keys[loop.index0] }}{{ ',' if not loop.last }}
+        {{ dynamodb_cdc._column_of(k, '_tv_' ~ loop.index) }} AS {{ keys[loop.index0] }}{{ ',' if not loop.last }}
         {%- endfor %}
     FROM (
         SELECT
             export_arn,
             {%- for k in spec.key %}
-            {{ dynamodb_cdc.attribute_value(dynamodb_cdc._kv_path("JSONExtractKeysAndValuesRaw(line, 'Item')", k.path), k.type, k.binary) }} AS _snapshot_key_{{ loop.index }}{{ ',' if not loop.last }}
+            {{ dynamodb_cdc.attribute_value(dynamodb_cdc._kv_path("JSONExtractKeysAndValuesRaw(line, 'Item')", k.path), k.type, k.binary) }} AS _tv_{{ loop.index }}{{ ',' if not loop.last }}
             {%- endfor %}
         FROM {{ source('dynamodb_cdc_raw', 'export_lines') }}
         WHERE table_name = {{ dynamodb_cdc.string_literal(spec.name) }}
           AND export_arn IN (SELECT export_arn FROM snapshots)
     )
     {#- an item whose key does not convert is left out of the changes (no_conversion_errors reports it):
-        taken here as the type's default, it would keep the item whose key that is from being deleted -#}
-    WHERE {% for k in spec.key %}_snapshot_key_{{ loop.index }} IS NOT NULL{{ ' AND ' if not loop.last }}{% endfor %}
+        taken here as the type's default, it would keep the item whose key that is from being deleted.
+        (_tv_<n>: a name no declared column can take, so the keys named after them above cannot stand in for them) -#}
+    WHERE {% for k in spec.key %}_tv_{{ loop.index }} IS NOT NULL{{ ' AND ' if not loop.last }}{% endfor %}
 ),
 known AS (
     {#- kept_expired: the key's latest live row is a TTL delete kept as history (ttl_deletes: keep),

@@ -267,6 +267,26 @@ def test_a_snapshot_item_whose_key_does_not_convert_does_not_keep_another_item(s
     assert ch.rows(current) == [("acme", 1, "Ada")]
 
 
+def _sort_key_named_snapshot_key_1(t):
+    t["key"] = ["tenant", "_snapshot_key_1"]
+    t["columns"][1] = {"name": "_snapshot_key_1", "attribute": "customer_id", "type": "UInt64"}
+
+
+def test_a_key_column_named_like_the_snapshot_passs_own_columns_keeps_its_items(s3, clickhouse, dbt):
+    """The snapshot pass converted each key as _snapshot_key_<n>, then named the typed keys after the
+    declared columns in the same SELECT: a key column declared as _snapshot_key_1 (not a reserved
+    name) took precedence over the converted one, so the partition key read the sort key's value,
+    no known key was in the snapshot's key set, and a full export holding every item deleted them all."""
+    ch = clickhouse
+    v = {**_customers(_sort_key_named_snapshot_key_1), "dynamodb_cdc_lookback_seconds": 0}
+    load(s3, ch, [ACME1_V1, ACME2], T1, files=1)
+    dbt("run", "--select", "customers_changes", vars=v)
+    load(s3, ch, [ACME1_V2, ACME2], T2, files=1)  # the same items: nothing to delete
+    dbt("run", "--select", "customers_changes", vars=v)
+    assert ch.rows(f"SELECT tenant, _snapshot_key_1, name FROM {ch.schema}.customers_changes FINAL "
+                   f"WHERE NOT _is_deleted ORDER BY 1, 2") == [("acme", 1, "Ada L."), ("acme", 2, "Bob")]
+
+
 def test_a_column_added_to_the_declaration_asks_for_a_full_refresh(s3, clickhouse, dbt):
     """A declaration that gains (or loses) a column no longer matches the table the changes model
     built: the next incremental run stops with the columns and the command that rebuilds it, and
