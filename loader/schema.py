@@ -57,6 +57,13 @@ ROUTING_VERSION = "dynamodb-cdc routing 2"
 ROUTING_VIEWS = ("_stream_records_accept", "_stream_records_refuse")
 
 
+# stream_checkpoints' columns added after its first release: in its CREATE, and added to older tables.
+MILLIS_BEHIND_LATEST = ("millis_behind_latest Nullable(Int64) "
+                        "COMMENT 'Kinesis MillisBehindLatest of the last page read before this checkpoint'")
+CAUGHT_UP_AT = ("caught_up_at Nullable(DateTime64(6, 'UTC')) COMMENT 'Kinesis: every record after sequence_number "
+                "arrived after this time (the shard was last read to its tip then, less a minute)'")
+
+
 def ddl(db: str) -> list[str]:
     d = ident(db)
     return [
@@ -191,17 +198,14 @@ COMMENT 'Raw DynamoDB change records from Kinesis Data Streams and DynamoDB Stre
     finished UInt8 COMMENT '1 once a closed shard was read to its end',
     records UInt64 COMMENT 'records landed from this shard in this run',
     updated_at DateTime64(6, 'UTC') DEFAULT now64(6),
-    millis_behind_latest Nullable(Int64) COMMENT 'Kinesis MillisBehindLatest of the last page read before this checkpoint',
-    caught_up_at Nullable(DateTime64(6, 'UTC')) COMMENT 'Kinesis: every record after sequence_number arrived after this time (the shard was last read to its tip then, less a minute)'
+    {MILLIS_BEHIND_LATEST},
+    {CAUGHT_UP_AT}
 ) ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY (source, stream_arn, shard_id)
 COMMENT 'Per-shard checkpoints of the stream consumers (read with FINAL)'""",
         # Raw databases created before the column existed get it.
-        f"ALTER TABLE {d}.stream_checkpoints ADD COLUMN IF NOT EXISTS millis_behind_latest Nullable(Int64) "
-        "COMMENT 'Kinesis MillisBehindLatest of the last page read before this checkpoint'",
-        f"ALTER TABLE {d}.stream_checkpoints ADD COLUMN IF NOT EXISTS caught_up_at Nullable(DateTime64(6, 'UTC')) "
-        "COMMENT 'Kinesis: every record after sequence_number arrived after this time (the shard was last read "
-        "to its tip then, less a minute)'",
+        f"ALTER TABLE {d}.stream_checkpoints ADD COLUMN IF NOT EXISTS {MILLIS_BEHIND_LATEST}",
+        f"ALTER TABLE {d}.stream_checkpoints ADD COLUMN IF NOT EXISTS {CAUGHT_UP_AT}",
         f"""CREATE TABLE IF NOT EXISTS {d}._stream_records_in (
     source String,
     stream_arn String,

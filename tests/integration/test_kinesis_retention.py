@@ -77,15 +77,16 @@ def hours_later(monkeypatch):
     return later
 
 
-def consume(clickhouse, client):
+def consume(clickhouse, client, start: str = "trim_horizon"):
     from dynamodb_cdc.kinesis import KinesisSource
     from dynamodb_cdc.store import Store
-    from dynamodb_cdc.streams import ConsumeOptions, consume
+    from dynamodb_cdc.streams import ConsumeOptions, StartPosition, consume
 
     with clickhouse.client() as ch:
         store = Store(ch, clickhouse.raw_db)
         store.ensure_schema()
-        return consume(KinesisSource(client, ARN), store, ConsumeOptions(poll_interval=0), sleep=lambda s: None)
+        return consume(KinesisSource(client, ARN), store,
+                       ConsumeOptions(start=StartPosition.parse(start), poll_interval=0), sleep=lambda s: None)
 
 
 def landed(clickhouse) -> list[str]:
@@ -187,36 +188,24 @@ def test_a_checkpoint_whose_record_is_kept_resumes_after_it_with_no_loss(clickho
     assert landed(clickhouse) == ["1", "2", "3"]
 
 
-def consume_from(clickhouse, client, start):
-    from dynamodb_cdc.kinesis import KinesisSource
-    from dynamodb_cdc.store import Store
-    from dynamodb_cdc.streams import ConsumeOptions, StartPosition, consume
-
-    with clickhouse.client() as ch:
-        store = Store(ch, clickhouse.raw_db)
-        store.ensure_schema()
-        return consume(KinesisSource(client, ARN), store, ConsumeOptions(start=StartPosition.parse(start),
-                                                                          poll_interval=0), sleep=lambda s: None)
-
-
 @pytest.mark.parametrize("start", ["latest", "trim_horizon"])
 def test_a_shard_with_nothing_landed_yet_still_reports_records_trimmed_unread(clickhouse, hours_later, start):
     """A first run that lands nothing (started at `latest`, or on a shard that holds no record yet)
     leaves a checkpoint with no sequence number.  Records 3 and 4 arrive, and the consumer next runs
     two days later with 3 trimmed: it was never read, so the loss is recorded as for any checkpoint."""
     stream = ScriptedKinesis([1, 2] if start == "latest" else [])
-    first = consume_from(clickhouse, stream, start)
+    first = consume(clickhouse, stream, start)
     assert (first.records, first.losses) == (0, [])
     hours_later(48)
     stream.records += [3, 4]
     stream.trim_before = 4
-    later = consume_from(clickhouse, stream, start)
+    later = consume(clickhouse, stream, start)
     assert landed(clickhouse) == ["4"]
     assert len(later.losses) == 1
     [(shard, after, payload, error)] = losses(clickhouse)
     assert (shard, after, payload) == ("shardId-0", "", "")
     # and once reported, the next run (the shard read to its tip meanwhile) is quiet
-    assert consume_from(clickhouse, stream, start).losses == []
+    assert consume(clickhouse, stream, start).losses == []
 
 
 def test_a_shard_with_nothing_landed_read_within_the_retention_is_not_a_loss(clickhouse, hours_later):
