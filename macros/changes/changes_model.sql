@@ -34,7 +34,9 @@
       markers); the first dbt run back-fills what is already there. -#}
   {#- The post-hook types again what landed since shortly before the run: dbt-clickhouse back-fills
       first and creates the views after (on --full-refresh it also drops the old views after the
-      back-fill), so a row landed in between reached no view; read twice, a row collapses. -#}
+      back-fill), so a row landed in between reached no view; read twice, a row collapses.  A run on
+      existing views changes their query in place and skips it: the query names the table and views
+      it found (_views_identity), and the hook compares them with those there after the run. -#}
   {{ config(
       materialized='materialized_view',
       engine='ReplacingMergeTree(_version, _is_deleted)',
@@ -56,6 +58,7 @@
   {%- if not execute %}
 {{ dynamodb_cdc._parse_time_body() }}
   {%- else %}
+{{ dynamodb_cdc._views_identity(this) if not should_full_refresh() else '' }}
 --exports:begin
 SELECT * EXCEPT (_key_ok, _failed_attributes)
 FROM (
@@ -184,6 +187,12 @@ WHERE _key_ok
     _version), which collapse in the ReplacingMergeTree. -#}
 {% macro _catch_up_views(model_relation, table_name) %}
   {%- if not execute -%}{{ return('') }}{%- endif -%}  {#- (dbt renders hooks while it parses too) -#}
+  {#- The views and the table were there before this run and are the same ones now (dbt-clickhouse changed
+      the views' query in place, ALTER ... MODIFY QUERY): every row landed meanwhile went through a view. -#}
+  {%- set kept = modules.re.search('^-- dynamodb_cdc views kept: \\S+$', sql or '', modules.re.MULTILINE) -%}
+  {%- if kept and kept.group(0) == dynamodb_cdc._views_identity(model_relation) -%}
+    {{ return('') }}
+  {%- endif -%}
   {%- set spec = dynamodb_cdc._table_spec(table_name) -%}
   {%- set since = dynamodb_cdc._server_run_started() ~ " - toIntervalSecond("
       ~ (var('dynamodb_cdc_lookback_seconds', 300) | int) ~ ")" -%}
@@ -203,6 +212,30 @@ WHERE _key_ok
 {% macro _server_run_started() %}
   {%- set elapsed = modules.datetime.datetime.now(modules.pytz.utc) - run_started_at -%}
   {{ return("(now64(6, 'UTC') - toIntervalMicrosecond(" ~ ((elapsed.total_seconds() * 1000000) | int) ~ "))") }}
+{% endmacro %}
+
+
+{#- A materialized-view changes model's table and its two views as they are now, by ClickHouse's UUIDs:
+    '-- dynamodb_cdc views kept: <uuid>,<uuid>,<uuid>', or '' unless all three exist with a UUID (a
+    database engine without them, such as Ordinary, never matches).  A view dropped and created again,
+    or a table swapped for a back-filled one, has another UUID. -#}
+{% macro _views_identity(relation) %}
+  {%- set names = [relation.identifier, relation.identifier ~ '_exports', relation.identifier ~ '_streams'] -%}
+  {%- set literals = [] -%}
+  {%- for n in names -%}{%- do literals.append(dynamodb_cdc.string_literal(n)) -%}{%- endfor -%}
+  {%- set found = {} -%}
+  {%- for row in run_query("SELECT name, toString(uuid) FROM system.tables WHERE database = "
+        ~ dynamodb_cdc.string_literal(relation.schema) ~ " AND name IN (" ~ literals | join(', ') ~ ")").rows -%}
+    {%- do found.update({row[0]: row[1]}) -%}
+  {%- endfor -%}
+  {%- set uuids = [] -%}
+  {%- for n in names -%}
+    {%- if found.get(n, '00000000-0000-0000-0000-000000000000') == '00000000-0000-0000-0000-000000000000' -%}
+      {{ return('') }}
+    {%- endif -%}
+    {%- do uuids.append(found[n]) -%}
+  {%- endfor -%}
+  {{ return('-- dynamodb_cdc views kept: ' ~ uuids | join(',')) }}
 {% endmacro %}
 
 
