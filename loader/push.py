@@ -818,16 +818,21 @@ class Pusher:
                 raise PushError(f"{self.relation} is empty: --sync-deletes would delete all {live:,} items it pushed to "
                                 f"{self.opt.table}. Nothing was deleted; if the relation is meant to be empty, rerun "
                                 "with --allow-empty")
+        # (a row this run set aside is in the relation, but its key's hash in push_keys is from an earlier
+        # run, which differs after a key type change: its key is kept by its key_json)
         sql = (f"SELECT key_json, key_hash FROM {q}.push_keys FINAL WHERE target_table = {{t:String}} "
                f"AND relation = {{r:String}} AND deleted IN (0, {SENT}) AND key_hash NOT IN "
-               f"(SELECT {self.key_hash_sql} FROM {self.rel_sql} WHERE {self.key_hash_sql} IS NOT NULL)")
+               f"(SELECT {self.key_hash_sql} FROM {self.rel_sql} WHERE {self.key_hash_sql} IS NOT NULL) "
+               f"AND key_json NOT IN (SELECT key_json FROM {q}.push_quarantine WHERE target_table = {{t:String}} "
+               f"AND relation = {{r:String}} AND run_id = {{run:String}} AND key_json != '')")
         limiter = RateLimiter(self.opt.max_write_rate, sleep=self.sleep)
         pool = WriterPool(self.dynamodb, self.opt.table, self.key, self.opt.writers, limiter, sleep=self.sleep)
         keys_pending: list[list] = []
         quarantine_pending: list[list] = []
         before = self.result.rows_deleted
         try:
-            with self.client.query_row_block_stream(sql, parameters={"t": self.opt.table, "r": self.relation}) as s:
+            params = {"t": self.opt.table, "r": self.relation, "run": self.result.run_id}
+            with self.client.query_row_block_stream(sql, parameters=params) as s:
                 for block in s:
                     for key_json, key_hash in block:
                         key = _key_from_json(json.loads(key_json))

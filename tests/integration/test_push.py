@@ -712,3 +712,23 @@ def test_a_rate_limited_delete_sync_keeps_its_lease(clickhouse, moto_endpoint, m
                              writers=1)
     assert (result.status, result.rows_deleted) == ("succeeded", 1199)
     assert list(scan(table)) == ["k0000"]
+
+
+def test_a_row_set_aside_by_the_full_push_after_a_key_type_change_keeps_its_item(clickhouse, moto_endpoint):
+    """The README's way after a key type change is one run with --full --sync-deletes.  The key hash
+    (sipHash128) changes with the type (Int32 -> Int64), so a row that run sets aside kept its old hash
+    in push_keys, matched no row of the relation, and its item was deleted: a row set aside must never
+    delete its item."""
+    ch = clickhouse
+    table = new_table("retyped", {"id": "N"})
+    set_model(ch, "retyped", "id Int32, score Float64", "(1, 1.5), (2, 2.5)")
+    ch.cli("push", "retyped", "--table", table, "--sync-deletes", check=True)
+    with ch.client() as c:
+        c.command(f"DROP TABLE `{ch.schema}`.`retyped`")
+    set_model(ch, "retyped", "id Int64, score Float64", "(1, 1.75), (2, nan)")  # row 2 cannot be pushed now
+    result = ch.cli("push", "retyped", "--table", table, "--full", "--sync-deletes")
+    assert result.returncode == 1, result.stderr  # a row set aside
+    items = boto3.client("dynamodb").scan(TableName=table, ConsistentRead=True)["Items"]
+    assert sorted((i["id"]["N"], i["score"]["N"]) for i in items) == [("1", "1.75"), ("2", "2.5")]
+    assert [(q["key_json"], q["status"]) for q in quarantine(ch, table)] == [('{"id":{"N":"2"}}', "open")]
+    assert runs(ch, table)[-1]["rows_deleted"] == 0
