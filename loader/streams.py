@@ -719,6 +719,9 @@ class _Consumer:
         known = {k: cp.sequence_number for k, cp in self.checkpoints.items() if not cp.finished}
         known.update({k: s.last_read_text for k, s in self.states.items()})
         gone = sorted(k for k in known if k not in listed and k not in self.done and k not in self.gone)
+        if any(self.states[k].dirty for k in gone if k in self.states):
+            # what was read from them waits in the batch: land it (and checkpoint it) before they are finished
+            self._flush(wait=True)
         for shard_id in gone:
             after = known[shard_id]
             self._record_loss(shard_id, after, (

@@ -224,3 +224,26 @@ def test_the_cli_exits_1_after_a_recorded_loss_and_0_on_the_next_run(clickhouse,
     assert "1 loss(es): the stream dropped records before they were read" in caplog.text
     assert main(argv) == 0
     assert landed(clickhouse) == ["101", "201"]
+
+
+def test_records_read_from_a_shard_that_is_then_no_longer_listed_land_before_it_is_finished(clickhouse):
+    """--follow: a shard read to the edge of its retention drops out of a later listing while records read
+    from it wait in the batch.  Its checkpoint was finished past them before they landed, and its state
+    dropped, so no checkpoint was owed at the next flush and the batch never landed: records lost, and
+    the loss recorded after them, as if they had been landed."""
+    stop = threading.Event()
+
+    class Expiring(ScriptedStreams):
+        def describe_stream(self, StreamArn, ExclusiveStartShardId=None):
+            out = super().describe_stream(StreamArn, ExclusiveStartShardId)
+            if ("GetRecords", "shardId-A", 0) in self.calls:  # gone past the retention once read
+                out["StreamDescription"]["Shards"] = []
+                stop.set()
+            return out
+
+    client = Expiring({"shardId-A": {"closed": True, "pages": [[rec(101, "a"), rec(102, "b")], [rec(103, "c")]]}})
+    result = consume(clickhouse, client, follow=True, stop=stop, relist_interval=0)
+    assert landed(clickhouse) == ["101", "102"]
+    assert checkpoints(clickhouse) == {"shardId-A": ("102", 1)}
+    assert result.records == 2 and len(result.losses) == 1
+    assert [r[3:5] for r in losses(clickhouse)] == [("shardId-A", "102")]
