@@ -604,6 +604,10 @@ class _Consumer:
                 raise StreamError(f"{where}: the shard iterator expired {state.expirations} times in a row, even "
                                   "freshly opened; check the clock of this machine") from None
             after = f"after sequence number {state.last_read_text}" if state.last_read_text else "from its start position"
+            if not state.last_read_text and state.start_args.get("ShardIteratorType") == LATEST:
+                # a second LATEST would skip what arrived since the first (as start_position says of runs)
+                state.start_args = {"ShardId": shard.shard_id, "ShardIteratorType": TRIM_HORIZON}
+                after = "from TRIM_HORIZON (nothing was read since it was opened at LATEST)"
             log.info("%s: shard iterator expired; reopening %s", where, after)
             state.iterator = None
             return

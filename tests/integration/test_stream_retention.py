@@ -247,3 +247,25 @@ def test_records_read_from_a_shard_that_is_then_no_longer_listed_land_before_it_
     assert checkpoints(clickhouse) == {"shardId-A": ("102", 1)}
     assert result.records == 2 and len(result.losses) == 1
     assert [r[3:5] for r in losses(clickhouse)] == [("shardId-A", "102")]
+
+
+def test_an_iterator_opened_at_latest_that_expires_before_a_record_is_read_is_not_reopened_at_latest(clickhouse):
+    """First contact at `latest`: the shard's iterator expires (the consumer was paused) after a record
+    arrived.  Reopened at LATEST again, the iterator started after that record, which was never read nor
+    reported (as a second run at `latest` would skip it, which is why a later run reads such a shard
+    from its beginning)."""
+    from dynamodb_cdc.streams import StartPosition
+
+    expired = ClientError({"Error": {"Code": "ExpiredIteratorException", "Message": "expired"}}, "GetRecords")
+    seen = []
+
+    def a_record_arrives_then_the_iterator_expires(client):
+        seen.append(1)
+        if len(seen) == 2:
+            client.shards["shardId-A"]["pages"].append([rec(101, "a")])
+            raise expired
+
+    client = ScriptedStreams({"shardId-A": {"pages": [[rec(100, "old")]]}},
+                             on_get_records=a_record_arrives_then_the_iterator_expires)
+    result = consume(clickhouse, client, start=StartPosition.parse("latest"))
+    assert "101" in landed(clickhouse) and result.losses == []
