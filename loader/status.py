@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+from .dynamodb_streams import table_from_stream_arn
+from .errors import UsageError
 from .lease import HOLDER_COLUMNS, Holder
 from .sql import ident
 from .store import _utc
@@ -71,7 +73,7 @@ def collect(client, database: str) -> dict:
         f"FROM {q}.stream_checkpoints AS c FINAL ORDER BY c.stream_arn, c.shard_id"
     ).result_rows
     for source, arn, shard, seq, finished, updated, behind, names in shards:
-        for name in names or [""]:
+        for name in names or [_stream_table(source, arn)]:
             records, arrived, created = per_shard.get((arn, shard, name), (0, None, 0))
             newest = _epoch(created)
             lag = None
@@ -157,6 +159,17 @@ def _pushes(client, q: str, pushing: dict[str, list]) -> list[dict]:
             "pushing_now": pushing.get(target, []),
         })
     return out
+
+
+def _stream_table(source: str, arn: str) -> str:
+    """The table of a stream with no record landed: a DynamoDB stream's ARN names it; a Kinesis
+    stream may carry several ('')."""
+    if source != "dynamodb_streams":
+        return ""
+    try:
+        return table_from_stream_arn(arn)
+    except UsageError:
+        return ""
 
 
 def _epoch(value) -> datetime | None:

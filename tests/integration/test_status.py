@@ -207,3 +207,23 @@ def test_status_into_a_pipe_closed_early_ends_quietly(clickhouse):
     assert proc.wait(120) == 0, err
     assert "BrokenPipeError" not in err and "Traceback" not in err and "ERROR" not in err
     assert f"raw database {clickhouse.raw_db}" in err  # which ClickHouse it read, on stderr (a mistyped URL shows)
+
+
+def test_a_dynamodb_stream_with_nothing_landed_yet_is_reported_under_its_table(moto_endpoint, clickhouse):
+    """A DynamoDB stream names its table in its ARN: its shards were listed under "(no records yet)"
+    until a record landed, so a quiet table (or one whose records were all quarantined) showed no stream."""
+    import uuid
+
+    import boto3
+
+    dynamodb = boto3.client("dynamodb")
+    name = f"quiet-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    clickhouse.cli("consume-streams", "--table", name, check=True)
+
+    (t,) = json.loads(clickhouse.cli("status", "--json", check=True).stdout)["tables"]
+    assert t["table"] == name and t["stream_records"] == 0
+    assert t["streams"] and all(s["source"] == "dynamodb_streams" and s["records"] == 0 for s in t["streams"])
