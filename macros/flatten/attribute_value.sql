@@ -509,9 +509,10 @@
     precision, scale  (decimal; precision also for datetime/datetime64: digits of the fraction)
   Raises a compiler error for any type the type map does not support.
 -#}
-{% macro _type_info(ch_type) %}
+{% macro _type_info(ch_type, where=none) %}
   {%- set re = modules.re -%}
   {%- set declared = (ch_type ~ '') if ch_type is not none else '' -%}
+  {%- set head = "dynamodb_cdc: " ~ ((where ~ ": ") if where else "") ~ "column type '" ~ declared ~ "'" -%}
   {%- set t = re.sub('\\s+', '', declared) -%}
   {%- set low_cardinality = t.startswith('LowCardinality(') and t.endswith(')') -%}
   {%- if low_cardinality -%}{%- set t = t[15:-1] -%}{%- endif -%}
@@ -526,13 +527,13 @@
   {%- if collection is not none -%}
     {%- if nullable or low_cardinality -%}
       {{ exceptions.raise_compiler_error(
-          "dynamodb_cdc: column type '" ~ declared ~ "': ClickHouse has no Nullable or LowCardinality Array or Map; "
+          head ~ ": ClickHouse has no Nullable or LowCardinality Array or Map; "
           ~ "declare '" ~ t ~ "' (a missing attribute gives an empty " ~ collection[0] ~ ")") }}
     {%- endif -%}
-    {%- set el = dynamodb_cdc._type_info(collection[1]) -%}
+    {%- set el = dynamodb_cdc._type_info(collection[1], where) -%}
     {%- if el.kind in ['array', 'map'] -%}
       {{ exceptions.raise_compiler_error(
-          "dynamodb_cdc: column type '" ~ declared ~ "': nested collections are not supported; declare the inner "
+          head ~ ": nested collections are not supported; declare the inner "
           ~ "value as String to keep it as DynamoDB JSON text, or read it with a path") }}
     {%- endif -%}
     {%- set result = ('Array(' if collection[0] == 'array' else 'Map(String, ') ~ el.element_type ~ ')' -%}
@@ -560,7 +561,7 @@
     {%- endif -%}
     {%- if precision < 1 or precision > 76 or scale > precision -%}
       {{ exceptions.raise_compiler_error(
-          "dynamodb_cdc: column type '" ~ declared ~ "' is not a valid Decimal: precision must be 1 to 76 "
+          head ~ " is not a valid Decimal: precision must be 1 to 76 "
           ~ "and scale 0 to precision") }}
     {%- endif -%}
     {%- do info.update({'kind': 'decimal', 'base': 'Decimal(' ~ precision ~ ', ' ~ scale ~ ')',
@@ -585,7 +586,7 @@
     {%- endif -%}
   {%- else -%}
     {{ exceptions.raise_compiler_error(
-        "dynamodb_cdc: column type '" ~ declared ~ "' is not supported yet (a later version adds more types). "
+        head ~ " is not supported yet (a later version adds more types). "
         ~ "Supported: String, Int8..Int256, UInt8..UInt256, Decimal(P, S), Decimal32(S)..Decimal256(S), "
         ~ "Float32, Float64, Bool, UUID, Date, Date32, DateTime[('tz')] and DateTime64(P[, 'tz']), "
         ~ "each optionally in Nullable(...) or LowCardinality(...), and Array(T) or Map(String, T) of those.") }}

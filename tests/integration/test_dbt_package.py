@@ -352,6 +352,22 @@ def test_a_column_moved_or_retyped_in_the_declaration_asks_for_a_full_refresh(s3
         ("Ada L.", Decimal("1300"))]
 
 
+def test_a_misspelt_type_on_a_built_model_is_a_compiler_error_naming_the_column(s3, clickhouse, dbt):
+    """A type misspelt in the declaration of a model already built went to ClickHouse in the column
+    check (UNKNOWN_TYPE, quoting the check's own SQL and naming neither the column nor the var);
+    it is the same compiler error, listing the supported types, as on a first build."""
+    ch = clickhouse
+    load(s3, ch, [ACME1_V1, ACME2], T1, files=1)
+    dbt("run", "--select", "customers_changes", vars={"stage": 1})
+    v = _customers(lambda t: t["columns"][4].update(type="Int23"))
+    for args in (("run",), ("run", "--full-refresh")):
+        failed = dbt(*args, "--select", "customers_changes", vars=v, check=False)
+        assert failed.returncode != 0
+        assert ("dynamodb_cdc: dynamodb_cdc_tables.customers, column 'visits': column type 'Int23' is not "
+                "supported yet") in failed.stdout, failed.stdout[-3000:]
+        assert "UNKNOWN_TYPE" not in failed.stdout
+
+
 @pytest.mark.parametrize("edit, words", [
     (lambda t: t.update(ttl_delete="keep"), "dynamodb_cdc_tables.customers has unknown key(s) ttl_delete"),
     (lambda t: t["columns"][2].update(atribute="Name"), "column 'name' has unknown key(s) atribute"),
