@@ -301,6 +301,15 @@ def _reason(ex: Exception) -> str:
     for word in ("timed out", "Connection refused", "Name or service not known"):
         if word.lower() in str(ex).lower():
             return word
+    # the two usual wrong URLs: https:// to a plain-HTTP port, and a port that is not ClickHouse's HTTP
+    # interface (the native protocol's 9000, another service); clickhouse-connect says only OperationalError
+    ssl = re.search(r"SSL: ([A-Z_]+)", str(ex))
+    if ssl:
+        return (f"TLS handshake failed ({ssl.group(1)}; "
+                + ("is the port plain HTTP? use http://" if ssl.group(1) == "WRONG_VERSION_NUMBER"
+                   else "check the port and the server's certificate") + ")")
+    if "Unexpected response to server version query" in str(ex):
+        return "the server's answer is not ClickHouse's (is the port ClickHouse's HTTP interface, 8123 or 8443?)"
     code = re.search(r"\bCode: (\d+)", str(ex))  # the code only: the message may quote the query
     return f"ClickHouse error code {code.group(1)}" if code else type(ex).__name__
 

@@ -126,3 +126,20 @@ def test_only_failures_that_waiting_may_cure_are_retried():
     assert str(err.value) == ("ClickHouse stopped answering while loading lines 1-10 of s3://b/k: [Errno 111] "
                               "Connection refused (3 attempts over 3 s). Nothing is checkpointed past the rows "
                               "written: rerun to continue.")
+
+
+def test_a_url_to_the_wrong_port_or_scheme_says_what_is_wrong():
+    """https:// to a plain-HTTP port, or a port that is not ClickHouse's HTTP interface, was reported
+    as a bare 'OperationalError' five times over."""
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    from dynamodb_cdc.connection import _reason
+
+    tls = OperationalError(
+        "Error HTTPSConnectionPool(host='h', port=8123): Max retries exceeded with url: /?query_id=1 (Caused by "
+        "SSLError(SSLError(1, '[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)'))) executing HTTP "
+        "request attempt 1 (https://h:8123)")
+    assert _reason(tls) == "TLS handshake failed (WRONG_VERSION_NUMBER; is the port plain HTTP? use http://)"
+    other = OperationalError("Unexpected response to server version query: '<?xml version=\"1.0\"?><Error/>'")
+    assert "not ClickHouse's" in _reason(other) and "8123" in _reason(other)
+    assert _reason(OperationalError("[Errno 111] Connection refused")) == "[Errno 111] Connection refused"
