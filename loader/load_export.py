@@ -25,7 +25,7 @@ from .lease import Lease, LeaseHeldError
 from .manifest import DataFile, ExportSummary, ManifestError, check_windows
 from .progress import Progress
 from .s3export import (CompressedFile, DataFileError, S3Uri, Segment, VerifiedFile, fetch_compressed, fetch_data_file,
-                       find_summaries, read_export)
+                       find_summaries, no_export_message, read_export)
 from .store import FAILED, LOADED, LOADING, FileState, LoadedExport, ServerReadError, Store, remove_stale_links
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def load_exports(s3, store: Store, uri: str, options: LoadOptions | None = None)
     result = LoadResult()
     summary_keys = find_summaries(s3, location)
     if not summary_keys:
-        result.errors.append(f"No DynamoDB export found at {location} (looked for manifest-summary.json)")
+        result.errors.append(no_export_message(s3, location))
         return result
     retrying("creating the raw tables", store.ensure_schema)
     loaded = retrying("reading the exports already loaded", store.loaded_exports)

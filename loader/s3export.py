@@ -95,9 +95,12 @@ def find_summaries(s3, uri: S3Uri) -> list[str]:
     """Keys of every manifest-summary.json the URI designates.
 
     The URI is an export folder (holds manifest-summary.json), an
-    ``AWSDynamoDB/`` folder, or the prefix the export was written under.
+    ``AWSDynamoDB/`` folder, or the prefix the export was written under; or
+    the manifest-summary.json of one export.
     """
     prefix = uri.prefix
+    if prefix.endswith("/" + SUMMARY) and _exists(s3, uri.bucket, prefix):
+        return [prefix]
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     if _exists(s3, uri.bucket, prefix + SUMMARY):
@@ -110,6 +113,23 @@ def find_summaries(s3, uri: S3Uri) -> list[str]:
         if _exists(s3, uri.bucket, folder + SUMMARY):
             keys.append(folder + SUMMARY)
     return keys
+
+
+def no_export_message(s3, uri: S3Uri) -> str:
+    """Why find_summaries found nothing at ``uri``, in words a user can act on: where it looked, and any
+    export folder there that has no manifest-summary.json yet (AWS writes it last)."""
+    prefix = uri.prefix
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    base = prefix if prefix.rstrip("/").endswith("AWSDynamoDB") else prefix + "AWSDynamoDB/"
+    message = (f"No DynamoDB export found at {uri}: no {SUMMARY} in it, nor in s3://{uri.bucket}/{base}<export id>/. "
+               "Give the S3 prefix the export was written under (its S3Prefix), its AWSDynamoDB/ folder, or one "
+               "export folder")
+    pending = [f for f in _child_folders(s3, uri.bucket, base) if f.rstrip("/").rsplit("/", 1)[-1] != "data"]
+    if pending:
+        message += (f"; s3://{uri.bucket}/{pending[0]}" + (f" (and {len(pending) - 1} more)" if len(pending) > 1 else "")
+                    + f" has no {SUMMARY} yet: an export still in progress writes it last (wait for COMPLETED)")
+    return message
 
 
 def read_export(s3, bucket: str, summary_key: str) -> tuple[ExportSummary, list[DataFile]]:

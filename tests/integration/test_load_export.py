@@ -346,12 +346,32 @@ def test_empty_export_and_null_prefix(s3, clickhouse):
     assert {v[:2] for v in ledger(clickhouse).values()} == {("loaded", 0)}
 
 
+def test_a_prefix_with_no_export_says_where_it_looked_and_names_an_export_still_in_progress(s3, clickhouse):
+    """'No DynamoDB export found ... (looked for manifest-summary.json)' said neither where nor why: a
+    parent of the export prefix, or an export AWS is still writing (manifest-summary.json comes last)."""
+    write_full_export(s3, s3.bucket, ARN, items(2), prefix="exports/users", export_time=T0)
+    parent = clickhouse.cli("load-export", f"s3://{s3.bucket}/exports")
+    assert parent.returncode == 1
+    assert (f"No DynamoDB export found at s3://{s3.bucket}/exports: no manifest-summary.json in it, nor in "
+            f"s3://{s3.bucket}/exports/AWSDynamoDB/<export id>/") in parent.stderr, parent.stderr
+    assert "has no manifest-summary.json yet" not in parent.stderr
+    s3.put_object(Bucket=s3.bucket, Key="exports/orders/AWSDynamoDB/01700000000000-abcd1234/_started", Body=b"")
+    s3.put_object(Bucket=s3.bucket, Key="exports/orders/AWSDynamoDB/01700000000000-abcd1234/data/x.json.gz", Body=b"")
+    pending = clickhouse.cli("load-export", f"s3://{s3.bucket}/exports/orders")
+    assert pending.returncode == 1
+    assert (f"s3://{s3.bucket}/exports/orders/AWSDynamoDB/01700000000000-abcd1234/ has no manifest-summary.json yet: "
+            "an export still in progress writes it last") in pending.stderr, pending.stderr
+
+
 def test_one_export_folder_and_several_exports_oldest_first(s3, clickhouse):
     old = write_full_export(s3, s3.bucket, ARN, items(3), prefix="p", export_time=T0)
     new = write_full_export(s3, s3.bucket, ARN, items(4), prefix="p", export_time=T0.replace(year=2027))
     # One export folder: only that export.
     clickhouse.cli("load-export", new.uri, check=True)
     assert clickhouse.rows(f"SELECT DISTINCT export_arn FROM {clickhouse.raw_db}.export_lines") == [(new.export_arn,)]
+    # Its manifest-summary.json, as a user may copy it from the console: the same export, already loaded.
+    again = clickhouse.cli("load-export", f"s3://{s3.bucket}/{new.folder}manifest-summary.json", check=True)
+    assert "already loaded" in again.stderr and new.export_arn in again.stderr, again.stderr
     # The prefix: every export; the one already loaded is skipped.
     result = clickhouse.cli("load-export", f"s3://{s3.bucket}/p/AWSDynamoDB/", check=True)
     assert result.stderr.index(old.export_arn) < result.stderr.index(new.export_arn)
