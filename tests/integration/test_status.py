@@ -132,16 +132,8 @@ def test_status_keeps_apart_the_tables_of_one_stream_and_reads_microsecond_chang
 
 def test_status_reads_dynamodb_streams_change_times_in_seconds(moto_endpoint, clickhouse):
     import time
-    import uuid
 
-    import boto3
-
-    dynamodb = boto3.client("dynamodb")
-    name = f"status-{uuid.uuid4().hex[:8]}"
-    dynamodb.create_table(
-        TableName=name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    dynamodb, name = _table_with_a_stream("status")
     before = time.time()
     for i in range(3):
         dynamodb.put_item(TableName=name, Item={"id": {"S": f"u{i}"}})
@@ -212,18 +204,24 @@ def test_status_into_a_pipe_closed_early_ends_quietly(clickhouse):
 def test_a_dynamodb_stream_with_nothing_landed_yet_is_reported_under_its_table(moto_endpoint, clickhouse):
     """A DynamoDB stream names its table in its ARN: its shards were listed under "(no records yet)"
     until a record landed, so a quiet table (or one whose records were all quarantined) showed no stream."""
-    import uuid
-
-    import boto3
-
-    dynamodb = boto3.client("dynamodb")
-    name = f"quiet-{uuid.uuid4().hex[:8]}"
-    dynamodb.create_table(
-        TableName=name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    _, name = _table_with_a_stream("quiet")
     clickhouse.cli("consume-streams", "--table", name, check=True)
 
     (t,) = json.loads(clickhouse.cli("status", "--json", check=True).stdout)["tables"]
     assert t["table"] == name and t["stream_records"] == 0
     assert t["streams"] and all(s["source"] == "dynamodb_streams" and s["records"] == 0 for s in t["streams"])
+
+
+def _table_with_a_stream(prefix: str):
+    """A new DynamoDB table in moto with a NEW_AND_OLD_IMAGES stream: (the client, its name)."""
+    import uuid
+
+    import boto3
+
+    dynamodb = boto3.client("dynamodb")
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=name, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    return dynamodb, name
