@@ -518,8 +518,10 @@ def _consume(args, source, options) -> int:
         log.info("ClickHouse: %s, raw database %s", target.describe(), args.raw_database)
         store = Store(client, args.raw_database)
         store.ensure_schema()
-        if getattr(args, "table", None) and source.name == "dynamodb_streams":
-            _warn_of_older_streams(store, source.stream_arn)
+        if source.name == "dynamodb_streams":
+            if getattr(args, "table", None):
+                _warn_of_older_streams(store, source.stream_arn)
+            options = _start_of_another_stream(store, source.stream_arn, options)
         with stop_on_signals(threading.Event()) as stop:
             result = consume(source, store, options, stop=stop)
     finally:
@@ -532,10 +534,38 @@ def _consume(args, source, options) -> int:
     return EXIT_OK
 
 
+def _streams_of_the_table(stream_arn: str) -> str:
+    """What the ARNs of every DynamoDB stream of a stream's table start with (arn:...:table/NAME/stream/)."""
+    return stream_arn.rsplit("/stream/", 1)[0] + "/stream/"
+
+
+def _start_of_another_stream(store, stream_arn: str, options):
+    """--start-position applies the first time a table's changes are read.  A stream of a table another
+    stream of which was read before (the stream was disabled and enabled again, to change its view type)
+    goes on from it: it is read from its beginning, since at `latest` the changes made between its
+    enabling and this run would be skipped."""
+    from dataclasses import replace
+
+    from .streams import TRIM_HORIZON, StartPosition
+
+    if options.start.kind == TRIM_HORIZON or store.stream_checkpoints("dynamodb_streams", stream_arn):
+        return options
+    other = store.client.query(
+        f"SELECT stream_arn FROM {store.q}.stream_checkpoints FINAL WHERE source = 'dynamodb_streams' "
+        "AND startsWith(stream_arn, {p:String}) AND stream_arn != {a:String} ORDER BY stream_arn DESC LIMIT 1",
+        parameters={"p": _streams_of_the_table(stream_arn), "a": stream_arn}).result_rows
+    if not other:
+        return options
+    log.info("%s: read from its beginning (TRIM_HORIZON), not %s: another stream of this table was read before "
+             "(%s), and --start-position applies only the first time a table's changes are read",
+             stream_arn, options.start.describe(), other[0][0])
+    return replace(options, start=StartPosition(TRIM_HORIZON))
+
+
 def _warn_of_older_streams(store, stream_arn: str) -> None:
     """--table follows the table's latest stream: after the stream was disabled and enabled again (to
     change its view type), what is left unread of the older one is read only by naming it."""
-    table_prefix = stream_arn.rsplit("/stream/", 1)[0] + "/stream/"
+    table_prefix = _streams_of_the_table(stream_arn)
     rows = store.client.query(
         f"SELECT stream_arn, countIf(finished = 0) FROM {store.q}.stream_checkpoints FINAL "
         "WHERE source = 'dynamodb_streams' AND startsWith(stream_arn, {p:String}) AND stream_arn != {a:String} "

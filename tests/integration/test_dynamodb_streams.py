@@ -381,3 +381,31 @@ def test_table_warns_of_an_older_stream_left_unread(dynamodb, clickhouse):
             f"stream only: read what is left of it with --stream-arn {older}") in result.stderr
     quiet = clickhouse.cli("consume-streams", "--stream-arn", arn, check=True)
     assert "older stream" not in quiet.stderr
+
+
+def test_a_new_stream_of_a_table_already_read_is_read_from_its_beginning(dynamodb, clickhouse):
+    """--start-position applies the first time a table's changes are read.  After the table's stream was
+    disabled and enabled again, the new stream's first run at `latest` skipped the changes made since it
+    was enabled; it now goes on from the stream read before, from its beginning."""
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import Checkpoint
+
+    name, arn = new_table(dynamodb)
+    earlier = arn.rsplit("/stream/", 1)[0] + "/stream/2020-01-01T00:00:00.000"
+    with clickhouse.client() as c:
+        store = Store(c, clickhouse.raw_db)
+        store.ensure_schema()
+        store.record_checkpoints("dynamodb_streams", earlier, [Checkpoint("shardId-old-1", "100", finished=True)])
+    table = Table(dynamodb, name)
+    table.put(order("c1", 1))
+    table.put(order("c2", 2))
+    result = clickhouse.cli("consume-streams", "--table", name, "--start-position", "latest", check=True)
+    assert f"read from its beginning (TRIM_HORIZON), not LATEST: another stream of this table was read before ({earlier})" \
+        in result.stderr, result.stderr
+    assert [as_change(r[6]) for r in landed(clickhouse)] == [expected_change(e) for e in table.expected]
+    # a table read for the first time: latest, as asked (the two writes are before it)
+    other, _ = new_table(dynamodb)
+    Table(dynamodb, other).put(order("c3", 3))
+    first = clickhouse.cli("consume-streams", "--table", other, "--start-position", "latest", check=True)
+    assert "another stream of this table" not in first.stderr
+    assert len(landed(clickhouse)) == 2
