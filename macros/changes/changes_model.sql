@@ -49,7 +49,9 @@
       engine='ReplacingMergeTree(_version, _is_deleted)',
       order_by=order_by,
       catchup=true,
-      post_hook=["{{ dynamodb_cdc._catch_up_views(this, " ~ (spec.declaration | tojson) ~ ") }}"],
+      post_hook=["{{ dynamodb_cdc._views_caught_up_ddl(this) }}",
+                 "{{ dynamodb_cdc._catch_up_views(this, " ~ (spec.declaration | tojson) ~ ") }}",
+                 "{{ dynamodb_cdc._record_views_caught_up(this) }}"],
   ) }}
   {%- if execute and not should_full_refresh() and load_relation(this) is not none -%}
     {%- if not dynamodb_cdc._has_views(this) -%}
@@ -196,12 +198,18 @@ WHERE _key_ok
   {%- if not execute -%}{{ return('') }}{%- endif -%}  {#- (dbt renders hooks while it parses too) -#}
   {#- The views and the table were there before this run and are the same ones now (dbt-clickhouse changed
       the views' query in place, ALTER ... MODIFY QUERY): every row landed meanwhile went through a view. -#}
+  {#- ... and a run before this one caught up with them (_record_views_caught_up).  Unchanged views that
+      no run caught up with (its catch-up failed or was stopped, or they were created by hand, or were
+      there before this package recorded it) may have missed rows at any time before this run: every raw
+      row is typed again, once. -#}
   {%- set kept = modules.re.search('^-- dynamodb_cdc views kept: \\S+$', sql or '', modules.re.MULTILINE) -%}
-  {%- if kept and kept.group(0) == dynamodb_cdc._views_identity(model_relation) -%}
+  {%- set identity = dynamodb_cdc._views_identity(model_relation) -%}
+  {%- set unchanged = kept and kept.group(0) == identity -%}
+  {%- if unchanged and dynamodb_cdc._views_caught_up(model_relation, identity) -%}
     {{ return('') }}
   {%- endif -%}
   {%- set spec = dynamodb_cdc._table_spec(table_name) -%}
-  {%- set since = dynamodb_cdc._server_run_started() ~ " - toIntervalSecond("
+  {%- set since = none if unchanged else dynamodb_cdc._server_run_started() ~ " - toIntervalSecond("
       ~ (var('dynamodb_cdc_lookback_seconds', 300) | int) ~ ")" -%}
 INSERT INTO {{ model_relation }}
 SELECT * EXCEPT (_key_ok, _failed_attributes)
@@ -209,6 +217,40 @@ FROM (
 {{ dynamodb_cdc._changes_select(spec, since=since) }}
 )
 WHERE _key_ok
+{% endmacro %}
+
+
+{#- The table and views (_views_identity) each materialized-view changes model's post-hook has caught up
+    with: every row landed before they were all in place is typed, and every row since went through them. -#}
+{% macro _views_caught_up_relation(model_relation) %}
+  {{ return(model_relation.incorporate(path={"identifier": "dynamodb_cdc_views_caught_up"}, type="table")) }}
+{% endmacro %}
+
+{% macro _views_caught_up_ddl(model_relation) %}
+  {%- if not execute -%}{{ return('') }}{%- endif -%}
+CREATE TABLE IF NOT EXISTS {{ dynamodb_cdc._views_caught_up_relation(model_relation) }} {{ on_cluster_clause(model_relation) }}(
+    model String COMMENT 'the changes model (database.table)',
+    views String COMMENT 'its table and views, by UUID (_views_identity)',
+    recorded_at DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = MergeTree
+ORDER BY (model, views)
+COMMENT 'dynamodb_cdc: the views each materialized-view changes model has caught up with (written by its post-hooks)'
+{% endmacro %}
+
+{% macro _views_caught_up(model_relation, identity) %}
+  {%- if not identity -%}{{ return(false) }}{%- endif -%}
+  {{ return(run_query("SELECT count() FROM " ~ dynamodb_cdc._views_caught_up_relation(model_relation) ~ " WHERE model = "
+                      ~ dynamodb_cdc._model_key(model_relation) ~ " AND views = " ~ dynamodb_cdc.string_literal(identity)
+                     ).rows[0][0] | int > 0) }}
+{% endmacro %}
+
+{#- The post-hook after _catch_up_views (run only once it succeeded): the views it caught up with. -#}
+{% macro _record_views_caught_up(model_relation) %}
+  {%- if not execute -%}{{ return('') }}{%- endif -%}
+  {%- set identity = dynamodb_cdc._views_identity(model_relation) -%}
+  {%- if not identity or dynamodb_cdc._views_caught_up(model_relation, identity) -%}{{ return('') }}{%- endif -%}
+INSERT INTO {{ dynamodb_cdc._views_caught_up_relation(model_relation) }} (model, views)
+VALUES ({{ dynamodb_cdc._model_key(model_relation) }}, {{ dynamodb_cdc.string_literal(identity) }})
 {% endmacro %}
 
 

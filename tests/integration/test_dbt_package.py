@@ -600,85 +600,140 @@ def test_every_macro_model_and_column_is_documented(clickhouse, tmp_path):
     assert selected - summary_docs == set()
 
 
+class _LiveServer:
+    """The integration project on a ClickHouse server (chdb_http in this process), whose engine's run can
+    be wrapped to act between dbt's statements; land(key) lands a stream record of the props table."""
+
+    def __init__(self, tmp_path, monkeypatch):
+        import threading
+
+        from conftest import ClickHouse
+        from dynamodb_cdc.testing import chdb_http
+
+        self.server = chdb_http.serve(str(tmp_path / "server"))
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        monkeypatch.setenv("CLICKHOUSE_URL", f"http://127.0.0.1:{self.server.server_address[1]}")
+        self.monkeypatch = monkeypatch
+        self.ch = ClickHouse(tmp_path)
+        self.dbt = Dbt(self.ch, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
+        self.engine = self.server.RequestHandlerClass.engine
+        self.run = self.engine.run  # the engine's own
+        self.landed: list[str] = []
+
+    def land(self, key: str) -> None:
+        from dynamodb_cdc.sql import literal
+        from dynamodb_cdc.testing.streams import change_record
+
+        data = change_record("props", "INSERT", {"pk": {"S": key}}, new={"pk": {"S": key}, "v": {"N": "1"}},
+                             at_ms=1_777_000_000_000 + len(self.landed)).decode()
+        self.run(f"INSERT INTO `{self.ch.raw_db}`._stream_records_in (source, stream_arn, shard_id, sequence_number, "
+                 f"arrival_time, partition_key, table_name, data) VALUES ('kinesis', 'arn:s', 'shard-0', "
+                 f"'{len(self.landed) + 1}', now64(3), 'p', '', {literal(data)})", "TabSeparated", database=None,
+                 settings={}, params={})
+        self.landed.append(key)
+
+    def wrap(self, run=None) -> None:
+        """The engine runs every statement through run(sql, fmt, **kwargs) (None: its own)."""
+        self.monkeypatch.setattr(self.engine, "run", run or self.run)
+
+    def model(self) -> list:
+        return self.ch.rows(f"SELECT DISTINCT pk FROM {self.ch.schema}.props_live_changes ORDER BY pk")
+
+    def close(self) -> None:
+        self.wrap()
+        self.server.shutdown()
+        self.server.server_close()
+        self.engine.close()  # chDB in this process: the tests after it open their own
+
+
+# the materialized_view post-hook's catch-up INSERT (dbt-clickhouse's back-fill writes "insert into")
+CATCH_UP = re.compile(r"^\s*INSERT INTO `[^`]+`\.`props_live_changes`$", re.M)
+
+
 def test_rows_landed_while_the_views_are_created_or_rebuilt_are_in_the_model(tmp_path, monkeypatch):
     """materialization: materialized_view.  dbt-clickhouse back-fills the model's table, then creates
     the views (and on --full-refresh back-fills a new table while the old views still write into the
     old one, then drops them, swaps the tables and creates the views again): a row the loader landed
     in between went to no view, or to the table thrown away.  A server (chdb_http in this process)
-    lands a stream record right after each statement that creates or drops a view of the model."""
-    import re
-    import threading
-
-    from conftest import ClickHouse
-    from dynamodb_cdc.sql import literal
-    from dynamodb_cdc.testing import chdb_http
-    from dynamodb_cdc.testing.streams import change_record
-
-    server = chdb_http.serve(str(tmp_path / "server"))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("CLICKHOUSE_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    lands a stream record right after each statement that creates, drops or alters a view of the model."""
+    live = _LiveServer(tmp_path, monkeypatch)
     try:
-        ch = ClickHouse(tmp_path)
-        dbt = Dbt(ch, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
+        ch, dbt, landed = live.ch, live.dbt, live.landed
         dbt("deps")
         ch.cli("status", check=True)  # the raw tables, empty
-        engine = server.RequestHandlerClass.engine
-        run, landed = engine.run, []
-
-        def land(key: str) -> None:
-            data = change_record("props", "INSERT", {"pk": {"S": key}}, new={"pk": {"S": key}, "v": {"N": "1"}},
-                                 at_ms=1_777_000_000_000 + len(landed)).decode()
-            run(f"INSERT INTO `{ch.raw_db}`._stream_records_in (source, stream_arn, shard_id, sequence_number, "
-                f"arrival_time, partition_key, table_name, data) VALUES ('kinesis', 'arn:s', 'shard-0', "
-                f"'{len(landed) + 1}', now64(3), 'p', '', {literal(data)})", "TabSeparated", database=None,
-                settings={}, params={})
-            landed.append(key)
-
         statements = []
 
         def run_and_land(sql, fmt, **kwargs):
-            result = run(sql, fmt, **kwargs)
+            result = live.run(sql, fmt, **kwargs)
             statements.append(sql)
             if re.search(r"(create materialized view|drop view|alter table)[^\n]*props_live_changes_exports", sql, re.I):
-                land(f"k{len(landed)}")
+                live.land(f"k{len(landed)}")
             return result
 
-        def caught_up() -> bool:  # the post-hook typed the raw rows again (dbt-clickhouse's back-fill: "insert into")
-            return any(re.search(r"^\s*INSERT INTO `[^`]+`\.`props_live_changes`$", sql, re.M) for sql in statements)
+        def caught_up() -> bool:
+            return any(CATCH_UP.search(sql) for sql in statements)
 
-        land("before")
-        monkeypatch.setattr(engine, "run", run_and_land)
-        model = f"SELECT DISTINCT pk FROM {ch.schema}.props_live_changes ORDER BY pk"
+        live.land("before")
+        live.wrap(run_and_land)
         dbt("run", "--select", "props_live_changes")
         assert len(landed) == 2  # before; created
-        assert ch.rows(model) == [(k,) for k in sorted(landed)]
+        assert live.model() == [(k,) for k in sorted(landed)]
         assert caught_up()
         statements.clear()
         dbt("run", "--full-refresh", "--select", "props_live_changes")
         assert len(landed) == 4  # dropped and created again
-        assert ch.rows(model) == [(k,) for k in sorted(landed)]
+        assert live.model() == [(k,) for k in sorted(landed)]
         assert caught_up()
         # a run on the views as they are: their query is changed in place (ALTER ... MODIFY QUERY), so a
         # row landed meanwhile goes through a view, and nothing is typed again
         statements.clear()
         dbt("run", "--select", "props_live_changes")
         assert len(landed) == 5
-        assert ch.rows(model) == [(k,) for k in sorted(landed)]
+        assert live.model() == [(k,) for k in sorted(landed)]
         assert not caught_up()
         # one view dropped by hand, and a row landed while it was gone: the run creates it again and types
         # that row too
-        monkeypatch.setattr(engine, "run", run)
+        live.wrap()
         with ch.client() as c:
             c.command(f"DROP VIEW {ch.schema}.props_live_changes_streams")
-        land("while_dropped")
-        monkeypatch.setattr(engine, "run", run_and_land)
+        live.land("while_dropped")
+        live.wrap(run_and_land)
         statements.clear()
         dbt("run", "--select", "props_live_changes")
-        monkeypatch.setattr(engine, "run", run)
         assert caught_up()
-        assert ch.rows(model) == [(k,) for k in sorted(landed)]
+        assert live.model() == [(k,) for k in sorted(landed)]
         ch.drop()
     finally:
-        server.shutdown()
-        server.server_close()
-        server.RequestHandlerClass.engine.close()  # chDB in this process: the tests after it open their own
+        live.close()
+
+
+def test_a_row_landed_in_a_run_whose_catch_up_failed_is_typed_by_the_next_run(tmp_path, monkeypatch):
+    """materialization: materialized_view.  A run creates the views (a row lands between the back-fill and
+    the streams view), then its post-hook's catch-up fails (or dbt is stopped before it): the views are
+    there, with the UUIDs the next run finds before and after, and that run must still type the row, however
+    long after (here with no lookback at all)."""
+    live = _LiveServer(tmp_path, monkeypatch)
+    try:
+        ch, dbt, landed = live.ch, live.dbt, live.landed
+        dbt("deps")
+        ch.cli("status", check=True)
+
+        def failing_catch_up(sql, fmt, **kwargs):
+            if CATCH_UP.search(sql):
+                raise RuntimeError("the catch-up failed (memory limit, a timeout, a lost connection)")
+            result = live.run(sql, fmt, **kwargs)
+            if re.search(r"create materialized view[^\n]*props_live_changes_exports", sql, re.I):
+                live.land(f"gap{len(landed)}")  # the streams view is not there yet
+            return result
+
+        live.land("before")
+        for args in ((), ("--full-refresh",)):
+            live.wrap(failing_catch_up)
+            failed = dbt("run", *args, "--select", "props_live_changes", check=False)
+            live.wrap()
+            assert failed.returncode != 0
+            dbt("run", "--select", "props_live_changes", vars={"dynamodb_cdc_lookback_seconds": 0})
+            assert live.model() == [(k,) for k in sorted(landed)], args
+        ch.drop()
+    finally:
+        live.close()
