@@ -228,13 +228,9 @@ WHERE _key_ok
 
 {% macro _views_caught_up_ddl(model_relation) %}
   {%- if not execute -%}{{ return('') }}{%- endif -%}
-CREATE TABLE IF NOT EXISTS {{ dynamodb_cdc._views_caught_up_relation(model_relation) }} {{ on_cluster_clause(model_relation) }}(
-    model String COMMENT 'the changes model (database.table)',
-    views String COMMENT 'its table and views, by UUID (_views_identity)',
-    recorded_at DateTime64(6, 'UTC') DEFAULT now64(6)
-) ENGINE = MergeTree
-ORDER BY (model, views)
-COMMENT 'dynamodb_cdc: the views each materialized-view changes model has caught up with (written by its post-hooks)'
+{{ dynamodb_cdc._model_ledger_ddl(dynamodb_cdc._views_caught_up_relation(model_relation), model_relation,
+    ["views String COMMENT 'its table and views, by UUID (_views_identity)'"], 'views',
+    'the views each materialized-view changes model has caught up with') }}
 {% endmacro %}
 
 {% macro _views_caught_up(model_relation, identity) %}
@@ -341,15 +337,23 @@ SELECT 1 FROM {{ source('dynamodb_cdc_raw', 'export_lines') }}, {{ source('dynam
 {% endmacro %}
 
 {% macro _applied_snapshots_ddl(model_relation) %}
-CREATE TABLE IF NOT EXISTS {{ dynamodb_cdc._applied_snapshots_relation(model_relation) }} {{ on_cluster_clause(model_relation) }}(
+{{ dynamodb_cdc._model_ledger_ddl(dynamodb_cdc._applied_snapshots_relation(model_relation), model_relation,
+    ["table_name String COMMENT 'its DynamoDB table'", "export_arn String",
+     "updated_at DateTime64(6, 'UTC') COMMENT 'the export ledger row (exports.updated_at) the model applied'"],
+    'export_arn', 'the full exports each changes model has applied') }}
+{% endmacro %}
+
+{#- A table in a changes model's schema where its post-hooks record what it has done, per model. -#}
+{% macro _model_ledger_ddl(relation, model_relation, columns, order_by, what) %}
+CREATE TABLE IF NOT EXISTS {{ relation }} {{ on_cluster_clause(model_relation) }}(
     model String COMMENT 'the changes model (database.table)',
-    table_name String COMMENT 'its DynamoDB table',
-    export_arn String,
-    updated_at DateTime64(6, 'UTC') COMMENT 'the export ledger row (exports.updated_at) the model applied',
+    {%- for c in columns %}
+    {{ c }},
+    {%- endfor %}
     recorded_at DateTime64(6, 'UTC') DEFAULT now64(6)
 ) ENGINE = MergeTree
-ORDER BY (model, export_arn)
-COMMENT 'dynamodb_cdc: the full exports each changes model has applied (written by its post-hooks)'
+ORDER BY (model, {{ order_by }})
+COMMENT 'dynamodb_cdc: {{ what }} (written by its post-hooks)'
 {% endmacro %}
 
 {% macro _record_applied_snapshots(model_relation, table_name) %}
