@@ -98,34 +98,35 @@ def find_summaries(s3, uri: S3Uri) -> list[str]:
     ``AWSDynamoDB/`` folder, or the prefix the export was written under; or
     the manifest-summary.json of one export.
     """
-    prefix = uri.prefix
-    if prefix.endswith("/" + SUMMARY) and _exists(s3, uri.bucket, prefix):
-        return [prefix]
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
+    if uri.prefix.endswith("/" + SUMMARY) and _exists(s3, uri.bucket, uri.prefix):
+        return [uri.prefix]
+    prefix, base = _folders(uri)
     if _exists(s3, uri.bucket, prefix + SUMMARY):
         return [prefix + SUMMARY]
-    base = prefix if prefix.rstrip("/").endswith("AWSDynamoDB") else prefix + "AWSDynamoDB/"
-    keys = []
-    for folder in _child_folders(s3, uri.bucket, base):
-        if folder.rstrip("/").rsplit("/", 1)[-1] == "data":
-            continue  # the shared data folder of incremental exports
-        if _exists(s3, uri.bucket, folder + SUMMARY):
-            keys.append(folder + SUMMARY)
-    return keys
+    return [f + SUMMARY for f in _export_folders(s3, uri.bucket, base) if _exists(s3, uri.bucket, f + SUMMARY)]
+
+
+def _folders(uri: S3Uri) -> tuple[str, str]:
+    """The URI's prefix as a folder, and the AWSDynamoDB/ folder its exports would be in."""
+    prefix = uri.prefix
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return prefix, (prefix if prefix.rstrip("/").endswith("AWSDynamoDB") else prefix + "AWSDynamoDB/")
+
+
+def _export_folders(s3, bucket: str, base: str) -> list[str]:
+    """The export folders in an AWSDynamoDB/ folder (not the shared data folder of incremental exports)."""
+    return [f for f in _child_folders(s3, bucket, base) if f.rstrip("/").rsplit("/", 1)[-1] != "data"]
 
 
 def no_export_message(s3, uri: S3Uri) -> str:
     """Why find_summaries found nothing at ``uri``, in words a user can act on: where it looked, and any
     export folder there that has no manifest-summary.json yet (AWS writes it last)."""
-    prefix = uri.prefix
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    base = prefix if prefix.rstrip("/").endswith("AWSDynamoDB") else prefix + "AWSDynamoDB/"
+    _, base = _folders(uri)
     message = (f"No DynamoDB export found at {uri}: no {SUMMARY} in it, nor in s3://{uri.bucket}/{base}<export id>/. "
                "Give the S3 prefix the export was written under (its S3Prefix), its AWSDynamoDB/ folder, or one "
                "export folder")
-    pending = [f for f in _child_folders(s3, uri.bucket, base) if f.rstrip("/").rsplit("/", 1)[-1] != "data"]
+    pending = _export_folders(s3, uri.bucket, base)
     if pending:
         message += (f"; s3://{uri.bucket}/{pending[0]}" + (f" (and {len(pending) - 1} more)" if len(pending) > 1 else "")
                     + f" has no {SUMMARY} yet: an export still in progress writes it last (wait for COMPLETED)")
