@@ -60,6 +60,11 @@ ROUTING_VIEWS = ("_stream_records_accept", "_stream_records_refuse")
 # stream_checkpoints' columns added after its first release: in its CREATE, and added to older tables.
 MILLIS_BEHIND_LATEST = ("millis_behind_latest Nullable(Int64) "
                         "COMMENT 'Kinesis MillisBehindLatest of the last page read before this checkpoint'")
+# export_lines' skip index on the data file: load-export counts each file's landed lines by export and
+# file, which are not in the sort key; without it every count read those two columns of the whole history
+# (0.25-0.35 s a count at 10,000,000 lines), with it only the granules of the files counted (0.01 s).
+# Older raw tables get it on their new parts (merges build it for the rest; MATERIALIZE INDEX at once).
+EXPORT_LINES_FILE_INDEX = "INDEX data_file_key_set data_file_key TYPE set(8) GRANULARITY 1"
 CAUGHT_UP_AT = ("caught_up_at Nullable(DateTime64(6, 'UTC')) COMMENT 'Kinesis: every record after sequence_number "
                 "arrived after this time (the shard was last read to its tip then, less a minute)'")
 
@@ -79,10 +84,12 @@ def ddl(db: str) -> list[str]:
     data_file_key String COMMENT 'S3 key of the data file',
     line_number UInt64 COMMENT '1-based line number in the decompressed data file',
     line String COMMENT 'The raw JSON line, unparsed',
-    _ingested_at DateTime64(6, 'UTC') DEFAULT now64(6) COMMENT 'When the loader inserted the line'
+    _ingested_at DateTime64(6, 'UTC') DEFAULT now64(6) COMMENT 'When the loader inserted the line',
+    {EXPORT_LINES_FILE_INDEX}
 ) ENGINE = MergeTree
 ORDER BY (table_name, _ingested_at)
 COMMENT 'Raw lines of DynamoDB S3 exports, one row per line, unparsed'""",
+        f"ALTER TABLE {d}.export_lines ADD {EXPORT_LINES_FILE_INDEX.replace('INDEX', 'INDEX IF NOT EXISTS', 1)}",
         # Per-export state.
         f"""CREATE TABLE IF NOT EXISTS {d}.exports (
     export_arn String,

@@ -630,3 +630,45 @@ def test_clickhouse_gone_for_good_stops_with_a_clear_error_and_a_rerun_completes
     rows = landed(clickhouse)
     assert len(rows) == 95 and len({(r[0], r[1]) for r in rows}) == 95
     assert {r[2] for r in rows} == {line_of(i).decode() for i in data}
+
+
+def _granules_read_by_skip_index(client, sql: str) -> tuple[int, int]:
+    """(granules kept, granules in all) by export_lines' skip index on data_file_key in `sql`'s plan."""
+    plan = "\n".join(r[0] for r in client.query(f"EXPLAIN indexes = 1 {sql}").result_rows)
+    found = re.search(r"Name: data_file_key_set\n.*?Granules: (\d+)/(\d+)", plan, re.S)
+    assert found, plan
+    return int(found.group(1)), int(found.group(2))
+
+
+def test_counting_a_files_lines_reads_its_granules_not_the_whole_history(s3, clickhouse):
+    """load-export counts each file's landed lines by export and file, which are not in export_lines' sort
+    key: the skip index keeps that from reading the whole history of the raw table on every count."""
+    from dynamodb_cdc.store import Store
+
+    write_full_export(s3, s3.bucket, ARN, items(30), prefix="p", export_time=T0, files=3)
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/p", check=True)
+    history = 200_000  # lines of earlier exports, landed before: about 25 granules of 8,192 rows
+    with clickhouse.client() as c:
+        c.command(f"INSERT INTO `{clickhouse.raw_db}`.export_lines (table_name, table_arn, export_arn, export_type, "
+                  f"export_time, data_file_key, line_number, line) SELECT 'users', '{ARN}', "
+                  f"concat('{ARN}/export/old-', toString(intDiv(number, 50000))), 'FULL_EXPORT', now64(3), "
+                  f"concat('old/data/', toString(intDiv(number, 10000)), '.json.gz'), number % 10000 + 1, "
+                  f"'{{\"Item\":{{}}}}' FROM numbers({history})")
+        (arn, key), = c.query(f"SELECT DISTINCT export_arn, data_file_key FROM `{clickhouse.raw_db}`.export_lines "
+                              f"WHERE export_arn NOT LIKE '%/old-%' LIMIT 1").result_rows
+        store = Store(c, clickhouse.raw_db)
+        kept, total = _granules_read_by_skip_index(c, store.files_counts_sql(arn, [key, "old/data/3.json.gz"]))
+        assert total >= history // 8192 and kept <= 3, (kept, total)
+        assert store.files_counts(arn, [key])[key] == (10, 0)
+
+
+def test_an_export_lines_table_made_before_its_skip_index_gets_it(s3, clickhouse):
+    from dynamodb_cdc import schema
+
+    with clickhouse.client() as c:
+        schema.ensure(c, clickhouse.raw_db)
+        c.command(f"ALTER TABLE `{clickhouse.raw_db}`.export_lines DROP INDEX data_file_key_set")
+    write_full_export(s3, s3.bucket, ARN, items(10), prefix="p", export_time=T0, files=2)
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/p", check=True)
+    assert clickhouse.rows(f"SELECT name, type_full FROM system.data_skipping_indices WHERE database = "
+                           f"'{clickhouse.raw_db}' AND table = 'export_lines'") == [("data_file_key_set", "set(8)")]
