@@ -16,6 +16,7 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -232,6 +233,10 @@ def open_client(target: Target | str | None = None, *, database: str | None = No
             )
         except OperationalError as ex:  # refused, unreachable, timed out: the server may be restarting
             reason = _reason(ex)
+            if _wrong_url(ex):  # the same URL meets the same answer after any wait
+                raise ClickHouseUnavailableError(
+                    f"Cannot use ClickHouse at {target.describe()}: {reason}. Check the URL's scheme, host and "
+                    "port; nothing was written.") from None
             if attempt + 1 == CONNECT_ATTEMPTS:
                 break
             delay = CONNECT_BACKOFF * 2 ** attempt
@@ -243,6 +248,14 @@ def open_client(target: Target | str | None = None, *, database: str | None = No
         f"Cannot reach ClickHouse at {target.describe()}: {reason} ({CONNECT_ATTEMPTS} attempts over "
         f"{waited:.1f} s). Check that the server is running and the URL's host and port; nothing was written."
     )
+
+
+def _wrong_url(ex: Exception) -> bool:
+    """A connection failure no wait can cure: the TLS handshake failed (https:// to a plain-HTTP port,
+    a certificate that does not verify), or the port answered, but not as ClickHouse does."""
+    text = str(ex)
+    return bool(re.search(r"SSL: (WRONG_VERSION_NUMBER|CERTIFICATE_VERIFY_FAILED)", text)) \
+        or "Unexpected response to server version query" in text
 
 
 def is_transient(ex: BaseException) -> bool:

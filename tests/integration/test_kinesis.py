@@ -847,3 +847,17 @@ def test_routing_views_of_an_older_version_are_brought_up_to_date(kinesis, click
     comments = clickhouse.rows(f"SELECT comment FROM system.tables WHERE database = '{clickhouse.raw_db}' "
                                f"AND name IN ('_stream_records_accept', '_stream_records_refuse')")
     assert comments == [(schema.ROUTING_VERSION,)] * 2
+
+
+def test_the_closing_line_does_not_count_quarantined_records_as_landed(kinesis, clickhouse):
+    """One record of three is not a DynamoDB change: it goes to quarantine, not stream_records.  The
+    run's closing line said "3 records landed" while stream_records got 2."""
+    name, _ = new_stream(kinesis, 1)
+    (shard,) = shards_of(kinesis, name).values()
+    for data in orders_changes(T_MS, 2) + [b'{"message":"not a DynamoDB change","eventName":"PUT"}']:
+        put(kinesis, name, shard, data)
+    result = clickhouse.cli("consume-kinesis", "--stream", name, check=True)
+    assert len(landed(clickhouse)) == 2
+    (closing,) = [line for line in result.stderr.splitlines() if " landed from " in line and " in " in line
+                  and "checkpoints written" not in line]
+    assert "2 records landed from 1 shard" in closing and "1 record set aside in quarantine" in closing, closing

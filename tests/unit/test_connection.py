@@ -143,3 +143,42 @@ def test_a_url_to_the_wrong_port_or_scheme_says_what_is_wrong():
     other = OperationalError("Unexpected response to server version query: '<?xml version=\"1.0\"?><Error/>'")
     assert "not ClickHouse's" in _reason(other) and "8123" in _reason(other)
     assert _reason(OperationalError("[Errno 111] Connection refused")) == "[Errno 111] Connection refused"
+
+
+def test_a_url_no_wait_can_cure_fails_at_once(monkeypatch):
+    """https:// to a plain-HTTP port (TLS WRONG_VERSION_NUMBER), a certificate that does not verify, or
+    a port whose 200 answer is not ClickHouse's: the same URL meets the same answer after any wait,
+    so it is one clear error at once, not five attempts over 7.5 s.  A refused connection (a server
+    restarting) is still waited for."""
+    import clickhouse_connect
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    from dynamodb_cdc import connection
+    from dynamodb_cdc.connection import ClickHouseUnavailableError, open_client
+
+    permanent = [
+        "Error HTTPSConnectionPool(host='h', port=8123): Max retries exceeded with url: /?query_id=1 (Caused by "
+        "SSLError(SSLError(1, '[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)'))) executing HTTP "
+        "request attempt 1 (https://h:8123)",
+        "Error HTTPSConnectionPool(host='h', port=8443): Max retries exceeded with url: / (Caused by "
+        "SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+        "self-signed certificate (_ssl.c:1006)')))",
+        "Unexpected response to server version query: '<html>hello</html>'",
+    ]
+    for message in permanent + ["[Errno 111] Connection refused"]:
+        calls, waits = [], []
+
+        def get_client(**_kwargs):
+            calls.append(1)
+            raise OperationalError(message)
+
+        monkeypatch.setattr(clickhouse_connect, "get_client", get_client)
+        monkeypatch.setattr(connection.time, "sleep", waits.append)
+        with pytest.raises(ClickHouseUnavailableError) as err:
+            open_client("https://u:secret@h:8123/")
+        assert "secret" not in str(err.value)
+        if message in permanent:
+            assert (len(calls), waits) == (1, []), message
+            assert "1 attempt" not in str(err.value) and "Check that the server is running" not in str(err.value)
+        else:
+            assert (len(calls), waits) == (5, [0.5, 1.0, 2.0, 4.0])

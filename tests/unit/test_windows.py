@@ -73,3 +73,12 @@ def test_windows_before_a_later_full_export_no_longer_matter():
     assert check_windows("t", exports) == ([], [])
     # A window that starts before the latest full export and runs past it covers it.
     assert check_windows("t", [full(T), full(T + 2 * H), inc(T + H, T + 3 * H)]) == ([], [])
+
+
+def test_a_gap_healed_by_a_full_export_after_every_window_is_not_an_error():
+    """A gap is fixed by loading a new full export (the state as of a later time).  Until a window
+    after it was loaded, every load-export run still reported the healed gap and exited 1."""
+    exports = [full(T), inc(T, T + H), inc(T + 2 * H, T + 3 * H), full(T + 4 * H)]
+    assert check_windows("t", exports) == ([], [])
+    # and once a window continues it, as before
+    assert check_windows("t", exports + [inc(T + 4 * H, T + 5 * H)]) == ([], [])
