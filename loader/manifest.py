@@ -243,7 +243,8 @@ def check_windows(table: str, exports: list[ExportWindow],
             f"{windows[0].export_from_time.isoformat()}); items not changed since then are missing. "
             "Load a full export taken at or before the start of the windows."
         )
-    latest_full = max((t for t in fulls if t <= windows[-1].export_to_time), default=None)
+    # (a full export after every window's end heals any gap before it: every window is then skipped)
+    latest_full = max(fulls, default=None)
     covered = latest_full if latest_full is not None else windows[0].export_from_time
     previous = None
     for w in windows:
