@@ -521,8 +521,11 @@ class _Consumer:
         listed = {s.shard_id for s in self.shards}
         self.result.waiting = sorted(s.shard_id for s in self.shards
                                      if s.shard_id not in self.done and not readable(s, listed, self.done))
-        log.info("%s: %s landed from %s in %.1f s%s%s", src.label, plural(self.result.records, "record"),
+        # (result.records counts every record inserted, the ones the routing views set aside included)
+        log.info("%s: %s landed from %s in %.1f s%s%s%s", src.label,
+                 plural(self.result.records - self.result.quarantined, "record"),
                  plural(self.result.shards_read, "shard"), time.monotonic() - started,
+                 f"; {plural(self.result.quarantined, 'record')} set aside in quarantine" if self.result.quarantined else "",
                  f"; {plural(self.result.shards_finished, 'closed shard')} finished" if self.result.shards_finished else "",
                  f"; {plural(len(self.result.waiting), 'shard')} wait for their parents" if self.result.waiting else "")
         return self.result
