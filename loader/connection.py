@@ -216,7 +216,7 @@ def open_client(target: Target | str | None = None, *, database: str | None = No
     settings = dict(settings or {})
     if target.embedded:
         return _waiting_for_lock(lambda: open_chdb_client(target.path, database=database, settings=settings))
-    from clickhouse_connect.driver.exceptions import OperationalError
+    from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
     waited = 0.0
     for attempt in range(CONNECT_ATTEMPTS):
@@ -231,7 +231,9 @@ def open_client(target: Target | str | None = None, *, database: str | None = No
                 settings=settings,
                 client_name="dynamodb-cdc",
             )
-        except OperationalError as ex:  # refused, unreachable, timed out: the server may be restarting
+        except (OperationalError, DatabaseError) as ex:  # refused, unreachable, timed out: the server may be restarting
+            if not is_transient(ex):
+                raise
             reason = _reason(ex)
             if _wrong_url(ex):  # the same URL meets the same answer after any wait
                 raise ClickHouseUnavailableError(
@@ -260,14 +262,17 @@ def _wrong_url(ex: Exception) -> bool:
 
 def is_transient(ex: BaseException) -> bool:
     """A ClickHouse failure that waiting may cure: the server unreachable or the connection lost
-    (clickhouse-connect's OperationalError), or one of TRANSIENT_CODES."""
-    import re
-
+    (clickhouse-connect's OperationalError), one of TRANSIENT_CODES, or a proxy in front of ClickHouse
+    answering 502, 503 or 504 with no ClickHouse error (the server behind it restarting)."""
     from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
     if isinstance(ex, OperationalError):
         return True
-    code = re.search(r"\bCode: (\d+)", str(ex)) if isinstance(ex, DatabaseError) else None
+    if not isinstance(ex, DatabaseError):
+        return False
+    if re.match(r"HTTP driver received HTTP status 50[234]\b", str(ex)):
+        return True
+    code = re.search(r"\bCode: (\d+)", str(ex))
     return bool(code) and int(code.group(1)) in TRANSIENT_CODES
 
 
@@ -306,8 +311,6 @@ def retrying(what: str, unit, *, redo=None, attempts: int | None = None, sleep=N
 
 def _reason(ex: Exception) -> str:
     """The cause of a connection failure in a few words (never the URL's credentials)."""
-    import re
-
     m = re.search(r"\[Errno -?\d+\] [^'\")]+", str(ex))
     if m:
         return m.group(0).strip()
@@ -323,6 +326,9 @@ def _reason(ex: Exception) -> str:
                    else "check the port and the server's certificate") + ")")
     if "Unexpected response to server version query" in str(ex):
         return "the server's answer is not ClickHouse's (is the port ClickHouse's HTTP interface, 8123 or 8443?)"
+    status = re.match(r"HTTP driver received HTTP status (\d+)", str(ex))
+    if status:  # no ClickHouse error code: a proxy or load balancer answered
+        return f"HTTP status {status.group(1)}, with no ClickHouse error (a proxy in front of the server?)"
     code = re.search(r"\bCode: (\d+)", str(ex))  # the code only: the message may quote the query
     return f"ClickHouse error code {code.group(1)}" if code else type(ex).__name__
 

@@ -145,3 +145,61 @@ def test_a_command_run_under_chdb_http_reaches_it_through_the_variables_it_reads
                             timeout=120)
     assert loader.returncode == 0, loader.stderr
     assert loader.stdout.splitlines()[-1].startswith("http://127.0.0.1:")
+
+
+def test_a_proxy_answering_bad_gateway_while_clickhouse_restarts_is_waited_for(server, monkeypatch):
+    """A load balancer in front of ClickHouse answers 502 Bad Gateway, with no ClickHouse error, while the
+    server behind it restarts.  clickhouse-connect raises that as a DatabaseError, which was not retried:
+    the command stopped at once.  Here a real HTTP proxy on loopback answers the first two requests
+    with 502, then forwards each request to chdb_http as it is."""
+    import http.client
+    import http.server
+    import threading
+    from urllib.parse import urlsplit
+
+    from dynamodb_cdc import connection
+
+    upstream = urlsplit(server.url)
+    answered = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _forward(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            answered.append(self.command)
+            if len(answered) <= 2:
+                status, headers, data = 502, [], b"<html><body>502 Bad Gateway</body></html>"
+            else:
+                conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
+                conn.request(self.command, self.path, body=body,
+                             headers={k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")})
+                reply = conn.getresponse()
+                status, data = reply.status, reply.read()
+                headers = [(k, v) for k, v in reply.getheaders()
+                           if k.lower() not in ("transfer-encoding", "content-length", "connection")]
+                conn.close()
+            self.send_response(status)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _forward
+
+        def log_message(self, *args):
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    waits = []
+    monkeypatch.setattr(connection.time, "sleep", waits.append)
+    try:
+        client = open_client(f"http://127.0.0.1:{proxy.server_address[1]}/")
+        assert client.command("SELECT 40 + 2") == 42
+        client.close()
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert waits == [0.5, 1.0]

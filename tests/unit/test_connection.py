@@ -182,3 +182,18 @@ def test_a_url_no_wait_can_cure_fails_at_once(monkeypatch):
             assert "1 attempt" not in str(err.value) and "Check that the server is running" not in str(err.value)
         else:
             assert (len(calls), waits) == (5, [0.5, 1.0, 2.0, 4.0])
+
+
+
+def test_a_proxy_answering_bad_gateway_is_transient():
+    """A load balancer in front of ClickHouse answers 502/503/504 with no ClickHouse error while the server
+    behind it restarts (clickhouse-connect raises a DatabaseError): waited for, as a refused connection is."""
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    from dynamodb_cdc.connection import _reason, is_transient
+
+    for status in (502, 503, 504):
+        assert is_transient(DatabaseError(f"HTTP driver received HTTP status {status}, server response: <html>"))
+    assert not is_transient(DatabaseError("HTTP driver received HTTP status 404, server response: no such page"))
+    assert _reason(DatabaseError("HTTP driver received HTTP status 502, server response: <html>")) == (
+        "HTTP status 502, with no ClickHouse error (a proxy in front of the server?)")
