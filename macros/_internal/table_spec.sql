@@ -65,6 +65,9 @@
     {%- if binary not in ['base64', 'bytes'] -%}
       {{ exceptions.raise_compiler_error(where ~ ": column '" ~ c['name'] ~ "' has binary: " ~ binary ~ "; use base64 or bytes") }}
     {%- endif -%}
+    {#- every declared type is checked here, while dbt parses: ClickHouse's own error for a misspelt type
+        (in the column check of a built model) names neither the column nor the declaration -#}
+    {%- do dynamodb_cdc._type_info(c['type'], where ~ ", column '" ~ c['name'] ~ "'") -%}
     {%- do columns.append({
         'name': c['name'], 'path': path, 'type': c['type'], 'binary': binary, 'is_key': is_key,
         'column_type': dynamodb_cdc._key_type(c['type']) if is_key else dynamodb_cdc._nullable_type(c['type'])}) -%}

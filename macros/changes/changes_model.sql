@@ -25,13 +25,6 @@
 
 {% macro clickhouse__changes_model(table_name) %}
   {%- set spec = dynamodb_cdc._table_spec(table_name) -%}
-  {#- Every declared type, checked before any SQL runs: on a built model the column check below would
-      otherwise hand a misspelt type to ClickHouse, whose error names neither the column nor the var. -#}
-  {%- if execute -%}
-    {%- for c in spec.columns -%}
-      {%- do dynamodb_cdc._type_info(c.type, "dynamodb_cdc_tables." ~ spec.declaration ~ ", column '" ~ c.name ~ "'") -%}
-    {%- endfor -%}
-  {%- endif -%}
   {%- if execute -%}{%- do dynamodb_cdc._require_raw_tables(this) -%}{%- endif -%}
   {%- set order_by = [] -%}
   {%- for k in spec.key -%}{%- do order_by.append(dynamodb_cdc.quote_identifier(k.name)) -%}{%- endfor -%}
