@@ -409,3 +409,50 @@ def test_a_new_stream_of_a_table_already_read_is_read_from_its_beginning(dynamod
     first = clickhouse.cli("consume-streams", "--table", other, "--start-position", "latest", check=True)
     assert "another stream of this table" not in first.stderr
     assert len(landed(clickhouse)) == 2
+
+
+def test_ttl_keep_history_is_the_same_whether_the_ttl_delete_lands_before_or_after_a_later_snapshot(
+        clickhouse, s3, tmp_path):
+    """`ttl_deletes: keep`: a later full export, which no longer holds a TTL-expired item, does not delete
+    it.  That held only when the TTL REMOVE had landed before the full export was applied: landed after
+    (the stream consumer a run behind the export loader), the snapshot's delete row was already in the
+    model, at a later version than the TTL REMOVE, and the item was gone; a full refresh keeps it."""
+    from datetime import datetime, timezone
+
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import Record
+    from dynamodb_cdc.testing.exports import write_full_export
+
+    table_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/sessions"
+    stream_arn = table_arn + "/stream/2026-01-02T03:04:05.678"
+    t0 = 1767323045  # epoch seconds
+    ann = {"id": {"S": "s1"}, "name": {"S": "Ann"}}
+    cy = {"id": {"S": "s3"}, "name": {"S": "Cy"}}
+    write_full_export(s3, s3.bucket, table_arn, [ann, cy], prefix="ttl1",
+                      export_time=datetime.fromtimestamp(t0, timezone.utc), files=1)
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/ttl1", check=True)
+    dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
+    dbt("deps")
+    models = ["ttl_keep_changes", "ttl_keep_current"]
+    v = {"dynamodb_cdc_lookback_seconds": 0}
+    dbt("run", "--select", *models, vars=v)
+    # s1 expires (TTL) at t0 + 60; a full export at t0 + 120 no longer holds it, and is applied first.
+    write_full_export(s3, s3.bucket, table_arn, [cy], prefix="ttl2",
+                      export_time=datetime.fromtimestamp(t0 + 120, timezone.utc), files=1)
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/ttl2", check=True)
+    dbt("run", "--select", *models, vars=v)
+    # then the stream consumer lands the TTL REMOVE, with its old image
+    body = {"ApproximateCreationDateTime": t0 + 60, "Keys": {"id": {"S": "s1"}}, "OldImage": ann,
+            "SequenceNumber": "100", "SizeBytes": 20, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    ttl = {"eventID": "e1", "eventName": "REMOVE", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+           "awsRegion": "us-east-1", "dynamodb": body,
+           "userIdentity": {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}}
+    with clickhouse.client() as c:
+        Store(c, clickhouse.raw_db).insert_stream_records("dynamodb_streams", stream_arn, [
+            Record("shardId-1", "100", datetime.now(timezone.utc), "", "sessions", json.dumps(ttl).encode())])
+    dbt("run", "--select", *models, vars=v)
+    current = f"SELECT id, name, _ttl_deleted FROM {clickhouse.schema}.ttl_keep_current ORDER BY id"
+    incremental = clickhouse.rows(current)
+    dbt("run", "--full-refresh", "--select", *models, vars=v)
+    assert clickhouse.rows(current) == [("s1", "Ann", 1), ("s3", "Cy", 0)]  # the history kept, as documented
+    assert incremental == clickhouse.rows(current)

@@ -63,16 +63,22 @@ def test_missing_full_export_is_reported():
     assert len(errors) == 1 and "no full export loaded before the incremental windows" in errors[0]
 
 
-def test_a_window_that_starts_before_the_full_export_and_runs_past_it_covers_it():
-    assert check_windows("t", [full(T + H), inc(T, T + 2 * H)]) == ([], [])
+def test_a_window_that_starts_before_the_full_export_and_runs_past_it_covers_it_but_warns():
+    """No gap, but the window is compacted: an item created before the full export and deleted after
+    it inside the window has no line, and the snapshot holds it."""
+    errors, warnings = check_windows("t", [full(T + H), inc(T, T + 2 * H)])
+    assert not errors and len(warnings) == 1 and "starts before the full export" in warnings[0]
+    # request-export's first window starts at the full export's second: no warning for that fraction
+    assert check_windows("t", [full(T + timedelta(milliseconds=250)), inc(T, T + H)]) == ([], [])
 
 
 def test_windows_before_a_later_full_export_no_longer_matter():
     # A gap before the latest full export is healed by it.
     exports = [full(T), inc(T, T + H), full(T + 3 * H), inc(T + 3 * H, T + 4 * H)]
     assert check_windows("t", exports) == ([], [])
-    # A window that starts before the latest full export and runs past it covers it.
-    assert check_windows("t", [full(T), full(T + 2 * H), inc(T + H, T + 3 * H)]) == ([], [])
+    # A window that starts before the latest full export and runs past it covers it (with the warning above).
+    errors, warnings = check_windows("t", [full(T), full(T + 2 * H), inc(T + H, T + 3 * H)])
+    assert not errors and len(warnings) == 1
 
 
 def test_a_gap_healed_by_a_full_export_after_every_window_is_not_an_error():
