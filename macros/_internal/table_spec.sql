@@ -67,7 +67,13 @@
     {%- endif -%}
     {#- every declared type is checked here, while dbt parses: ClickHouse's own error for a misspelt type
         (in the column check of a built model) names neither the column nor the declaration -#}
-    {%- do dynamodb_cdc._type_info(c['type'], where ~ ", column '" ~ c['name'] ~ "'") -%}
+    {%- set info = dynamodb_cdc._type_info(c['type'], where ~ ", column '" ~ c['name'] ~ "'") -%}
+    {%- if c['name'] in key_names and info.kind in ['float', 'array', 'map'] -%}
+      {{ exceptions.raise_compiler_error(where ~ ": key column '" ~ c['name'] ~ "' is declared " ~ c['type'] ~ ". "
+          ~ ("Distinct DynamoDB numbers that round to the same float would be one item, and one of them would hide the other: "
+             ~ "declare an N key as an integer type or Decimal(P, S) wide enough for its values"
+             if info.kind == 'float' else "A DynamoDB key is an S, N or B value: declare it String, an integer type or Decimal")) }}
+    {%- endif -%}
     {%- do columns.append({
         'name': c['name'], 'path': path, 'type': c['type'], 'binary': binary, 'is_key': is_key,
         'column_type': dynamodb_cdc._key_type(c['type']) if is_key else dynamodb_cdc._nullable_type(c['type'])}) -%}

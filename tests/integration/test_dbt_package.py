@@ -378,7 +378,9 @@ def test_a_misspelt_type_on_a_built_model_is_a_compiler_error_naming_the_column(
      "column name _tv_2 is one the changes model uses for its own columns"),
     (lambda t: t["columns"][4].update(type="Int23"),
      "dynamodb_cdc_tables.customers, column 'visits': column type 'Int23' is not supported yet"),
-], ids=["table-key", "column-key", "attribute-and-path", "reserved", "reserved-pattern", "type"])
+    (lambda t: t["columns"][1].update(type="Float64"),
+     "key column 'customer_id' is declared Float64. Distinct DynamoDB numbers that round to the same float"),
+], ids=["table-key", "column-key", "attribute-and-path", "reserved", "reserved-pattern", "type", "float-key"])
 def test_a_declaration_with_a_misspelt_key_or_a_reserved_name_is_refused(clickhouse, dbt, edit, words):
     """A misspelt key was ignored (ttl_delete: keep deleted; atribute: read the attribute named as the
     column), and a column named _version or _seq broke or skewed the model's own columns."""
