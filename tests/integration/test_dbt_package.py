@@ -153,6 +153,58 @@ def test_full_refresh_then_incremental_runs_match_expected_seeds(s3, clickhouse,
     dbt("test", "--exclude", "test_name:no_conversion_errors", vars={"stage": 4})
 
 
+def test_an_incremental_change_at_the_full_exports_own_microsecond_wins_whatever_lands_first(s3, clickhouse, dbt):
+    """The source rank breaks a tie of change times: an incremental-export line written in the very
+    microsecond of a full export's exportTime is a later change than the snapshot (rank 1 over 0),
+    also when the full export lands after it (late): a delete stays a delete, an update stays."""
+    from dynamodb_cdc.testing.exports import incremental_line, write_incremental_export
+
+    arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/props"
+    at = datetime(2026, 3, 1, 12, 0, 0, 250000, tzinfo=timezone.utc)
+    at_us = int(at.timestamp()) * 1_000_000 + at.microsecond
+
+    def item(pk, v):
+        return {"pk": S(pk), "v": N(str(v)), "s": S(f"{pk}-{v}")}
+
+    write_incremental_export(s3, s3.bucket, arn, [
+        incremental_line({"pk": S("gone")}, None, item("gone", 1), at_us),
+        incremental_line({"pk": S("changed")}, item("changed", 20), item("changed", 2), at_us),
+    ], export_from=at.replace(microsecond=0), export_to=at.replace(minute=30, microsecond=0), prefix="late")
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/late")  # exit 1: no full export before the window yet
+    dbt("run", "--select", "props_changes", "props_current")
+    write_full_export(s3, s3.bucket, arn, [item("gone", 1), item("changed", 2), item("kept", 3)], prefix="late",
+                      export_time=at)
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/late", check=True)
+    dbt("run", "--select", "props_changes", "props_current")
+    assert clickhouse.rows(f"SELECT pk, v FROM {clickhouse.schema}.props_current ORDER BY pk") == [
+        ("changed", 20), ("kept", 3)]
+
+
+def test_changes_of_one_millisecond_are_ordered_by_sequence_number_whatever_their_arrival_order(clickhouse, dbt):
+    """Two changes of an item in the same Kinesis millisecond differ only by sequence number: the
+    higher one wins, also when the lower one lands after it (a batch landed again), in a later
+    insert and in a later dbt run, so the order is the same whatever the arrival order."""
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import Record
+    from dynamodb_cdc.testing.streams import change_record
+
+    arn, at_ms = "arn:aws:kinesis:eu-west-1:123456789012:stream/props", 1_772_366_400_123
+    arrived = datetime(2026, 3, 1, 12, 0, 1, tzinfo=timezone.utc)
+
+    def record(seq, v, event="MODIFY"):
+        image = {"pk": S("k"), "v": N(str(v)), "s": S(f"v{v}")}
+        return Record("shardId-000000000000", str(seq), arrived, "k", "",
+                      change_record("props", event, {"pk": S("k")}, new=image, at_ms=at_ms))
+
+    for batch in ([record(49_600_000_000_000_000_000_002, 2)], [record(49_600_000_000_000_000_000_001, 1, "INSERT")]):
+        with clickhouse.client() as c:
+            store = Store(c, clickhouse.raw_db)
+            store.ensure_schema()
+            store.insert_stream_records("kinesis", arn, batch)
+        dbt("run", "--select", "props_changes", "props_current")
+    assert clickhouse.rows(f"SELECT pk, v, s FROM {clickhouse.schema}.props_current") == [("k", 2, "v2")]
+
+
 def test_a_run_with_nothing_new_skips_the_snapshot_pass_and_a_new_snapshot_still_deletes(s3, clickhouse, dbt):
     """Each successful run records the full exports it has applied (dynamodb_cdc_applied_snapshots);
     a later run with nothing new reads no raw rows and skips the pass that re-reads the whole

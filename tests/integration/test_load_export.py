@@ -173,6 +173,32 @@ def test_interrupted_run_resumes_without_loss_or_doubles(s3, clickhouse, resume_
     assert set(ledger(clickhouse)) == set(w.data_keys)
 
 
+def test_a_quarantined_line_past_the_checkpoint_is_not_quarantined_twice_on_resume(s3, clickhouse):
+    """The batch cut off before its checkpoint held a refused line: it is in quarantine, as its
+    neighbours are in export_lines.  The rerun removes both past the checkpoint before reading the
+    batch again, so the line is quarantined once and the file loads (its counts add up)."""
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.s3export import s3_client
+
+    data = items(50)
+    lines = [line_of(i) for i in data]
+    lines[34] = b"{not json"  # line 35, in the 4th batch of 10
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=T0, files=1, lines=lines)
+
+    with clickhouse.client() as client:
+        with pytest.raises(Crash):  # as the 4th batch (lines 31-40) is inserted, before its checkpoint
+            load_exports(s3_client(), crashing_store(client, clickhouse.raw_db, "insert_segment", 4), f"s3://{s3.bucket}/p",
+                         LoadOptions(batch_rows=10, parallel_files=1, progress=False))
+    assert clickhouse.rows(f"SELECT line_number FROM {clickhouse.raw_db}.quarantine") == [(35,)]
+
+    resumed = clickhouse.cli("load-export", f"s3://{s3.bucket}/p", "--batch-rows", "10", "--parallel-files", "1",
+                             check=True)
+    assert "resuming after line 30" in resumed.stderr
+    assert clickhouse.rows(f"SELECT line_number, payload FROM {clickhouse.raw_db}.quarantine") == [(35, "{not json")]
+    assert [r[1] for r in landed(clickhouse)] == [n for n in range(1, 51) if n != 35]
+    assert ledger(clickhouse)[w.data_keys[0]][:3] == ("loaded", 49, 1)
+
+
 def test_bad_files_fail_clearly_and_the_good_ones_land(s3, clickhouse):
     w = write_full_export(s3, s3.bucket, ARN, items(40), prefix="p", export_time=T0, files=4)
     manifest = w.folder + "manifest-files.json"
@@ -435,6 +461,29 @@ def test_incremental_exports_land_in_window_order_from_the_shared_data_folder(s3
     assert clickhouse.rows(f"SELECT location, line_number, error FROM {clickhouse.raw_db}.quarantine") == [
         (w1.data_keys[0], 3, "incremental-export line has no usable Metadata.WriteTimestampMicros")]
     assert "gap" not in log
+
+
+def test_an_incremental_line_without_keys_is_quarantined(s3, clickhouse):
+    """An incremental-export line names its item by Keys (or Key): one with neither cannot be applied
+    to any item, so it is set aside with its reason, not landed for the model to drop unseen."""
+    from dynamodb_cdc.testing.exports import incremental_line, write_incremental_export
+
+    hour = T0.replace(minute=0, second=0, microsecond=0)
+    write_full_export(s3, s3.bucket, ARN, items(1), prefix="p", export_time=hour)
+    w = write_incremental_export(s3, s3.bucket, ARN, [
+        incremental_line({"id": {"S": "u0000"}}, {"id": {"S": "u0000"}, "age": {"N": "7"}}, None, 1),
+        b'{"Metadata":{"WriteTimestampMicros":{"N":"2"}},"NewImage":{"id":{"S":"no-keys"}}}',
+        b'{"Metadata":{"WriteTimestampMicros":{"N":"3"}},"Keys":"u0000","NewImage":{"id":{"S":"u0000"}}}',
+    ], export_from=hour.replace(hour=3), export_to=hour.replace(hour=4), prefix="p", view="NEW_IMAGE")
+
+    result = clickhouse.cli("load-export", f"s3://{s3.bucket}/p", check=True)
+    assert "2 lines set aside in quarantine" in result.stderr
+    assert clickhouse.rows(f"SELECT line_number FROM {clickhouse.raw_db}.export_lines "
+                           f"WHERE export_type = 'INCREMENTAL_EXPORT'") == [(1,)]
+    assert clickhouse.rows(f"SELECT location, line_number, error FROM {clickhouse.raw_db}.quarantine "
+                           f"ORDER BY line_number") == [
+        (w.data_keys[0], 2, 'incremental-export line has no "Keys" object'),
+        (w.data_keys[0], 3, 'incremental-export line has no "Keys" object')]
 
 
 def test_window_gaps_and_a_missing_full_export_are_reported(s3, clickhouse):

@@ -141,6 +141,27 @@ def test_a_bad_file_in_a_statement_is_loaded_alone_and_refused_and_the_other_lan
         bad: "failed", good: "loaded"}
 
 
+def test_a_file_replaced_by_one_of_the_same_line_count_is_refused_for_its_md5_before_the_statement(s3, clickhouse):
+    """A data file whose bytes no longer match the manifest's md5Checksum, but whose line count still
+    does (another export's file copied over it, say): only the MD5 tells it apart.  The copy the
+    engine would read in a statement is checked before it; the file is refused by name, nothing of
+    it lands, and the other file of the group lands."""
+    lines = [dumps_line({"Item": {"id": {"S": f"u{i}"}}}) for i in range(10)]
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="g", export_time=None, files=2, lines=lines)
+    bad, good = w.data_keys
+    impostor = [dumps_line({"Item": {"id": {"S": f"other{i}"}}}) for i in range(5)]  # 5 lines, as itemCount says
+    s3.put_object(Bucket=s3.bucket, Key=bad, Body=gzip.compress(b"\n".join(impostor) + b"\n"))
+
+    result, reads = load(s3, clickhouse, f"s3://{s3.bucket}/g")
+    errors = result.exports[0].errors
+    assert len(errors) == 1 and f"{bad}: MD5" in errors[0] and "does not match md5Checksum" in errors[0], errors
+    rows = clickhouse.rows(f"SELECT data_file_key, line_number, line FROM {clickhouse.raw_db}.export_lines")
+    assert sorted(rows) == [r for r in lines_written(w.data_keys, lines) if r[0] == good]
+    assert not any("other" in r[2] for r in rows)
+    assert dict(clickhouse.rows(f"SELECT data_file_key, status FROM {clickhouse.raw_db}.export_files FINAL")) == {
+        bad: "failed", good: "loaded"}
+
+
 def test_a_statement_cut_off_is_undone_and_read_again(s3, clickhouse, monkeypatch):
     """The engine took a statement's rows and the answer was lost, then the next one was refused
     twice: each time both files' rows are removed and the statement is read again; every line

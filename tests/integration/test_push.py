@@ -265,6 +265,24 @@ def test_incremental_and_delete_sync_over_three_runs(clickhouse, moto_endpoint):
     assert scan(table) == expected_summary(run3)
 
 
+def test_sync_deletes_deletes_only_the_keys_its_own_relation_pushed(clickhouse, moto_endpoint):
+    """Two relations pushed to one DynamoDB table, one after the other: --sync-deletes of one deletes
+    the keys it pushed and no longer has, never the items the other relation wrote."""
+    ch = clickhouse
+    table = new_table("shared", {"id": "S"})
+    east, west = [("e1", "1.00", 1, 1), ("e2", "2.00", 1, 2)], [("w1", "3.00", 1, 1), ("w2", "4.00", 1, 2)]
+    set_model(ch, "east", SUMMARY, summary_values(east))
+    set_model(ch, "west", SUMMARY, summary_values(west))
+    ch.cli("push", "east", "--table", table, "--sync-deletes", check=True)
+    ch.cli("push", "west", "--table", table, "--sync-deletes", check=True)
+    assert scan(table) == expected_summary(east + west)
+
+    set_model(ch, "east", SUMMARY, summary_values(east[:1]))  # e2 leaves east; west's items are not east's
+    ch.cli("push", "east", "--table", table, "--sync-deletes", check=True)
+    assert scan(table) == expected_summary(east[:1] + west)
+    assert runs(ch, table)[-1]["rows_deleted"] == 1
+
+
 def test_an_empty_relation_does_not_delete_everything_unless_allowed(clickhouse, moto_endpoint):
     """A model left empty by a failed build would have --sync-deletes delete every item it pushed."""
     ch = clickhouse

@@ -42,6 +42,25 @@ def test_status_reports_exports_files_lines_and_quarantine(s3, clickhouse):
     assert "users" in text and "data files    1 failed, 1 loaded" in text
 
 
+def test_status_dates_an_export_only_table_by_its_latest_loaded_export(s3, clickhouse):
+    """latest_export_time and last_change_at of a table fed by exports alone: the newest export that
+    loaded, not a newer one that failed (its items did not land)."""
+    loaded_at = datetime(2026, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+    failed_at = datetime(2026, 2, 4, 4, 5, 6, tzinfo=timezone.utc)
+    write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=loaded_at,
+                      lines=[dumps_line({"Item": {"id": {"S": str(i)}}}) for i in range(2)])
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/p", check=True)
+    w = write_full_export(s3, s3.bucket, ARN, [], prefix="p", export_time=failed_at,
+                          lines=[dumps_line({"Item": {"id": {"S": str(i)}}}) for i in range(2)])
+    s3.delete_object(Bucket=s3.bucket, Key=w.data_keys[0])
+    assert clickhouse.cli("load-export", f"s3://{s3.bucket}/p").returncode == 1
+
+    (users,) = json.loads(clickhouse.cli("status", "--json", check=True).stdout)["tables"]
+    assert users["exports"] == {"FULL_EXPORT": {"failed": 1, "loaded": 1}}
+    assert users["latest_export_time"] == loaded_at.isoformat()
+    assert users["last_change_at"] == loaded_at.isoformat()
+
+
 def test_status_reports_each_shard_checkpoint_lag_and_last_change(moto_endpoint, clickhouse):
     import time
     import uuid
@@ -58,7 +77,7 @@ def test_status_reports_each_shard_checkpoint_lag_and_last_change(moto_endpoint,
     for i in range(6):
         data = change_record("users", "INSERT", {"id": {"S": f"u{i}"}}, new={"id": {"S": f"u{i}"}}, at_ms=at_ms + i)
         puts.append(kinesis.put_record(StreamName=name, Data=data, PartitionKey=f"key-{i}"))
-    kinesis.put_record(StreamName=name, Data=b'{"tableName":"users","eventName":"PUT"}', PartitionKey="x")
+    refused = kinesis.put_record(StreamName=name, Data=b'{"tableName":"users","eventName":"PUT"}', PartitionKey="x")
     clickhouse.cli("consume-kinesis", "--stream", name, check=True)
 
     report = json.loads(clickhouse.cli("status", "--json", check=True).stdout)
@@ -73,7 +92,7 @@ def test_status_reports_each_shard_checkpoint_lag_and_last_change(moto_endpoint,
         newest[p["ShardId"]] = at_ms + i
         counts[p["ShardId"]] = counts.get(p["ShardId"], 0) + 1
     last_seq = {}
-    for p in puts:
+    for p in puts + [refused]:  # in the order they were put: each shard's last record
         last_seq[p["ShardId"]] = p["SequenceNumber"]
     for shard_id, s in shards.items():
         assert s["records"] == counts.get(shard_id, 0)
@@ -83,7 +102,7 @@ def test_status_reports_each_shard_checkpoint_lag_and_last_change(moto_endpoint,
             assert 3600 - 5 <= s["lag_seconds"] <= 3600 + 300
     # the checkpoint is the shard's last record read, the quarantined one included
     for shard_id, s in shards.items():
-        assert int(s["checkpoint"]) >= int(last_seq.get(shard_id, "0"))
+        assert s["checkpoint"] == last_seq[shard_id]
     assert users["stream_lag_seconds"] == max(s["lag_seconds"] for s in shards.values() if s["lag_seconds"] is not None)
     assert users["last_change_at"] == datetime.fromtimestamp((at_ms + 5) / 1000, timezone.utc).isoformat()
 
@@ -91,6 +110,34 @@ def test_status_reports_each_shard_checkpoint_lag_and_last_change(moto_endpoint,
     assert "quarantined   1 from kinesis" in text
     assert "stream lag" in text and "last change seen" in text
     assert all(f"kinesis {shard_id}: at " in text for shard_id in shards)
+
+
+def test_a_shard_read_to_its_end_has_no_lag(moto_endpoint, clickhouse):
+    """A parent shard closed by a split and read to its end holds nothing more to land: its change
+    an hour old is not an hour of lag (an alert on stream_lag_seconds would never clear)."""
+    import time
+    import uuid
+
+    import boto3
+
+    from dynamodb_cdc.testing.streams import change_record
+
+    kinesis = boto3.client("kinesis")
+    name = f"split-{uuid.uuid4().hex[:8]}"
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    at_ms = int(time.time() * 1000) - 3_600_000
+    kinesis.put_record(StreamName=name, PartitionKey="k", Data=change_record(
+        "users", "INSERT", {"id": {"S": "u1"}}, new={"id": {"S": "u1"}}, at_ms=at_ms))
+    (parent,) = kinesis.list_shards(StreamName=name)["Shards"]
+    kinesis.split_shard(StreamName=name, ShardToSplit=parent["ShardId"], NewStartingHashKey=str(2**127))
+    clickhouse.cli("consume-kinesis", "--stream", name, check=True)
+
+    (users,) = json.loads(clickhouse.cli("status", "--json", check=True).stdout)["tables"]
+    shards = {s["shard_id"]: s for s in users["streams"]}
+    assert shards[parent["ShardId"]]["finished"] and shards[parent["ShardId"]]["records"] == 1
+    assert shards[parent["ShardId"]]["lag_seconds"] is None
+    assert users["stream_lag_seconds"] is None  # the children have landed nothing: no change to be behind on
+    assert users["last_change_at"] == datetime.fromtimestamp(at_ms / 1000, timezone.utc).isoformat()
 
 
 def test_status_keeps_apart_the_tables_of_one_stream_and_reads_microsecond_change_times(moto_endpoint, clickhouse):
