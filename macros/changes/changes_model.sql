@@ -619,7 +619,6 @@ FROM (
   {%- endfor -%}
   {%- set keys = [] -%}
   {%- for k in spec.key -%}{%- do keys.append(dynamodb_cdc.quote_identifier(k.name)) -%}{%- endfor -%}
-  {%- set revive = existing is not none and spec.ttl_deletes == 'keep' -%}
 WITH events AS (
 {{ dynamodb_cdc._events(spec, since, sources) }}
 ),
@@ -727,40 +726,7 @@ absent AS (
           NOT IN (SELECT export_arn, {{ keys | join(', ') }} FROM snapshot_keys)
 )
 {%- endif %}
-{%- if revive %},
-{#- ttl_deletes: keep.  A TTL delete kept as history, read in this run, of an item an earlier run's snapshot
-    pass already deleted (SNAPSHOT_ABSENT, at a later version: the TTL REMOVE landed after that snapshot was
-    applied).  Read together, the snapshot would not have deleted it (kept_expired above): when the TTL delete
-    is the item's last change before that delete row, it is written again just above it (the delete row's
-    version + 1), so the item's state does not depend on the order its sources landed in. -#}
-revive_after AS (
-    SELECT {{ keys | join(', ') }}, max(_version) AS _av_0
-    FROM {{ existing }}
-    WHERE _event = 'SNAPSHOT_ABSENT'
-      AND ({{ keys | join(', ') }}) IN (SELECT {{ keys | join(', ') }} FROM changes WHERE _key_ok AND _ttl_deleted AND _is_deleted = 0)
-    GROUP BY {{ keys | join(', ') }}
-),
-revive_last AS (
-    SELECT {% for k in keys %}a.{{ k }} AS {{ k }}, {% endfor %}a._av_0 AS _av_0, max(r._version) AS _tv_0
-    FROM revive_after AS a
-    INNER JOIN (
-        SELECT {{ keys | join(', ') }}, _version FROM changes WHERE _key_ok
-        UNION ALL
-        SELECT {{ keys | join(', ') }}, _version FROM {{ existing }}
-        WHERE _event != 'SNAPSHOT_ABSENT' AND ({{ keys | join(', ') }}) IN (SELECT {{ keys | join(', ') }} FROM revive_after)
-    ) AS r ON {% for k in keys %}a.{{ k }} = r.{{ k }}{{ ' AND ' if not loop.last }}{% endfor %}
-    WHERE r._version < a._av_0
-    GROUP BY {% for k in keys %}a.{{ k }}, {% endfor %}a._av_0
-)
-{%- endif %}
 SELECT * FROM changes
-{%- if revive %}
-UNION ALL
-SELECT c.* REPLACE (l._av_0 + 1 AS _version)
-FROM changes AS c
-INNER JOIN revive_last AS l ON {% for k in keys %}c.{{ k }} = l.{{ k }} AND {% endfor %}c._version = l._tv_0
-WHERE c._key_ok AND c._ttl_deleted AND c._is_deleted = 0
-{%- endif %}
 {%- if snapshots %}
 UNION ALL
 SELECT

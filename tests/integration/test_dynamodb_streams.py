@@ -411,6 +411,9 @@ def test_a_new_stream_of_a_table_already_read_is_read_from_its_beginning(dynamod
     assert len(landed(clickhouse)) == 2
 
 
+@pytest.mark.xfail(strict=True, reason="README Roadmap: a TTL delete landed after a later full export was applied is lost "
+                   "under ttl_deletes: keep (a fix reviewed this session depended on the model's unmerged history and "
+                   "doubled every incremental run's reads, and was taken out); strict: it fails the suite once fixed")
 def test_ttl_keep_history_is_the_same_whether_the_ttl_delete_lands_before_or_after_a_later_snapshot(
         clickhouse, s3, tmp_path):
     """`ttl_deletes: keep`: a later full export, which no longer holds a TTL-expired item, does not delete
