@@ -459,3 +459,55 @@ def test_ttl_keep_history_is_the_same_whether_the_ttl_delete_lands_before_or_aft
     dbt("run", "--full-refresh", "--select", *models, vars=v)
     assert clickhouse.rows(current) == [("s1", "Ann", 1), ("s3", "Cy", 0)]  # the history kept, as documented
     assert incremental == clickhouse.rows(current)
+
+
+
+def test_ttl_keep_a_late_ttl_delete_does_not_revive_an_item_deleted_after_it_once_the_model_merged(
+        clickhouse, s3, tmp_path):
+    """`ttl_deletes: keep`: a TTL delete that lands late (after a snapshot's delete row, and after the model's
+    table merged away the rows below that row) must not bring back an item re-created and deleted by a user
+    after it.  A fix for the late-TTL-delete case (README Roadmap) that looked at the model's rows below the
+    delete row did: after a merge only the delete row is left.  A full refresh keeps the item deleted."""
+    from datetime import datetime, timezone
+
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import Record
+    from dynamodb_cdc.testing.exports import incremental_line, write_full_export, write_incremental_export
+
+    table_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/sessions"
+    stream_arn = table_arn + "/stream/2026-01-02T03:04:05.678"
+    t0 = 1767323040  # epoch seconds
+    at = lambda s: datetime.fromtimestamp(t0 + s, timezone.utc)  # noqa: E731
+    ann, ann2 = {"id": {"S": "s1"}, "name": {"S": "Ann"}}, {"id": {"S": "s1"}, "name": {"S": "Ann 2"}}
+    cy = {"id": {"S": "s3"}, "name": {"S": "Cy"}}
+    key = {"id": {"S": "s1"}}
+    write_full_export(s3, s3.bucket, table_arn, [ann, cy], prefix="ttl", export_time=at(0), files=1)
+    # s1 expires (TTL) at +60, is created again at +600 and deleted by a user at +4000; a full export at +7200.
+    write_incremental_export(s3, s3.bucket, table_arn, [incremental_line(key, ann2, None, (t0 + 600) * 1_000_000)],
+                             export_from=at(0), export_to=at(3600), prefix="ttl")
+    write_incremental_export(s3, s3.bucket, table_arn, [incremental_line(key, None, ann2, (t0 + 4000) * 1_000_000)],
+                             export_from=at(3600), export_to=at(7200), prefix="ttl")
+    write_full_export(s3, s3.bucket, table_arn, [cy], prefix="ttl", export_time=at(7200), files=1)
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/ttl", check=True)
+    dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
+    dbt("deps")
+    models = ["ttl_keep_changes", "ttl_keep_current"]
+    v = {"dynamodb_cdc_lookback_seconds": 0}
+    dbt("run", "--select", *models, vars=v)
+    with clickhouse.client() as c:  # a background merge, made to happen now
+        c.command(f"OPTIMIZE TABLE {clickhouse.schema}.ttl_keep_changes FINAL")
+    # the stream consumer, behind, lands the TTL REMOVE of +60
+    body = {"ApproximateCreationDateTime": t0 + 60, "Keys": key, "OldImage": ann,
+            "SequenceNumber": "100", "SizeBytes": 20, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    ttl = {"eventID": "e1", "eventName": "REMOVE", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+           "awsRegion": "us-east-1", "dynamodb": body,
+           "userIdentity": {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}}
+    with clickhouse.client() as c:
+        Store(c, clickhouse.raw_db).insert_stream_records("dynamodb_streams", stream_arn, [
+            Record("shardId-1", "100", datetime.now(timezone.utc), "", "sessions", json.dumps(ttl).encode())])
+    dbt("run", "--select", *models, vars=v)
+    current = f"SELECT id, name, _ttl_deleted FROM {clickhouse.schema}.ttl_keep_current ORDER BY id"
+    incremental = clickhouse.rows(current)
+    dbt("run", "--full-refresh", "--select", *models, vars=v)
+    assert clickhouse.rows(current) == [("s3", "Cy", 0)]  # s1 was deleted by a user at +4000
+    assert incremental == clickhouse.rows(current)
