@@ -422,8 +422,6 @@ def test_ttl_keep_history_is_the_same_whether_the_ttl_delete_lands_before_or_aft
     model, at a later version than the TTL REMOVE, and the item was gone; a full refresh keeps it."""
     from datetime import datetime, timezone
 
-    from dynamodb_cdc.store import Store
-    from dynamodb_cdc.streams import Record
     from dynamodb_cdc.testing.exports import write_full_export
 
     table_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/sessions"
@@ -445,14 +443,7 @@ def test_ttl_keep_history_is_the_same_whether_the_ttl_delete_lands_before_or_aft
     clickhouse.cli("load-export", f"s3://{s3.bucket}/ttl2", check=True)
     dbt("run", "--select", *models, vars=v)
     # then the stream consumer lands the TTL REMOVE, with its old image
-    body = {"ApproximateCreationDateTime": t0 + 60, "Keys": {"id": {"S": "s1"}}, "OldImage": ann,
-            "SequenceNumber": "100", "SizeBytes": 20, "StreamViewType": "NEW_AND_OLD_IMAGES"}
-    ttl = {"eventID": "e1", "eventName": "REMOVE", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-           "awsRegion": "us-east-1", "dynamodb": body,
-           "userIdentity": {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}}
-    with clickhouse.client() as c:
-        Store(c, clickhouse.raw_db).insert_stream_records("dynamodb_streams", stream_arn, [
-            Record("shardId-1", "100", datetime.now(timezone.utc), "", "sessions", json.dumps(ttl).encode())])
+    _land_ttl_remove(clickhouse, stream_arn, {"id": {"S": "s1"}}, ann, t0 + 60)
     dbt("run", "--select", *models, vars=v)
     current = f"SELECT id, name, _ttl_deleted FROM {clickhouse.schema}.ttl_keep_current ORDER BY id"
     incremental = clickhouse.rows(current)
@@ -470,8 +461,6 @@ def test_ttl_keep_a_late_ttl_delete_does_not_revive_an_item_deleted_after_it_onc
     delete row did: after a merge only the delete row is left.  A full refresh keeps the item deleted."""
     from datetime import datetime, timezone
 
-    from dynamodb_cdc.store import Store
-    from dynamodb_cdc.streams import Record
     from dynamodb_cdc.testing.exports import incremental_line, write_full_export, write_incremental_export
 
     table_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/sessions"
@@ -497,7 +486,24 @@ def test_ttl_keep_a_late_ttl_delete_does_not_revive_an_item_deleted_after_it_onc
     with clickhouse.client() as c:  # a background merge, made to happen now
         c.command(f"OPTIMIZE TABLE {clickhouse.schema}.ttl_keep_changes FINAL")
     # the stream consumer, behind, lands the TTL REMOVE of +60
-    body = {"ApproximateCreationDateTime": t0 + 60, "Keys": key, "OldImage": ann,
+    _land_ttl_remove(clickhouse, stream_arn, key, ann, t0 + 60)
+    dbt("run", "--select", *models, vars=v)
+    current = f"SELECT id, name, _ttl_deleted FROM {clickhouse.schema}.ttl_keep_current ORDER BY id"
+    incremental = clickhouse.rows(current)
+    dbt("run", "--full-refresh", "--select", *models, vars=v)
+    assert clickhouse.rows(current) == [("s3", "Cy", 0)]  # s1 was deleted by a user at +4000
+    assert incremental == clickhouse.rows(current)
+
+
+def _land_ttl_remove(clickhouse, stream_arn: str, key: dict, old_image: dict, at_s: int) -> None:
+    """Land, as the DynamoDB Streams consumer would, the TTL REMOVE of `key` made at `at_s` (epoch seconds),
+    with its old image (a NEW_AND_OLD_IMAGES stream)."""
+    from datetime import datetime, timezone
+
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import Record
+
+    body = {"ApproximateCreationDateTime": at_s, "Keys": key, "OldImage": old_image,
             "SequenceNumber": "100", "SizeBytes": 20, "StreamViewType": "NEW_AND_OLD_IMAGES"}
     ttl = {"eventID": "e1", "eventName": "REMOVE", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
            "awsRegion": "us-east-1", "dynamodb": body,
@@ -505,9 +511,3 @@ def test_ttl_keep_a_late_ttl_delete_does_not_revive_an_item_deleted_after_it_onc
     with clickhouse.client() as c:
         Store(c, clickhouse.raw_db).insert_stream_records("dynamodb_streams", stream_arn, [
             Record("shardId-1", "100", datetime.now(timezone.utc), "", "sessions", json.dumps(ttl).encode())])
-    dbt("run", "--select", *models, vars=v)
-    current = f"SELECT id, name, _ttl_deleted FROM {clickhouse.schema}.ttl_keep_current ORDER BY id"
-    incremental = clickhouse.rows(current)
-    dbt("run", "--full-refresh", "--select", *models, vars=v)
-    assert clickhouse.rows(current) == [("s3", "Cy", 0)]  # s1 was deleted by a user at +4000
-    assert incremental == clickhouse.rows(current)
