@@ -68,7 +68,7 @@
     {#- every declared type is checked here, while dbt parses: ClickHouse's own error for a misspelt type
         (in the column check of a built model) names neither the column nor the declaration -#}
     {%- set info = dynamodb_cdc._type_info(c['type'], where ~ ", column '" ~ c['name'] ~ "'") -%}
-    {%- if c['name'] in key_names and info.kind in ['float', 'array', 'map'] -%}
+    {%- if is_key and info.kind in ['float', 'array', 'map'] -%}
       {{ exceptions.raise_compiler_error(where ~ ": key column '" ~ c['name'] ~ "' is declared " ~ c['type'] ~ ". "
           ~ ("Distinct DynamoDB numbers that round to the same float would be one item, and one of them would hide the other: "
              ~ "declare an N key as an integer type or Decimal(P, S) wide enough for its values"
