@@ -432,22 +432,19 @@ def test_ttl_keep_history_is_the_same_whether_the_ttl_delete_lands_before_or_aft
     write_full_export(s3, s3.bucket, table_arn, [ann, cy], prefix="ttl1",
                       export_time=datetime.fromtimestamp(t0, timezone.utc), files=1)
     clickhouse.cli("load-export", f"s3://{s3.bucket}/ttl1", check=True)
-    dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
-    dbt("deps")
-    models = ["ttl_keep_changes", "ttl_keep_current"]
-    v = {"dynamodb_cdc_lookback_seconds": 0}
-    dbt("run", "--select", *models, vars=v)
+    run = _ttl_keep_runs(clickhouse, tmp_path)
+    run()
     # s1 expires (TTL) at t0 + 60; a full export at t0 + 120 no longer holds it, and is applied first.
     write_full_export(s3, s3.bucket, table_arn, [cy], prefix="ttl2",
                       export_time=datetime.fromtimestamp(t0 + 120, timezone.utc), files=1)
     clickhouse.cli("load-export", f"s3://{s3.bucket}/ttl2", check=True)
-    dbt("run", "--select", *models, vars=v)
+    run()
     # then the stream consumer lands the TTL REMOVE, with its old image
     _land_ttl_remove(clickhouse, stream_arn, {"id": {"S": "s1"}}, ann, t0 + 60)
-    dbt("run", "--select", *models, vars=v)
+    run()
     current = f"SELECT id, name, _ttl_deleted FROM {clickhouse.schema}.ttl_keep_current ORDER BY id"
     incremental = clickhouse.rows(current)
-    dbt("run", "--full-refresh", "--select", *models, vars=v)
+    run("--full-refresh")
     assert clickhouse.rows(current) == [("s1", "Ann", 1), ("s3", "Cy", 0)]  # the history kept, as documented
     assert incremental == clickhouse.rows(current)
 
@@ -478,19 +475,16 @@ def test_ttl_keep_a_late_ttl_delete_does_not_revive_an_item_deleted_after_it_onc
                              export_from=at(3600), export_to=at(7200), prefix="ttl")
     write_full_export(s3, s3.bucket, table_arn, [cy], prefix="ttl", export_time=at(7200), files=1)
     clickhouse.cli("load-export", f"s3://{s3.bucket}/ttl", check=True)
-    dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
-    dbt("deps")
-    models = ["ttl_keep_changes", "ttl_keep_current"]
-    v = {"dynamodb_cdc_lookback_seconds": 0}
-    dbt("run", "--select", *models, vars=v)
+    run = _ttl_keep_runs(clickhouse, tmp_path)
+    run()
     with clickhouse.client() as c:  # a background merge, made to happen now
         c.command(f"OPTIMIZE TABLE {clickhouse.schema}.ttl_keep_changes FINAL")
     # the stream consumer, behind, lands the TTL REMOVE of +60
     _land_ttl_remove(clickhouse, stream_arn, key, ann, t0 + 60)
-    dbt("run", "--select", *models, vars=v)
+    run()
     current = f"SELECT id, name, _ttl_deleted FROM {clickhouse.schema}.ttl_keep_current ORDER BY id"
     incremental = clickhouse.rows(current)
-    dbt("run", "--full-refresh", "--select", *models, vars=v)
+    run("--full-refresh")
     assert clickhouse.rows(current) == [("s3", "Cy", 0)]  # s1 was deleted by a user at +4000
     assert incremental == clickhouse.rows(current)
 
@@ -511,3 +505,14 @@ def _land_ttl_remove(clickhouse, stream_arn: str, key: dict, old_image: dict, at
     with clickhouse.client() as c:
         Store(c, clickhouse.raw_db).insert_stream_records("dynamodb_streams", stream_arn, [
             Record("shardId-1", "100", datetime.now(timezone.utc), "", "sessions", json.dumps(ttl).encode())])
+
+
+def _ttl_keep_runs(clickhouse, tmp_path):
+    """The integration project's ttl_keep models, installed: returns run(*args), a `dbt run` of them (lookback 0)."""
+    dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
+    dbt("deps")
+
+    def run(*args: str) -> None:
+        dbt("run", *args, "--select", "ttl_keep_changes", "ttl_keep_current", vars={"dynamodb_cdc_lookback_seconds": 0})
+
+    return run
