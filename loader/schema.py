@@ -7,6 +7,7 @@ columns are documented in README.md ("Raw tables") and models/sources.yml.
 from __future__ import annotations
 
 import logging
+import re
 
 from .sql import ident, literal
 
@@ -259,12 +260,25 @@ COMMENT 'Leases of the runs loading each export, reading each stream or pushing 
 
 
 def ensure(client, db: str) -> None:
+    """Create what is missing of the raw database, and bring older tables and routing views up to date.
+
+    What is there is read first (one query): when nothing is missing, as on every run after the first,
+    no DDL is sent, so a user without CREATE / ALTER rights (a monitoring user running ``status``, or a
+    loader once an administrator has made the tables) runs every command."""
     statements = ddl(db)
-    for statement in statements:
-        client.command(statement)
-    stale = [r[0] for r in client.query(
-        "SELECT name FROM system.tables WHERE database = {db:String} AND name IN {names:Array(String)} "
-        "AND comment != {v:String}", parameters={"db": db, "names": list(ROUTING_VIEWS), "v": ROUTING_VERSION}).result_rows]
+    present, comments = _present(client, db, statements)
+    missing = [s for s in statements if _object(s, db) not in present]
+    for statement in missing:
+        try:
+            client.command(statement)
+        except Exception as ex:
+            if not re.search(r"\((READONLY|ACCESS_DENIED|NOT_ENOUGH_PRIVILEGES)\)", str(ex)):
+                raise
+            raise RuntimeError(
+                f"{_describe(_object(statement, db), db)}, and this ClickHouse user cannot create it: "
+                f"{str(ex).splitlines()[0]}. Run any dynamodb-cdc command once as a user allowed to create and "
+                f"alter tables in {db}; later runs need no such rights") from None
+    stale = [name for name in ROUTING_VIEWS if name in comments and comments[name] != ROUTING_VERSION]
     for name in stale:  # made by an older version: the same view, its query brought up to date
         (create,) = [s for s in statements if f".{name} TO " in s]
         select = create[create.index("\nSELECT ") + 1:create.index("\nCOMMENT ")]
@@ -277,3 +291,41 @@ def ensure(client, db: str) -> None:
                 f"MODIFY QUERY: {str(ex).splitlines()[0]}. With no loader running, DROP VIEW {db}.{name} and rerun "
                 "any dynamodb-cdc command to create it anew") from None
         log.info("brought the routing view %s.%s up to date (%s)", db, name, ROUTING_VERSION)
+
+
+def _object(statement: str, db: str) -> tuple:
+    """What a statement of ddl(db) makes: ('database',), ('table', name), ('column', table, name) or
+    ('index', table, name)."""
+    d = re.escape(ident(db))
+    for pattern, kind in ((rf"CREATE DATABASE IF NOT EXISTS {d}$", "database"),
+                          (rf"CREATE (?:TABLE|MATERIALIZED VIEW) IF NOT EXISTS {d}\.(\w+)\s", "table"),
+                          (rf"ALTER TABLE {d}\.(\w+) ADD COLUMN IF NOT EXISTS (\w+)\s", "column"),
+                          (rf"ALTER TABLE {d}\.(\w+) ADD INDEX IF NOT EXISTS (\w+)\s", "index")):
+        m = re.match(pattern, statement)
+        if m:
+            return (kind, *m.groups())
+    raise ValueError(f"not a statement ensure() knows: {statement[:80]}")
+
+
+def _present(client, db: str, statements: list[str]) -> tuple[set, dict]:
+    """Which objects of ``statements`` exist (as _object names them), and the comment of every table."""
+    altered = sorted({o[1] for o in (_object(s, db) for s in statements) if o[0] == "column"})
+    rows = client.query(
+        "SELECT 'database', name, '', '' FROM system.databases WHERE name = {db:String} "
+        "UNION ALL SELECT 'table', name, '', comment FROM system.tables WHERE database = {db:String} "
+        "UNION ALL SELECT 'column', table, name, '' FROM system.columns WHERE database = {db:String} "
+        "AND table IN {altered:Array(String)} "
+        "UNION ALL SELECT 'index', table, name, '' FROM system.data_skipping_indices WHERE database = {db:String}",
+        parameters={"db": db, "altered": altered}).result_rows
+    present = {("database",) if kind == "database" else (kind, a) if kind == "table" else (kind, a, b)
+               for kind, a, b, _ in rows}
+    return present, {a: comment for kind, a, _, comment in rows if kind == "table"}
+
+
+def _describe(obj: tuple, db: str) -> str:
+    kind, *names = obj
+    if kind == "database":
+        return f"the raw database {db} does not exist"
+    if kind == "table":
+        return f"the raw table {db}.{names[0]} does not exist"
+    return f"{db}.{names[0]} has no {'column' if kind == 'column' else 'skip index'} {names[1]} (made by an older dynamodb-cdc)"

@@ -69,6 +69,9 @@ _TRAILING_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 # An INSERT whose data follows its FORMAT clause on the next line of the body.
 _INSERT_WITH_DATA = re.compile(rb"^\s*INSERT\s+INTO\b[^\n]*?\bFORMAT\s+(\w+)[ \t]*\r?\n", re.IGNORECASE | re.DOTALL)
 _INSERT_HEAD = re.compile(r"^\s*INSERT\s+INTO\b", re.IGNORECASE)
+# What a readonly request may run (a server's rule, by the statement's first word): readonly is applied
+# here, per request, since SET readonly would stay on the one chDB session (it cannot be set back)
+_READ_QUERY = re.compile(r"^\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b", re.IGNORECASE)
 _INPUT = re.compile(r"\binput\(\s*('(?:[^'\\]|\\.)*')\s*\)")  # the input('<structure>') table function
 _CODE = re.compile(r"Code: (\d+)")
 _STATUS = {60: 404, 81: 404, 62: 400}  # UNKNOWN_TABLE, UNKNOWN_DATABASE, SYNTAX_ERROR
@@ -143,6 +146,9 @@ class Engine:
             if database != self._database:
                 self._call(f"USE {_quote_identifier(database)}", "TabSeparated")
                 self._database = database
+            settings = dict(settings)
+            if settings.pop("readonly", "0") not in ("", "0") and not _READ_QUERY.match(sql):
+                raise QueryFailed("Code: 164. DB::Exception: default: Cannot execute query in readonly mode. (READONLY)")
             applied = []
             try:
                 for name, value in settings.items():

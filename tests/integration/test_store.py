@@ -103,3 +103,55 @@ def test_stream_records_land_byte_for_byte_with_their_times(store, clickhouse):
             assert partition_key == r.partition_key
     quarantined = {r[0] for r in rows if r[3] == 0}
     assert quarantined == {records[i].sequence_number for i in (3, 4, 5)}
+
+
+# -- the raw schema: read first, made only where missing ----------------------------------------------
+def _read_only(clickhouse):
+    """A client whose every query runs with readonly = 2: reads and settings, no DDL, no INSERT (the
+    rights of a monitoring user)."""
+    from dynamodb_cdc.connection import open_client
+
+    return open_client(clickhouse.url, settings={"readonly": 2})
+
+
+def test_once_the_raw_tables_exist_commands_need_no_create_or_alter_rights(clickhouse):
+    from dynamodb_cdc import schema, status
+
+    with clickhouse.client() as c:
+        schema.ensure(c, clickhouse.raw_db)
+        # a table made by an older version gets its later column, as before
+        c.command(f"ALTER TABLE `{clickhouse.raw_db}`.stream_checkpoints DROP COLUMN caught_up_at")
+        schema.ensure(c, clickhouse.raw_db)
+        assert c.command(f"SELECT count() FROM system.columns WHERE database = '{clickhouse.raw_db}' "
+                         "AND table = 'stream_checkpoints' AND name = 'caught_up_at'") == 1
+    c = _read_only(clickhouse)
+    try:
+        with pytest.raises(Exception, match="READONLY"):  # the session really refuses DDL
+            c.command(f"CREATE TABLE IF NOT EXISTS `{clickhouse.raw_db}`.exports (x UInt8) ENGINE = Memory")
+        schema.ensure(c, clickhouse.raw_db)  # nothing missing: no DDL sent
+        assert status.collect(c, clickhouse.raw_db)["tables"] == []
+    finally:
+        c.close()
+
+
+def test_a_user_who_cannot_create_what_is_missing_is_told_what_and_how(clickhouse):
+    from dynamodb_cdc import schema
+
+    c = _read_only(clickhouse)
+    try:
+        with pytest.raises(RuntimeError, match=rf"raw database {clickhouse.raw_db} does not exist, and this "
+                                               r"ClickHouse user cannot create it: .*READONLY.* Run any dynamodb-cdc "
+                                               r"command once as a user allowed to create and alter tables"):
+            schema.ensure(c, clickhouse.raw_db)
+    finally:
+        c.close()
+    with clickhouse.client() as c:
+        schema.ensure(c, clickhouse.raw_db)
+        c.command(f"ALTER TABLE `{clickhouse.raw_db}`.export_lines DROP INDEX data_file_key_set")
+    c = _read_only(clickhouse)
+    try:
+        with pytest.raises(RuntimeError, match=rf"{clickhouse.raw_db}.export_lines has no skip index "
+                                               r"data_file_key_set \(made by an older dynamodb-cdc\)"):
+            schema.ensure(c, clickhouse.raw_db)
+    finally:
+        c.close()
