@@ -211,8 +211,9 @@ class PushState:
         self.q = ident(database)
 
     def ensure(self) -> None:
-        for statement in state_ddl(self.db):
-            self.client.command(statement)
+        from .schema import create_missing
+
+        create_missing(self.client, self.db, state_ddl(self.db))
 
     def record_run(self, run: dict) -> None:
         self.client.insert(f"{self.q}.push_runs", [[run[c] for c in RUN_COLUMNS]], column_names=RUN_COLUMNS)

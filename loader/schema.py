@@ -266,18 +266,7 @@ def ensure(client, db: str) -> None:
     no DDL is sent, so a user without CREATE / ALTER rights (a monitoring user running ``status``, or a
     loader once an administrator has made the tables) runs every command."""
     statements = ddl(db)
-    present, comments = _present(client, db, statements)
-    missing = [s for s in statements if _object(s, db) not in present]
-    for statement in missing:
-        try:
-            client.command(statement)
-        except Exception as ex:
-            if not re.search(r"\((READONLY|ACCESS_DENIED|NOT_ENOUGH_PRIVILEGES)\)", str(ex)):
-                raise
-            raise RuntimeError(
-                f"{_describe(_object(statement, db), db)}, and this ClickHouse user cannot create it: "
-                f"{str(ex).splitlines()[0]}. Run any dynamodb-cdc command once as a user allowed to create and "
-                f"alter tables in {db}; later runs need no such rights") from None
+    comments = create_missing(client, db, statements)
     stale = [name for name in ROUTING_VIEWS if name in comments and comments[name] != ROUTING_VERSION]
     for name in stale:  # made by an older version: the same view, its query brought up to date
         (create,) = [s for s in statements if f".{name} TO " in s]
@@ -291,6 +280,24 @@ def ensure(client, db: str) -> None:
                 f"MODIFY QUERY: {str(ex).splitlines()[0]}. With no loader running, DROP VIEW {db}.{name} and rerun "
                 "any dynamodb-cdc command to create it anew") from None
         log.info("brought the routing view %s.%s up to date (%s)", db, name, ROUTING_VERSION)
+
+
+def create_missing(client, db: str, statements: list[str]) -> dict[str, str]:
+    """Run those of ``statements`` (CREATE ... IF NOT EXISTS and ALTER TABLE ... ADD ... IF NOT EXISTS in
+    database ``db``) whose object is missing, after one query reading what is there; returns the comment
+    of each table that was there before."""
+    present, comments = _present(client, db, statements)
+    for statement in [s for s in statements if _object(s, db) not in present]:
+        try:
+            client.command(statement)
+        except Exception as ex:
+            if not re.search(r"\((READONLY|ACCESS_DENIED|NOT_ENOUGH_PRIVILEGES)\)", str(ex)):
+                raise
+            raise RuntimeError(
+                f"{_describe(_object(statement, db), db)}, and this ClickHouse user cannot create it: "
+                f"{str(ex).splitlines()[0]}. Run any dynamodb-cdc command once as a user allowed to create and "
+                f"alter tables in {db}; later runs need no such rights") from None
+    return comments
 
 
 def _object(statement: str, db: str) -> tuple:

@@ -574,7 +574,9 @@ FROM (
         ~ "ClickHouse the loader writes to (on the embedded engine, the loader's directory: a relative path is "
         ~ "resolved from the directory dbt runs in), set var dynamodb_cdc_raw_database to the loader's "
         ~ "--raw-database, or create the raw tables there with any dynamodb-cdc command (load-export, or "
-        ~ "status on an existing directory).") }}
+        ~ "status on an existing directory)."
+        ~ (" To build the docs without them: dbt docs generate --no-compile (the lineage comes from the project; "
+           ~ "only the compiled SQL is left out)." if flags.WHICH == 'generate' else "")) }}
   {%- endif -%}
 {% endmacro %}
 

@@ -542,6 +542,15 @@ def test_a_target_without_the_raw_tables_is_a_clear_error_naming_it(clickhouse, 
         assert (f"customers_changes`: the loader's raw tables are not on this target: {clickhouse.raw_db}.export_lines "
                 "does not exist (target ") in out
         assert "Point the profile at the ClickHouse the loader writes to" in out
+        assert "--no-compile" not in out
+    # dbt docs generate says how to build the docs there all the same, and that way works
+    docs = dbt("docs", "generate", "--select", "customers_changes", vars={"stage": 1}, check=False)
+    assert docs.returncode == 2  # (dbt's exit code for an error outside a node)
+    assert "To build the docs without them: dbt docs generate --no-compile" in " ".join(docs.stdout.split())
+    dbt("docs", "generate", "--no-compile", vars={"stage": 1})
+    parents = json.loads((dbt.target / "manifest.json").read_text())["parent_map"]
+    assert "source.dynamodb_cdc.dynamodb_cdc_raw.export_lines" in parents[
+        "model.dynamodb_cdc_integration_tests.customers_changes"]
 
 
 def test_docs_lineage_and_source_freshness(s3, clickhouse, dbt):
