@@ -836,8 +836,6 @@ class _Consumer:
         self.result.records += len(records)
         if not records:
             return
-        log.info("%s: landed %s (%s bytes) from %s; checkpoints written", src.label, plural(len(records), "record"),
-                 f"{sum(len(r.data) for r in records):,}", plural(len({r.shard_id for r in records}), "shard"))
         spans: dict[str, tuple[str, str]] = {}
         for r in records:
             lo, _ = spans.get(r.shard_id, (r.sequence_number, ""))
@@ -845,6 +843,10 @@ class _Consumer:
         quarantined, examples = retrying(f"counting the quarantined records of {src.label}",
                                          lambda: self.store.stream_quarantine(src.name, src.stream_arn, spans),
                                          sleep=self.ch_sleep)
+        log.info("%s: landed %s from %s (a batch of %s bytes)%s; checkpoints written", src.label,
+                 plural(len(records) - quarantined, "record"), plural(len({r.shard_id for r in records}), "shard"),
+                 f"{sum(len(r.data) for r in records):,}",
+                 f"; {plural(quarantined, 'record')} set aside in quarantine" if quarantined else "")
         if quarantined:
             self.result.quarantined += quarantined
             reasons = "; ".join(f"{shard} #{number}: {error}" for shard, number, error in examples)

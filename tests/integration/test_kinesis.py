@@ -861,3 +861,5 @@ def test_the_closing_line_does_not_count_quarantined_records_as_landed(kinesis, 
     (closing,) = [line for line in result.stderr.splitlines() if " landed from " in line and " in " in line
                   and "checkpoints written" not in line]
     assert "2 records landed from 1 shard" in closing and "1 record set aside in quarantine" in closing, closing
+    (batch,) = [line for line in result.stderr.splitlines() if "checkpoints written" in line]
+    assert "landed 2 records from 1 shard (a batch of " in batch and "; 1 record set aside in quarantine;" in batch, batch
