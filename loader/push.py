@@ -213,7 +213,7 @@ class PushState:
     def ensure(self) -> None:
         from .schema import create_missing
 
-        create_missing(self.client, self.db, state_ddl(self.db))
+        create_missing(self.client, self.db, state_ddl(self.db), run="dynamodb-cdc push")  # (no other command makes them)
 
     def record_run(self, run: dict) -> None:
         self.client.insert(f"{self.q}.push_runs", [[run[c] for c in RUN_COLUMNS]], column_names=RUN_COLUMNS)

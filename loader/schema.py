@@ -275,6 +275,15 @@ def ensure(client, db: str) -> None:
             client.command(f"ALTER TABLE {ident(db)}.{ident(name)} MODIFY QUERY {select}")
             client.command(f"ALTER TABLE {ident(db)}.{ident(name)} MODIFY COMMENT {literal(ROUTING_VERSION)}")
         except Exception as ex:
+            from .connection import is_transient
+
+            if is_transient(ex):  # ClickHouse unavailable: load-export's retrying waits and runs ensure again
+                raise
+            if _NO_RIGHTS.search(str(ex)):
+                raise RuntimeError(
+                    f"the routing view {db}.{name} was made by an older dynamodb-cdc, and this ClickHouse user cannot "
+                    f"alter it: {str(ex).splitlines()[0]}. Run any dynamodb-cdc command once as a user allowed to "
+                    f"create and alter tables in {db}; later runs need no such rights") from None
             raise RuntimeError(
                 f"cannot update the routing view {db}.{name} (made by an older dynamodb-cdc) with ALTER TABLE ... "
                 f"MODIFY QUERY: {str(ex).splitlines()[0]}. With no loader running, DROP VIEW {db}.{name} and rerun "
@@ -282,20 +291,24 @@ def ensure(client, db: str) -> None:
         log.info("brought the routing view %s.%s up to date (%s)", db, name, ROUTING_VERSION)
 
 
-def create_missing(client, db: str, statements: list[str]) -> dict[str, str]:
+# The error of a statement this ClickHouse user has no right to run.
+_NO_RIGHTS = re.compile(r"\((READONLY|ACCESS_DENIED|NOT_ENOUGH_PRIVILEGES)\)")
+
+
+def create_missing(client, db: str, statements: list[str], run: str = "any dynamodb-cdc command") -> dict[str, str]:
     """Run those of ``statements`` (CREATE ... IF NOT EXISTS and ALTER TABLE ... ADD ... IF NOT EXISTS in
     database ``db``) whose object is missing, after one query reading what is there; returns the comment
-    of each table that was there before."""
+    of each table that was there before.  ``run``: what creates them, as the error names it."""
     present, comments = _present(client, db, statements)
     for statement in [s for s in statements if _object(s, db) not in present]:
         try:
             client.command(statement)
         except Exception as ex:
-            if not re.search(r"\((READONLY|ACCESS_DENIED|NOT_ENOUGH_PRIVILEGES)\)", str(ex)):
+            if not _NO_RIGHTS.search(str(ex)):
                 raise
             raise RuntimeError(
                 f"{_describe(_object(statement, db), db)}, and this ClickHouse user cannot create it: "
-                f"{str(ex).splitlines()[0]}. Run any dynamodb-cdc command once as a user allowed to create and "
+                f"{str(ex).splitlines()[0]}. Run {run} once as a user allowed to create and "
                 f"alter tables in {db}; later runs need no such rights") from None
     return comments
 

@@ -71,7 +71,9 @@ _INSERT_WITH_DATA = re.compile(rb"^\s*INSERT\s+INTO\b[^\n]*?\bFORMAT\s+(\w+)[ \t
 _INSERT_HEAD = re.compile(r"^\s*INSERT\s+INTO\b", re.IGNORECASE)
 # What a readonly request may run (a server's rule, by the statement's first word): readonly is applied
 # here, per request, since SET readonly would stay on the one chDB session (it cannot be set back)
-_READ_QUERY = re.compile(r"^\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b", re.IGNORECASE)
+# (after any comments and opening parentheses, as dbt's /* {...} */ query comment or (SELECT ...) UNION ALL)
+_READ_QUERY = re.compile(r"^(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b",
+                         re.IGNORECASE | re.DOTALL)
 _INPUT = re.compile(r"\binput\(\s*('(?:[^'\\]|\\.)*')\s*\)")  # the input('<structure>') table function
 _CODE = re.compile(r"Code: (\d+)")
 _STATUS = {60: 404, 81: 404, 62: 400}  # UNKNOWN_TABLE, UNKNOWN_DATABASE, SYNTAX_ERROR

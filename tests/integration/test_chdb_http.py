@@ -203,3 +203,77 @@ def test_a_proxy_answering_bad_gateway_while_clickhouse_restarts_is_waited_for(s
         proxy.shutdown()
         proxy.server_close()
     assert waits == [0.5, 1.0]
+
+
+def test_a_transient_error_while_bringing_a_routing_view_up_to_date_is_retried(server):
+    """ensure() turned any failure of ALTER ... MODIFY QUERY into a RuntimeError advising DROP VIEW, so that
+    load-export's retrying('creating the raw tables') stopped at a 503 of a proxy (ClickHouse restarting)."""
+    import http.client
+    import http.server
+    import threading
+    from urllib.parse import urlsplit
+
+    from dynamodb_cdc import schema
+    from dynamodb_cdc.connection import retrying
+
+    upstream = urlsplit(server.url)
+    refused = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):  # 503 to the first MODIFY QUERY, the rest forwarded
+        protocol_version = "HTTP/1.1"
+
+        def _forward(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if b"MODIFY QUERY" in body and not refused:
+                refused.append(body)
+                status, headers, data = 503, [], b"<html><body>503 Service Unavailable</body></html>"
+            else:
+                conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
+                conn.request(self.command, self.path, body=body,
+                             headers={k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")})
+                reply = conn.getresponse()
+                status, data = reply.status, reply.read()
+                headers = [(k, v) for k, v in reply.getheaders()
+                           if k.lower() not in ("transfer-encoding", "content-length", "connection")]
+                conn.close()
+            self.send_response(status)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _forward
+
+        def log_message(self, *args):
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    db = "raw_stale_transient"
+    try:
+        client = open_client(f"http://127.0.0.1:{proxy.server_address[1]}/")
+        schema.ensure(client, db)
+        for view in schema.ROUTING_VIEWS:
+            client.command(f"ALTER TABLE {db}.{view} MODIFY COMMENT ''")
+        retrying("creating the raw tables", lambda: schema.ensure(client, db), sleep=lambda s: None)
+        assert refused
+        assert client.query(f"SELECT DISTINCT comment FROM system.tables WHERE database = '{db}' "
+                            "AND name IN ('_stream_records_accept', '_stream_records_refuse')").result_rows == [
+            (schema.ROUTING_VERSION,)]
+        client.close()
+    finally:
+        proxy.shutdown()
+
+
+def test_readonly_runs_reads_whatever_comes_before_them_and_refuses_the_rest(server):
+    """As a server in readonly mode: a leading comment (dbt's query comment) or parenthesis is still a read."""
+    client = open_client(server.url, settings={"readonly": 2})
+    try:
+        for sql in ("/* {\"app\": \"dbt\"} */ SELECT 1", "-- a note\nSELECT 1", "(SELECT 1) UNION ALL (SELECT 1)"):
+            assert client.query(sql).result_rows[0] == (1,), sql
+        for sql in ("/* SELECT */ CREATE TABLE t_ro (x UInt8) ENGINE = Memory", "-- SELECT\nDROP TABLE IF EXISTS t_ro"):
+            with pytest.raises(Exception, match="READONLY"):
+                client.command(sql)
+    finally:
+        client.close()

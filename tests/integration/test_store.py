@@ -155,3 +155,39 @@ def test_a_user_who_cannot_create_what_is_missing_is_told_what_and_how(clickhous
             schema.ensure(c, clickhouse.raw_db)
     finally:
         c.close()
+
+
+def test_a_user_who_cannot_alter_the_routing_views_of_an_older_version_is_told_so(clickhouse):
+    """Not told to DROP VIEW (a monitoring user cannot; nothing is wrong with the view)."""
+    from dynamodb_cdc import schema
+
+    with clickhouse.client() as c:
+        schema.ensure(c, clickhouse.raw_db)
+        for view in schema.ROUTING_VIEWS:  # as an older dynamodb-cdc left them
+            c.command(f"ALTER TABLE `{clickhouse.raw_db}`.{view} MODIFY COMMENT ''")
+    c = _read_only(clickhouse)
+    try:
+        with pytest.raises(RuntimeError, match=rf"routing view {clickhouse.raw_db}._stream_records_accept was made by "
+                                               r"an older dynamodb-cdc, and this ClickHouse user cannot alter it: "
+                                               r".*READONLY.* Run any dynamodb-cdc command once as a user allowed") as e:
+            schema.ensure(c, clickhouse.raw_db)
+        assert "DROP VIEW" not in str(e.value)
+    finally:
+        c.close()
+
+
+def test_a_push_user_who_cannot_create_the_push_tables_is_told_that_push_makes_them(clickhouse):
+    """Only dynamodb-cdc push makes push_runs and the rest: "run any dynamodb-cdc command once" left them missing."""
+    from dynamodb_cdc import schema
+    from dynamodb_cdc.push import PushState
+
+    with clickhouse.client() as c:
+        schema.ensure(c, clickhouse.raw_db)  # what every other command makes
+    c = _read_only(clickhouse)
+    try:
+        with pytest.raises(RuntimeError, match=rf"raw table {clickhouse.raw_db}.push_runs does not exist, and this "
+                                               r"ClickHouse user cannot create it: .*READONLY.* Run dynamodb-cdc push "
+                                               r"once as a user allowed to create and alter tables"):
+            PushState(c, clickhouse.raw_db).ensure()
+    finally:
+        c.close()
