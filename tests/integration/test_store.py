@@ -155,6 +155,16 @@ def test_a_user_who_cannot_create_what_is_missing_is_told_what_and_how(clickhous
             schema.ensure(c, clickhouse.raw_db)
     finally:
         c.close()
+    with clickhouse.client() as c:
+        schema.ensure(c, clickhouse.raw_db)
+        c.command(f"DROP TABLE `{clickhouse.raw_db}`.leases")
+    c = _read_only(clickhouse)
+    try:
+        with pytest.raises(RuntimeError, match=rf"the raw table {clickhouse.raw_db}.leases does not exist, and this "
+                                               "ClickHouse user cannot create it"):
+            schema.ensure(c, clickhouse.raw_db)
+    finally:
+        c.close()
 
 
 def test_a_user_who_cannot_alter_the_routing_views_of_an_older_version_is_told_so(clickhouse):
