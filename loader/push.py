@@ -272,6 +272,17 @@ def _is_datetime(ch_type: str) -> bool:
     return parse_type(ch_type).base_type in ("DateTime", "DateTime64")
 
 
+def _wide_decimals(ch_type: str) -> str:
+    """The type with each Decimal(P, S) of P > 18 widened to Decimal(76, S).  ClickHouse does not hold a
+    Decimal to its P (INSERT ... SELECT, arithmetic, sum): a Decimal(20, 5) can hold 29 digits, which
+    clickhouse-connect reads rounded to P digits; read as Decimal(76, S) every 128-bit value is exact
+    (a 256-bit one is rounded at 76 digits only past 38, which push_convert refuses anyway)."""
+    import re
+
+    return re.sub(r"\bDecimal\((\d+), (\d+)\)",
+                  lambda m: f"Decimal(76, {m[2]})" if int(m[1]) > 18 else m[0], ch_type)
+
+
 def resolve_relation(client, name: str) -> tuple[str, str]:
     """(database, table) for ``schema.model`` or a bare model name found in exactly one database."""
     if "." in name:
@@ -690,6 +701,8 @@ class Pusher:
                 # (aliased apart: named as the column, it would stand for the column in the key hash and
                 # the WHERE clause, which would then hash and compare the text)
                 exprs.append(f"toString({ident(c.name)}, 'UTC') AS _push_c{i}")
+            elif _wide_decimals(c.type) != c.type:  # read exactly, see _wide_decimals (aliased apart too)
+                exprs.append(f"CAST({ident(c.name)}, {literal(_wide_decimals(c.type))}) AS _push_c{i}")
             else:
                 exprs.append(ident(c.name))
         exprs.append(f"{self.key_hash_sql} AS _push_key_hash")
@@ -715,7 +728,7 @@ class Pusher:
     def _rows(self, sql: str, params: dict):
         """(values, key_hash) per row, streamed block by block."""
         names = [c.name for c in self.columns]
-        formats = {"String": "bytes", "FixedString": "bytes"}
+        formats = {"String": "bytes", "FixedString": "bytes", "Map": "pairs"}  # (pairs: a key held twice is seen)
         with self.client.query_row_block_stream(sql, parameters=params or None, query_formats=formats) as stream:
             for block in stream:
                 for row in block:

@@ -276,7 +276,17 @@ def _compile_non_null(t, column, *, binary, as_set, top, depth) -> Converter:
             (tag, text), = key_conv(k).items()
             return text
 
-        return lambda v: {"M": {map_key(k): val_conv(x) for k, x in v.items()}}
+        def to_map(v):  # (k, x) pairs as read (query_formats Map: pairs): a ClickHouse Map may hold a key twice
+            out = {}
+            for k, x in (v.items() if isinstance(v, dict) else v):
+                name = map_key(k)
+                if name in out:
+                    raise Refused(f"column {column}: the map holds the key {name!r} more than once; "
+                                  "a DynamoDB map holds each name once")
+                out[name] = val_conv(x)
+            return {"M": out}
+
+        return to_map
     if base == "Tuple":
         names = list(t.element_names) or [str(i + 1) for i in range(len(t.element_types))]
         convs = [_compile(e, column, binary=binary, as_set=False, top=False, depth=depth + 1)
@@ -334,7 +344,13 @@ def _text(v) -> str:
     """UUID, IPv4, IPv6, Enum as ClickHouse writes them: an IPv4-mapped IPv6 address as ::ffff:1.2.3.4
     (Python 3.11 writes ::ffff:102:304)."""
     mapped = getattr(v, "ipv4_mapped", None)
-    return f"::ffff:{mapped}" if mapped is not None else str(v)
+    if mapped is not None:
+        return f"::ffff:{mapped}"
+    packed = getattr(v, "packed", b"")
+    if len(packed) == 16 and not any(packed[:12]) and any(packed[12:14]):
+        # IPv4-compatible (::1.2.3.4), as ClickHouse's formatIPv6 writes it; Python writes ::102:304
+        return "::" + ".".join(str(b) for b in packed[12:])
+    return str(v)
 
 
 def _datetime_text(column: str, v, scale: int) -> str:

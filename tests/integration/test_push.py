@@ -750,3 +750,57 @@ def test_a_row_set_aside_by_the_full_push_after_a_key_type_change_keeps_its_item
     assert sorted((i["id"]["N"], i["score"]["N"]) for i in items) == [("1", "1.75"), ("2", "2.5")]
     assert [(q["key_json"], q["status"]) for q in quarantine(ch, table)] == [('{"id":{"N":"2"}}', "open")]
     assert runs(ch, table)[-1]["rows_deleted"] == 0
+
+
+# A Decimal wider than its declared precision (ClickHouse does not check P on INSERT ... SELECT or on
+# arithmetic) was read by clickhouse-connect rounded to P digits and pushed as another number.
+def test_a_decimal_wider_than_its_type_is_written_exactly_or_set_aside(clickhouse, moto_endpoint):
+    ch = clickhouse
+    set_model(ch, "wide", "id String, d Decimal(20, 5), s Decimal(38, 10)", None)
+    with ch.client() as c:
+        c.command(f"INSERT INTO `{ch.schema}`.wide SELECT 'a', toDecimal128('123456789012345678901234.12345', 5), 1")
+        c.command(f"INSERT INTO `{ch.schema}`.wide SELECT 'b', 1, x + x "
+                  f"FROM (SELECT toDecimal128('7500000000000000000000000000.0000000001', 10) AS x)")
+        held = dict(c.query(f"SELECT id, (toString(d), toString(s)) FROM `{ch.schema}`.wide").result_rows)
+    assert held == {"a": ("123456789012345678901234.12345", "1"),  # 29 digits: DynamoDB holds them
+                    "b": ("1", "15000000000000000000000000000.0000000002")}  # 39 digits: DynamoDB cannot
+    table = new_table("wide", {"id": "S"})
+    in_process_push(ch, relation=f"{ch.schema}.wide", table=table)
+    got = scan(table)
+    assert got.get("a", {}).get("d") == Decimal("123456789012345678901234.12345")  # HEAD: 123456789012345678900000
+    assert "b" not in got  # HEAD: written as 15000000000000000000000000000
+    [entry] = quarantine(ch, table)
+    assert "column s" in entry["reason"] and "39 significant digits" in entry["reason"], entry["reason"]
+
+
+# A ClickHouse Map may hold one key twice (map(), mapFromArrays, CAST from arrays do not dedupe);
+# clickhouse-connect read it into a dict, so push wrote the last value (m['k'] in ClickHouse is the
+# first) and dropped the others, in silence.
+def test_a_map_holding_a_key_twice_is_set_aside_not_collapsed(clickhouse, moto_endpoint):
+    ch = clickhouse
+    set_model(ch, "maps", "id String, m Map(String, UInt8), am Array(Map(Float64, UInt8))", None)
+    with ch.client() as c:
+        c.command(f"INSERT INTO `{ch.schema}`.maps SELECT 'a', mapFromArrays(['x', 'x'], [1, 2]), [map(1., 1)]")
+        c.command(f"INSERT INTO `{ch.schema}`.maps SELECT 'b', map('x', 1), [map(0., 1, -0., 2)]")
+        c.command(f"INSERT INTO `{ch.schema}`.maps SELECT 'c', map('x', 1), [map(1., 1)]")
+        assert c.query(f"SELECT m['x'], length(m) FROM `{ch.schema}`.maps WHERE id = 'a'").result_rows == [(1, 2)]
+    table = new_table("maps", {"id": "S"})
+    in_process_push(ch, relation=f"{ch.schema}.maps", table=table)
+    got = scan(table)
+    assert got == {"c": {"id": "c", "m": {"x": Decimal(1)}, "am": [{"1": Decimal(1)}]}}  # HEAD: a as {'x': 2}, b as [{'0': 2}]
+    reasons = {q["key_json"]: q["reason"] for q in quarantine(ch, table)}
+    assert "column m" in reasons['{"id":{"S":"a"}}'] and "column am" in reasons['{"id":{"S":"b"}}'], reasons
+
+
+# README: IPv6 is written "as ClickHouse writes them"; an IPv4-compatible address (::1.2.3.4) went
+# out as Python writes it (::102:304).
+def test_ipv6_is_written_as_clickhouse_writes_it(clickhouse, moto_endpoint):
+    ch = clickhouse
+    set_model(ch, "addrs", "id String, ip IPv6",
+              "('compat', '::1.2.3.4'), ('mapped', '::ffff:1.2.3.4'), ('plain', '2001:db8::1'), ('one', '::1'), "
+              "('small', '::0.0.1.2'), ('zero', '::')")
+    table = new_table("addrs", {"id": "S"})
+    in_process_push(ch, relation=f"{ch.schema}.addrs", table=table)
+    shown = dict(ch.rows(f"SELECT id, toString(ip) FROM `{ch.schema}`.addrs"))
+    assert shown["compat"] == "::1.2.3.4"
+    assert {i: item["ip"] for i, item in scan(table).items()} == shown  # HEAD: compat as ::102:304
