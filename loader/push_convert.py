@@ -36,6 +36,7 @@ import base64
 import datetime as dt
 import json
 import math
+import re
 import struct
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -387,6 +388,10 @@ class ItemConverter:
                 raise UnsupportedColumn(f"{option} names column(s) not in the relation: {', '.join(missing)}")
         if not 1 <= len(key) <= 2 or len(set(key)) != len(key):
             raise UnsupportedColumn(f"the key is a partition key and an optional sort key, not {key}")
+        for c in columns:  # (else the option would be ignored, the column written as it would be without it)
+            if c.name in options.binary and not re.search(r"\b(Fixed)?String\b", c.type):
+                raise UnsupportedColumn(f"--binary names column {c.name}, of type {c.type}: only String and "
+                                        "FixedString values (also in an Array, Map or Tuple) are written as B")
         self.columns = columns
         self.key = list(key)
         self.options = options

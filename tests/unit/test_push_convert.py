@@ -235,6 +235,8 @@ def test_values_dynamodb_refuses_are_refused_whole(columns, row, key, options, w
     ({"id": "String", "s": "String"}, ("id",), {"sets": frozenset({"s"})}, "only an Array column"),
     ({"id": "String", "a": "Array(Array(String))"}, ("id",), {"sets": frozenset({"a"})}, "a set needs"),
     ({"id": "String", "m": "Map(Array(String), String)"}, ("id",), {}, "cannot be attribute names"),
+    ({"id": "String", "u": "UUID"}, ("id",), {"binary": frozenset({"u"})}, "--binary names column u, of type UUID"),
+    ({"id": "Int32"}, ("id",), {"binary": frozenset({"id"})}, "--binary names column id, of type Int32"),
 ])
 def test_unsupported_columns_stop_before_any_row(columns, key, options, words):
     with pytest.raises(UnsupportedColumn, match=words):
