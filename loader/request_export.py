@@ -57,8 +57,17 @@ def plan_export(windows: list[ExportWindow], now: datetime, *, full: bool = Fals
     if full or start is None:
         return ExportPlan(FULL_EXPORT, reason="requested" if full else "no full export loaded yet")
     # The API takes whole seconds; never start after what is covered.
-    start = start.replace(microsecond=0)
+    covered, start = start, start.replace(microsecond=0)
     end = min(now.replace(microsecond=0), start + MAX_WINDOW)
+    # A gap before a loaded window is filled exactly: a window running past its start would overlap it.
+    later = [w.export_from_time for w in windows if w.export_type == INCREMENTAL_EXPORT and w.export_from_time
+             and w.export_to_time and w.export_from_time > covered]
+    if later and min(later) < end:
+        end = min(later)
+        if end - start < MIN_WINDOW:
+            raise ExportRequestError(
+                f"the loaded exports have a gap from {covered.isoformat()} to {end.isoformat()}, shorter than the "
+                "15 minutes of the shortest incremental export: request a full export (--full)")
     if end - start < MIN_WINDOW:
         return None
     return ExportPlan(INCREMENTAL_EXPORT, start, end, reason=f"continues the loaded exports from {start.isoformat()}")

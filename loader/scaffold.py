@@ -83,20 +83,32 @@ def _number_type(texts: list[str]) -> tuple[str, str]:
     values = [parse_number(t) for t in texts]
     if not values or any(v is None for v in values):
         return "String", "not all numbers"
-    fractional = [v for v in values if v != v.to_integral_value()]
-    if not fractional:
+    shape = [_digits(v) for v in values]
+    integer_digits, scale = max(i for i, _ in shape), max(f for _, f in shape)  # scale: decimals after the point
+    if scale == 0:
+        if integer_digits > len(str(INTEGER_TYPES[-1][2])):  # (no int() of 1E+999999: slow, and too wide anyway)
+            return "String", "integers beyond UInt256: kept as number text"
         ints = [int(v) for v in values]
         lo, hi = min(ints), max(ints)
         for name, tlo, thi in INTEGER_TYPES:
             if tlo <= lo and hi <= thi:
                 return name, f"integers {lo}..{hi}"
         return "String", "integers beyond UInt256: kept as number text"
-    scale = max(-v.normalize().as_tuple().exponent for v in fractional)  # decimals after the point
-    integer_digits = max(len(str(abs(int(v)))) if int(v) != 0 else 0 for v in values)
     for precision in (38, 76):
         if scale <= precision and integer_digits <= precision - scale:
             return f"Decimal({precision}, {scale})", f"up to {integer_digits} integer and {scale} fractional digits"
     return "String", f"{integer_digits} integer and {scale} fractional digits exceed Decimal256: kept as number text"
+
+
+def _digits(v: Decimal) -> tuple[int, int]:
+    """(integer digits, fractional digits) of v, counted on its own digits (trailing zeros do not count): no
+    rounding to the context's precision (an S of 500 digits), no str() of a huge int (past 4300 digits)."""
+    _, digits, exponent = v.as_tuple()
+    text = "".join(map(str, digits)).rstrip("0")
+    if not text:
+        return 0, 0
+    exponent += len(digits) - len(text)
+    return max(0, len(text) + exponent), max(0, -exponent)
 
 
 def infer_column(stats: AttributeStats, sampled: int) -> tuple[str, str, bool]:
@@ -280,11 +292,18 @@ def build(table: str, sampled: int, stats: dict[str, AttributeStats], seen_keys:
     return model_name(table), columns, key_columns
 
 
+def _yaml_quoted(s: str) -> str:
+    """A JSON string with every character outside printable ASCII escaped the way YAML reads it back: \\u for
+    the BMP, \\U with 8 hex digits past it (YAML does not join a JSON surrogate pair: libyaml refuses it)."""
+    return "".join(c if " " <= c <= "~" else f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
+                   for c in json.dumps(s, ensure_ascii=False))
+
+
 def render_yaml(table: str, declaration: str, columns: list[Column], key_columns: list[str], sampled: int,
                 key_guessed: bool) -> str:
-    # JSON strings are valid YAML scalars; with ensure_ascii, characters YAML reads otherwise (NEL as a line
-    # break, DEL refused) are \u escapes, which YAML's double-quoted strings read back the same
-    q = lambda s: json.dumps(s, ensure_ascii=True)  # noqa: E731
+    # JSON strings are valid YAML scalars; characters YAML reads otherwise (NEL as a line break, DEL refused,
+    # a surrogate pair) are escapes, which YAML's double-quoted strings read back the same
+    q = _yaml_quoted
     lines = [f"# dynamodb-cdc scaffold {table}: {sampled} sampled items. Paste under `vars: dynamodb_cdc_tables:`",
              "# in dbt_project.yml, then review each type against what the table may hold beyond the sample.",
              f"{q(declaration)}:"]

@@ -155,3 +155,54 @@ def test_scaffold_samples_items_not_copies_of_one_line(s3, clickhouse):
     types = {c["name"]: c["type"] for c in yaml.safe_load(result.stdout)["catalog"]["columns"]}
     assert types == {"pk": "String", "n": "Int128"}, result.stdout
     assert "100 sampled items" in result.stdout
+
+
+EMOJI_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/emoji"
+
+
+# scaffold on an attribute named with a character past U+FFFF: dbt parses the declaration it prints.
+def test_scaffold_of_an_emoji_attribute_parses_in_dbt(s3, clickhouse, tmp_path):
+    items = [{"pk": {"S": f"p{i}"}, "mood😀": {"S": "ok"}} for i in range(3)]
+    write_full_export(s3, s3.bucket, EMOJI_ARN, items, prefix="e", export_time=datetime(2026, 9, 1, tzinfo=timezone.utc))
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/e", check=True)
+    project = tmp_path / "project"
+    result = clickhouse.cli("scaffold", "emoji", "--key", "pk", "--output-dir", str(project / "models"), check=True)
+    (project / "dbt_project.yml").write_text(textwrap.dedent("""\
+        name: scaffold_test
+        version: "1.0"
+        config-version: 2
+        profile: scaffold_test
+        model-paths: ["models"]
+        vars:
+          dynamodb_cdc_tables:
+        """) + textwrap.indent(result.stdout, "    "))
+    (project / "packages.yml").write_text(f"packages:\n  - local: {json.dumps(str(ROOT))}\n")
+    dbt = Dbt(clickhouse, project, tmp_path, "scaffold_test")
+    dbt("deps")
+    dbt("run")
+    assert clickhouse.rows(f"SELECT pk, `mood😀` FROM {clickhouse.schema}.emoji_current ORDER BY pk") == [
+        ("p0", "ok"), ("p1", "ok"), ("p2", "ok")]
+
+
+# A number attribute that sometimes holds its number in an S: an S is not bounded by DynamoDB's 38 digits,
+# and the proposed type must hold it (or be String), never stop the command.
+DRIFT_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/drift"
+
+
+def _drift_type(s3, clickhouse, prefix, value):
+    items = [{"pk": {"S": "a"}, "x": {"N": "0.5"}}, {"pk": {"S": "b"}, "x": {"S": value}}]
+    write_full_export(s3, s3.bucket, DRIFT_ARN, items, prefix=prefix, export_time=T0)
+    clickhouse.cli("load-export", f"s3://{s3.bucket}/{prefix}", check=True)
+    result = clickhouse.cli("scaffold", "drift", "--key", "pk", "--no-models")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    return {c["name"]: c["type"] for c in yaml.safe_load(result.stdout)["drift"]["columns"]}["x"]
+
+
+def test_a_long_number_in_an_s_is_not_rounded_into_a_decimal_too_small(s3, clickhouse):
+    # 452 significant digits: was Decimal(38, 1), which reads this value as NULL (a conversion error)
+    assert _drift_type(s3, clickhouse, "long", "1." + "0" * 450 + "1") == "String"
+
+
+def test_a_wide_exponent_in_an_s_does_not_stop_scaffold(s3, clickhouse):
+    # was a traceback: ValueError, Exceeds the limit (4300 digits) for integer string conversion
+    assert _drift_type(s3, clickhouse, "wide", "1E+5000") == "String"

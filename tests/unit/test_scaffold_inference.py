@@ -29,6 +29,10 @@ BIG38 = "12345678901234567890123456789012345678"
     (["1E-130"], "String"),  # 130 decimals: past Decimal256
     (["9.9999999999999999999999999999999999999E+125", "0.5"], "String"),
     (["abc"], "String"),
+    # numbers in an S (type drift) are not bounded by DynamoDB's 38 digits: counted exactly, not rounded to 400
+    # digits (Decimal(38, 1), which turned this value into NULL) nor put through str() (a ValueError past 4300 digits)
+    (["0.5", "1." + "0" * 450 + "1"], "String"),
+    (["0.5", "1E+5000"], "String"),
 ])
 def test_number_type(numbers, expected):
     assert number_type(numbers)[0] == expected
@@ -108,6 +112,19 @@ def test_yaml_reads_back_any_attribute_name():
     declaration, columns, key = build("t", 1, st, [["pk"]], None)
     doc = yaml.safe_load(render_yaml("t", declaration, columns, key, 1, key_guessed=False))
     assert {c.get("attribute", c["name"]) for c in doc["t"]["columns"]} == {"pk", *names}
+
+
+def test_yaml_reads_back_a_name_past_the_bmp():
+    """An emoji was written as a JSON surrogate pair ("\\ud83d\\ude00"): libyaml (dbt's loader) refused the
+    project ("found invalid Unicode character escape code"), PyYAML read two lone surrogates."""
+    import yaml
+
+    st = {"pk": stats("pk", {"S": 1}, strings_distinct=1), "a😀": stats("a😀", {"S": 1}, strings_distinct=1)}
+    declaration, columns, key = build("t", 1, st, [["pk"]], None)
+    text = render_yaml("t", declaration, columns, key, 1, key_guessed=False)
+    for loader in (yaml.SafeLoader, yaml.CSafeLoader):
+        doc = yaml.load(text, Loader=loader)
+        assert [c["name"] for c in doc["t"]["columns"]] == ["pk", "a😀"]
 
 
 def test_reserved_names_are_the_changes_models_own():
