@@ -321,3 +321,45 @@ def test_a_chdb_url_naming_no_directory_is_refused_as_the_loader_refuses_it(url)
 
     with pytest.raises(DbtRuntimeError, match="needs a data directory"):
         ChdbCredentials(path=url, schema="analytics")
+
+
+def test_cancel_stops_the_query_in_flight(tmp_path):
+    """dbt cancels open connections on Ctrl-C with dbt-clickhouse's cancel, which only closes the
+    client; a chDB handle's close() waits for the query in flight, so dbt hung (holding the
+    directory) until the query ended.  The adapter's cancel kills the query first."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from dbt.adapters.chdb.client import ChdbClient
+    from dbt.adapters.chdb.connections import ChdbConnectionManager
+    from dbt.adapters.chdb.credentials import ChdbCredentials
+
+    client = ChdbClient(ChdbCredentials(path=str(tmp_path / "chdb"), schema="analytics"))
+    outcome = {}
+
+    def long_query():
+        try:
+            # (max_execution_time: should cancel() fail, the query ends by itself and the test fails, not hangs)
+            client.command("SELECT count() FROM system.numbers WHERE number < 1e12 "
+                           "SETTINGS max_block_size = 1000, max_execution_time = 60")
+        except Exception as ex:  # noqa: BLE001 - the cancelled query's error is the point
+            outcome["error"] = str(ex)
+
+    worker = threading.Thread(target=long_query)
+    worker.start()
+    try:
+        time.sleep(1)  # the query is running
+        started = time.monotonic()
+        manager = object.__new__(ChdbConnectionManager)  # cancel() uses no manager state
+        manager.cancel(SimpleNamespace(handle=client, name="model.scratch.slow"))
+        worker.join(30)
+        assert not worker.is_alive(), "the query was still running 30 s after cancel()"
+        assert time.monotonic() - started < 10
+        assert "QUERY_WAS_CANCELLED" in outcome.get("error", ""), outcome
+    finally:
+        if worker.is_alive():  # do not leave the engine busy for the other tests
+            worker.join(90)
+        client.close()
+    # Another client's queries are not touched, and the directory is free again.
+    assert query(tmp_path / "chdb", "SELECT 1") == [(1,)]

@@ -6,6 +6,8 @@ one place where the chDB client does not behave like the HTTP one (resetting
 the database after a schema is dropped).
 """
 
+import uuid
+
 from dbt.adapters.clickhouse.httpclient import ChHttpClient
 from dynamodb_cdc.connection import open_chdb_client
 
@@ -18,6 +20,11 @@ from dynamodb_cdc.connection import open_chdb_client
 # database_replicated_enforce_synchronous_settings are ordinary ClickHouse
 # settings.  Kept as a hook should a chDB release start rejecting one.
 UNSUPPORTED_SETTINGS: frozenset = frozenset()
+
+# Every query of a client carries this setting, with a value of its own (unless
+# the profile's custom_settings set it), so that cancel_running_query can find
+# the client's query in system.processes.
+CANCEL_TAG_SETTING = 'log_comment'
 
 # Every ClickHouse instance has this database; see database_dropped.
 _FALLBACK_DATABASE = 'default'
@@ -36,10 +43,27 @@ class ChdbClient(ChHttpClient):
             for key, value in self._conn_settings.items()
             if key not in UNSUPPORTED_SETTINGS
         }
+        self.cancel_tag = str(settings.setdefault(CANCEL_TAG_SETTING, f'dbt-chdb::{uuid.uuid4()}'))
+        self._chdb_path = credentials.path
         # EngineLockedError (another process owns the directory) propagates:
         # the connection manager's retry_connection turns it into a
         # FailedToConnectError carrying its one-line message.
         return open_chdb_client(credentials.path, settings=settings)
+
+    def cancel_running_query(self):
+        """Stop this client's query in flight, if any (dbt cancels on Ctrl-C).
+
+        dbt-clickhouse cancels by closing the client, which over HTTP drops the
+        socket at once.  A chDB handle's close() instead waits for the query in
+        flight to end, so dbt would hang (holding the directory) until it did.
+        KILL QUERY from a second handle on the same engine ends it now.
+        """
+        tag = self.cancel_tag.replace('\\', '\\\\').replace("'", "\\'")
+        killer = open_chdb_client(self._chdb_path)
+        try:
+            killer.command(f"KILL QUERY WHERE Settings['{CANCEL_TAG_SETTING}'] = '{tag}' SYNC")
+        finally:
+            killer.close()
 
     def database_dropped(self, database: str):
         # ChHttpClient sets the client database to None, which over HTTP means

@@ -31,3 +31,14 @@ class ChdbConnectionManager(ClickHouseConnectionManager):
             retry_limit=credentials.retries,
             retryable_exceptions=retryable_exceptions,
         )
+
+    def cancel(self, connection):
+        # dbt-clickhouse's cancel only closes the client; on chDB that waits for
+        # the query in flight to finish (see ChdbClient.cancel_running_query).
+        handle = connection.handle
+        if isinstance(handle, ChdbClient):
+            try:
+                handle.cancel_running_query()
+            except Exception as ex:  # cancelling is best effort; close() still runs
+                logger.debug(f'Could not kill the query of {connection.name}: {ex}')
+        super().cancel(connection)
