@@ -311,7 +311,7 @@ def test_locked_directory_fails_with_one_line_message(built):
     assert query(data_dir, "SELECT count() FROM analytics.base_table") == [(10,)]
 
 
-@pytest.mark.parametrize("url", ["chdb://", "chdb:// ", "chdb://memory", "chdb://:memory:"])
+@pytest.mark.parametrize("url", ["chdb://", "chdb:// ", "chdb://memory", "chdb://:memory:", ":memory:"])
 def test_a_chdb_url_naming_no_directory_is_refused_as_the_loader_refuses_it(url):
     """The loader refuses a chdb:// URL without a data directory; the profile's path took `chdb://`
     as the directory dbt runs from (the engine's files spread over the project) and `chdb://memory`

@@ -78,6 +78,11 @@ class ChdbCredentials(ClickHouseCredentials):
                     f'`path` {self.path}: chdb:// needs a data directory, e.g. chdb:///var/lib/dynamodb-cdc '
                     'or chdb://.chdb'
                 )
+        elif path == ':memory:':  # (else a directory named ':memory:' would be made where dbt runs)
+            raise DbtRuntimeError(
+                '`path` :memory:: the chdb profile needs a data directory, the one the loader writes to (an '
+                'engine in memory holds none of its tables), e.g. `path: .chdb`'
+            )
         path = os.path.expanduser(path)
         if not os.path.isabs(path):
             path = os.path.join(os.getcwd(), path)
