@@ -8,6 +8,7 @@ interface the clients rely on.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from datetime import datetime, timezone
 
@@ -147,29 +148,26 @@ def test_a_command_run_under_chdb_http_reaches_it_through_the_variables_it_reads
     assert loader.stdout.splitlines()[-1].startswith("http://127.0.0.1:")
 
 
-def test_a_proxy_answering_bad_gateway_while_clickhouse_restarts_is_waited_for(server, monkeypatch):
-    """A load balancer in front of ClickHouse answers 502 Bad Gateway, with no ClickHouse error, while the
-    server behind it restarts.  clickhouse-connect raises that as a DatabaseError, which was not retried:
-    the command stopped at once.  Here a real HTTP proxy on loopback answers the first two requests
-    with 502, then forwards each request to chdb_http as it is."""
+@contextlib.contextmanager
+def _proxy(upstream_url: str, refuse):
+    """A real HTTP proxy on 127.0.0.1 in front of ``upstream_url`` (yields its URL): a request whose body
+    ``refuse(body)`` gives a status for (502, 503: a load balancer while ClickHouse restarts, with no
+    ClickHouse error) gets that answer; every other request is forwarded as it is."""
     import http.client
     import http.server
     import threading
     from urllib.parse import urlsplit
 
-    from dynamodb_cdc import connection
-
-    upstream = urlsplit(server.url)
-    answered = []
+    upstream = urlsplit(upstream_url)
 
     class Proxy(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def _forward(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            answered.append(self.command)
-            if len(answered) <= 2:
-                status, headers, data = 502, [], b"<html><body>502 Bad Gateway</body></html>"
+            status = refuse(body)
+            if status:
+                headers, data = [], f"<html><body>{status} from the proxy</body></html>".encode()
             else:
                 conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
                 conn.request(self.command, self.path, body=body,
@@ -193,66 +191,52 @@ def test_a_proxy_answering_bad_gateway_while_clickhouse_restarts_is_waited_for(s
 
     proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    waits = []
-    monkeypatch.setattr(connection.time, "sleep", waits.append)
     try:
-        client = open_client(f"http://127.0.0.1:{proxy.server_address[1]}/")
-        assert client.command("SELECT 40 + 2") == 42
-        client.close()
+        yield f"http://127.0.0.1:{proxy.server_address[1]}/"
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+def test_a_proxy_answering_bad_gateway_while_clickhouse_restarts_is_waited_for(server, monkeypatch):
+    """A load balancer in front of ClickHouse answers 502 Bad Gateway, with no ClickHouse error, while the
+    server behind it restarts.  clickhouse-connect raises that as a DatabaseError, which was not retried:
+    the command stopped at once.  Here a real HTTP proxy on loopback answers the first two requests
+    with 502, then forwards each request to chdb_http as it is."""
+    from dynamodb_cdc import connection
+
+    answered = []
+
+    def refuse(body):
+        answered.append(body)
+        return 502 if len(answered) <= 2 else None
+
+    waits = []
+    monkeypatch.setattr(connection.time, "sleep", waits.append)
+    with _proxy(server.url, refuse) as url:
+        client = open_client(url)
+        assert client.command("SELECT 40 + 2") == 42
+        client.close()
     assert waits == [0.5, 1.0]
 
 
 def test_a_transient_error_while_bringing_a_routing_view_up_to_date_is_retried(server):
     """ensure() turned any failure of ALTER ... MODIFY QUERY into a RuntimeError advising DROP VIEW, so that
     load-export's retrying('creating the raw tables') stopped at a 503 of a proxy (ClickHouse restarting)."""
-    import http.client
-    import http.server
-    import threading
-    from urllib.parse import urlsplit
-
     from dynamodb_cdc import schema
     from dynamodb_cdc.connection import retrying
 
-    upstream = urlsplit(server.url)
     refused = []
 
-    class Proxy(http.server.BaseHTTPRequestHandler):  # 503 to the first MODIFY QUERY, the rest forwarded
-        protocol_version = "HTTP/1.1"
+    def refuse(body):  # 503 to the first MODIFY QUERY
+        if b"MODIFY QUERY" in body and not refused:
+            refused.append(body)
+            return 503
+        return None
 
-        def _forward(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if b"MODIFY QUERY" in body and not refused:
-                refused.append(body)
-                status, headers, data = 503, [], b"<html><body>503 Service Unavailable</body></html>"
-            else:
-                conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
-                conn.request(self.command, self.path, body=body,
-                             headers={k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")})
-                reply = conn.getresponse()
-                status, data = reply.status, reply.read()
-                headers = [(k, v) for k, v in reply.getheaders()
-                           if k.lower() not in ("transfer-encoding", "content-length", "connection")]
-                conn.close()
-            self.send_response(status)
-            for k, v in headers:
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = _forward
-
-        def log_message(self, *args):
-            pass
-
-    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
     db = "raw_stale_transient"
-    try:
-        client = open_client(f"http://127.0.0.1:{proxy.server_address[1]}/")
+    with _proxy(server.url, refuse) as url:
+        client = open_client(url)
         schema.ensure(client, db)
         for view in schema.ROUTING_VIEWS:
             client.command(f"ALTER TABLE {db}.{view} MODIFY COMMENT ''")
@@ -262,8 +246,6 @@ def test_a_transient_error_while_bringing_a_routing_view_up_to_date_is_retried(s
                             "AND name IN ('_stream_records_accept', '_stream_records_refuse')").result_rows == [
             (schema.ROUTING_VERSION,)]
         client.close()
-    finally:
-        proxy.shutdown()
 
 
 def test_readonly_runs_reads_whatever_comes_before_them_and_refuses_the_rest(server):

@@ -48,6 +48,23 @@ def make_item(i: int) -> dict:
     return item
 
 
+def _run_scaffolded(clickhouse, project, tmp_path, declaration: str) -> None:
+    """dbt deps and dbt run of a project whose models scaffold wrote, with the declaration it printed."""
+    (project / "dbt_project.yml").write_text(textwrap.dedent("""\
+        name: scaffold_test
+        version: "1.0"
+        config-version: 2
+        profile: scaffold_test
+        model-paths: ["models"]
+        vars:
+          dynamodb_cdc_tables:
+        """) + textwrap.indent(declaration, "    "))
+    (project / "packages.yml").write_text(f"packages:\n  - local: {json.dumps(str(ROOT))}\n")
+    dbt = Dbt(clickhouse, project, tmp_path, "scaffold_test")
+    dbt("deps")
+    dbt("run")
+
+
 def test_scaffold_then_dbt_builds_every_item_exactly(s3, clickhouse, tmp_path):
     prefix = f"scaffold-{uuid.uuid4().hex[:6]}"
     items = {i: make_item(i) for i in range(40)}
@@ -82,19 +99,7 @@ def test_scaffold_then_dbt_builds_every_item_exactly(s3, clickhouse, tmp_path):
     again = clickhouse.cli("scaffold", "catalog", "--output-dir", str(project / "models"))
     assert again.returncode == 1 and "catalog_changes.sql exists; pass --force" in again.stderr
 
-    (project / "dbt_project.yml").write_text(textwrap.dedent("""\
-        name: scaffold_test
-        version: "1.0"
-        config-version: 2
-        profile: scaffold_test
-        model-paths: ["models"]
-        vars:
-          dynamodb_cdc_tables:
-        """) + textwrap.indent(result.stdout, "    "))
-    (project / "packages.yml").write_text(f"packages:\n  - local: {json.dumps(str(ROOT))}\n")
-    dbt = Dbt(clickhouse, project, tmp_path, "scaffold_test")
-    dbt("deps")
-    dbt("run")
+    _run_scaffolded(clickhouse, project, tmp_path, result.stdout)
 
     rows = clickhouse.rows(
         f"SELECT pk, sk, price, big, qty, name, status, flag, tags, scores, attrs, raw, toString(id), drift, mixed, "
@@ -167,19 +172,7 @@ def test_scaffold_of_an_emoji_attribute_parses_in_dbt(s3, clickhouse, tmp_path):
     clickhouse.cli("load-export", f"s3://{s3.bucket}/e", check=True)
     project = tmp_path / "project"
     result = clickhouse.cli("scaffold", "emoji", "--key", "pk", "--output-dir", str(project / "models"), check=True)
-    (project / "dbt_project.yml").write_text(textwrap.dedent("""\
-        name: scaffold_test
-        version: "1.0"
-        config-version: 2
-        profile: scaffold_test
-        model-paths: ["models"]
-        vars:
-          dynamodb_cdc_tables:
-        """) + textwrap.indent(result.stdout, "    "))
-    (project / "packages.yml").write_text(f"packages:\n  - local: {json.dumps(str(ROOT))}\n")
-    dbt = Dbt(clickhouse, project, tmp_path, "scaffold_test")
-    dbt("deps")
-    dbt("run")
+    _run_scaffolded(clickhouse, project, tmp_path, result.stdout)
     assert clickhouse.rows(f"SELECT pk, `mood😀` FROM {clickhouse.schema}.emoji_current ORDER BY pk") == [
         ("p0", "ok"), ("p1", "ok"), ("p2", "ok")]
 

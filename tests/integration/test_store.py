@@ -3,6 +3,7 @@ stream records (RowBinary from a local file on chDB, clickhouse-connect's insert
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timezone
 
 import pytest
@@ -106,12 +107,17 @@ def test_stream_records_land_byte_for_byte_with_their_times(store, clickhouse):
 
 
 # -- the raw schema: read first, made only where missing ----------------------------------------------
+@contextlib.contextmanager
 def _read_only(clickhouse):
     """A client whose every query runs with readonly = 2: reads and settings, no DDL, no INSERT (the
     rights of a monitoring user)."""
     from dynamodb_cdc.connection import open_client
 
-    return open_client(clickhouse.url, settings={"readonly": 2})
+    c = open_client(clickhouse.url, settings={"readonly": 2})
+    try:
+        yield c
+    finally:
+        c.close()
 
 
 def test_once_the_raw_tables_exist_commands_need_no_create_or_alter_rights(clickhouse):
@@ -124,47 +130,35 @@ def test_once_the_raw_tables_exist_commands_need_no_create_or_alter_rights(click
         schema.ensure(c, clickhouse.raw_db)
         assert c.command(f"SELECT count() FROM system.columns WHERE database = '{clickhouse.raw_db}' "
                          "AND table = 'stream_checkpoints' AND name = 'caught_up_at'") == 1
-    c = _read_only(clickhouse)
-    try:
+    with _read_only(clickhouse) as c:
         with pytest.raises(Exception, match="READONLY"):  # the session really refuses DDL
             c.command(f"CREATE TABLE IF NOT EXISTS `{clickhouse.raw_db}`.exports (x UInt8) ENGINE = Memory")
         schema.ensure(c, clickhouse.raw_db)  # nothing missing: no DDL sent
         assert status.collect(c, clickhouse.raw_db)["tables"] == []
-    finally:
-        c.close()
 
 
 def test_a_user_who_cannot_create_what_is_missing_is_told_what_and_how(clickhouse):
     from dynamodb_cdc import schema
 
-    c = _read_only(clickhouse)
-    try:
+    with _read_only(clickhouse) as c:
         with pytest.raises(RuntimeError, match=rf"raw database {clickhouse.raw_db} does not exist, and this "
                                                r"ClickHouse user cannot create it: .*READONLY.* Run any dynamodb-cdc "
                                                r"command once as a user allowed to create and alter tables"):
             schema.ensure(c, clickhouse.raw_db)
-    finally:
-        c.close()
     with clickhouse.client() as c:
         schema.ensure(c, clickhouse.raw_db)
         c.command(f"ALTER TABLE `{clickhouse.raw_db}`.export_lines DROP INDEX data_file_key_set")
-    c = _read_only(clickhouse)
-    try:
+    with _read_only(clickhouse) as c:
         with pytest.raises(RuntimeError, match=rf"{clickhouse.raw_db}.export_lines has no skip index "
                                                r"data_file_key_set \(made by an older dynamodb-cdc\)"):
             schema.ensure(c, clickhouse.raw_db)
-    finally:
-        c.close()
     with clickhouse.client() as c:
         schema.ensure(c, clickhouse.raw_db)
         c.command(f"DROP TABLE `{clickhouse.raw_db}`.leases")
-    c = _read_only(clickhouse)
-    try:
+    with _read_only(clickhouse) as c:
         with pytest.raises(RuntimeError, match=rf"the raw table {clickhouse.raw_db}.leases does not exist, and this "
                                                "ClickHouse user cannot create it"):
             schema.ensure(c, clickhouse.raw_db)
-    finally:
-        c.close()
 
 
 def test_a_user_who_cannot_alter_the_routing_views_of_an_older_version_is_told_so(clickhouse):
@@ -175,15 +169,12 @@ def test_a_user_who_cannot_alter_the_routing_views_of_an_older_version_is_told_s
         schema.ensure(c, clickhouse.raw_db)
         for view in schema.ROUTING_VIEWS:  # as an older dynamodb-cdc left them
             c.command(f"ALTER TABLE `{clickhouse.raw_db}`.{view} MODIFY COMMENT ''")
-    c = _read_only(clickhouse)
-    try:
+    with _read_only(clickhouse) as c:
         with pytest.raises(RuntimeError, match=rf"routing view {clickhouse.raw_db}._stream_records_accept was made by "
                                                r"an older dynamodb-cdc, and this ClickHouse user cannot alter it: "
                                                r".*READONLY.* Run any dynamodb-cdc command once as a user allowed") as e:
             schema.ensure(c, clickhouse.raw_db)
         assert "DROP VIEW" not in str(e.value)
-    finally:
-        c.close()
 
 
 def test_a_push_user_who_cannot_create_the_push_tables_is_told_that_push_makes_them(clickhouse):
@@ -193,11 +184,8 @@ def test_a_push_user_who_cannot_create_the_push_tables_is_told_that_push_makes_t
 
     with clickhouse.client() as c:
         schema.ensure(c, clickhouse.raw_db)  # what every other command makes
-    c = _read_only(clickhouse)
-    try:
+    with _read_only(clickhouse) as c:
         with pytest.raises(RuntimeError, match=rf"raw table {clickhouse.raw_db}.push_runs does not exist, and this "
                                                r"ClickHouse user cannot create it: .*READONLY.* Run dynamodb-cdc push "
                                                r"once as a user allowed to create and alter tables"):
             PushState(c, clickhouse.raw_db).ensure()
-    finally:
-        c.close()
