@@ -137,28 +137,24 @@ def test_once_the_raw_tables_exist_commands_need_no_create_or_alter_rights(click
         assert status.collect(c, clickhouse.raw_db)["tables"] == []
 
 
-def test_a_user_who_cannot_create_what_is_missing_is_told_what_and_how(clickhouse):
+@pytest.mark.parametrize("removed, told", [
+    (None, r"the raw database {db} does not exist, and this ClickHouse user cannot create it: .*READONLY.* Run any "
+           r"dynamodb-cdc command once as a user allowed to create and alter tables in {db}; later runs need no such"),
+    ("ALTER TABLE `{db}`.export_lines DROP INDEX data_file_key_set",
+     r"{db}.export_lines has no skip index data_file_key_set \(made by an older dynamodb-cdc\), and this ClickHouse"),
+    ("DROP TABLE `{db}`.leases", r"the raw table {db}.leases does not exist, and this ClickHouse user cannot create it"),
+])
+def test_a_user_who_cannot_create_what_is_missing_is_told_what_and_how(clickhouse, removed, told):
     from dynamodb_cdc import schema
 
+    db = clickhouse.raw_db
+    if removed:  # (none: the whole database is missing)
+        with clickhouse.client() as c:
+            schema.ensure(c, db)
+            c.command(removed.format(db=db))
     with _read_only(clickhouse) as c:
-        with pytest.raises(RuntimeError, match=rf"raw database {clickhouse.raw_db} does not exist, and this "
-                                               r"ClickHouse user cannot create it: .*READONLY.* Run any dynamodb-cdc "
-                                               r"command once as a user allowed to create and alter tables"):
-            schema.ensure(c, clickhouse.raw_db)
-    with clickhouse.client() as c:
-        schema.ensure(c, clickhouse.raw_db)
-        c.command(f"ALTER TABLE `{clickhouse.raw_db}`.export_lines DROP INDEX data_file_key_set")
-    with _read_only(clickhouse) as c:
-        with pytest.raises(RuntimeError, match=rf"{clickhouse.raw_db}.export_lines has no skip index "
-                                               r"data_file_key_set \(made by an older dynamodb-cdc\)"):
-            schema.ensure(c, clickhouse.raw_db)
-    with clickhouse.client() as c:
-        schema.ensure(c, clickhouse.raw_db)
-        c.command(f"DROP TABLE `{clickhouse.raw_db}`.leases")
-    with _read_only(clickhouse) as c:
-        with pytest.raises(RuntimeError, match=rf"the raw table {clickhouse.raw_db}.leases does not exist, and this "
-                                               "ClickHouse user cannot create it"):
-            schema.ensure(c, clickhouse.raw_db)
+        with pytest.raises(RuntimeError, match=told.format(db=db)):
+            schema.ensure(c, db)
 
 
 def test_a_user_who_cannot_alter_the_routing_views_of_an_older_version_is_told_so(clickhouse):
