@@ -701,8 +701,8 @@ class Pusher:
                 # (aliased apart: named as the column, it would stand for the column in the key hash and
                 # the WHERE clause, which would then hash and compare the text)
                 exprs.append(f"toString({ident(c.name)}, 'UTC') AS _push_c{i}")
-            elif _wide_decimals(c.type) != c.type:  # read exactly, see _wide_decimals (aliased apart too)
-                exprs.append(f"CAST({ident(c.name)}, {literal(_wide_decimals(c.type))}) AS _push_c{i}")
+            elif (wide := _wide_decimals(c.type)) != c.type:  # read exactly, see _wide_decimals (aliased apart too)
+                exprs.append(f"CAST({ident(c.name)}, {literal(wide)}) AS _push_c{i}")
             else:
                 exprs.append(ident(c.name))
         exprs.append(f"{self.key_hash_sql} AS _push_key_hash")

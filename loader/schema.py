@@ -282,8 +282,7 @@ def ensure(client, db: str) -> None:
             if _NO_RIGHTS.search(str(ex)):
                 raise RuntimeError(
                     f"the routing view {db}.{name} was made by an older dynamodb-cdc, and this ClickHouse user cannot "
-                    f"alter it: {str(ex).splitlines()[0]}. Run any dynamodb-cdc command once as a user allowed to "
-                    f"create and alter tables in {db}; later runs need no such rights") from None
+                    f"alter it: {_no_rights_advice(ex, 'any dynamodb-cdc command', db)}") from None
             raise RuntimeError(
                 f"cannot update the routing view {db}.{name} (made by an older dynamodb-cdc) with ALTER TABLE ... "
                 f"MODIFY QUERY: {str(ex).splitlines()[0]}. With no loader running, DROP VIEW {db}.{name} and rerun "
@@ -306,11 +305,15 @@ def create_missing(client, db: str, statements: list[str], run: str = "any dynam
         except Exception as ex:
             if not _NO_RIGHTS.search(str(ex)):
                 raise
-            raise RuntimeError(
-                f"{_describe(_object(statement, db), db)}, and this ClickHouse user cannot create it: "
-                f"{str(ex).splitlines()[0]}. Run {run} once as a user allowed to create and "
-                f"alter tables in {db}; later runs need no such rights") from None
+            raise RuntimeError(f"{_describe(_object(statement, db), db)}, and this ClickHouse user cannot create it: "
+                               f"{_no_rights_advice(ex, run, db)}") from None
     return comments
+
+
+def _no_rights_advice(ex: Exception, run: str, db: str) -> str:
+    """The server's refusal, then what to do: ``run`` once as a user with the rights."""
+    return (f"{str(ex).splitlines()[0]}. Run {run} once as a user allowed to create and alter tables in {db}; "
+            "later runs need no such rights")
 
 
 def _object(statement: str, db: str) -> tuple:
