@@ -3,8 +3,12 @@
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
+# Test processes (pytest-xdist): one per core, at most 4 (each holds an engine), unless TEST_WORKERS
+# says how many; TEST_WORKERS=0 runs the tests in this one process.
+TEST_WORKERS ?= auto
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+PYTEST  = $(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4
 ADAPTER_FILES := $(shell find adapter -type f -not -path '*/build/*' -not -path '*.egg-info*' -not -name '*.pyc')
 
 .PHONY: help venv demo test test-unit test-integration test-http bench clean
@@ -37,18 +41,18 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit
+	$(PYTEST) tests/unit
 
 test-integration: $(STAMP)
-	$(BIN)/python -m pytest tests/integration
+	$(PYTEST) tests/integration
 
 # The integration tests over HTTP, as against a ClickHouse server, where there is none: the engine
 # in a process of its own behind ClickHouse's HTTP interface (loader/testing/chdb_http.py).
 test-http: $(STAMP)
-	$(BIN)/python -m dynamodb_cdc.testing.chdb_http -- $(BIN)/python -m pytest tests/integration
+	$(BIN)/python -m dynamodb_cdc.testing.chdb_http -- $(PYTEST) tests/integration
 
 clean:
 	rm -rf $(VENV) build adapter/build adapter/*.egg-info *.egg-info .pytest_cache .hypothesis .demo target dbt_packages logs \

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -15,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Real AWS captures (see tests/fixtures/aws/README.md for their origin), copied byte for byte.
 SAMPLES = ROOT / "tests" / "fixtures" / "aws"
 BIN = Path(sys.executable).parent
+PACKAGE = re.search(r"^name:\s*(\S+)", (ROOT / "dbt_project.yml").read_text(), re.M).group(1)  # dynamodb_cdc
 
 
 @pytest.fixture(scope="session")
@@ -115,24 +119,40 @@ def write_profile(ch: ClickHouse, directory: Path, profile: str) -> Path:
     return directory
 
 
+def own_copy(project: Path, directory: Path) -> Path:
+    """A copy of one of the repository's dbt projects (integration_tests/, examples/) for one test,
+    its packages.yml `local: ../` written as the repository's absolute path, and the package
+    installed as `dbt deps` installs a local one (a symlink in dbt_packages/).  `dbt deps` empties a
+    project's dbt_packages and fills it again, and another test process (make test runs several)
+    running dbt on the same project would find the package gone in between; and a test that does
+    not run `dbt deps` itself does not depend on one that ran before it."""
+    shutil.copytree(project, directory, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages",
+                                                                      "package-lock.yml"))
+    packages = directory / "packages.yml"
+    text = packages.read_text()
+    assert "local: ../\n" in text, f"{packages}: expected the package installed from local: ../"
+    packages.write_text(text.replace("local: ../\n", f"local: {json.dumps(str(ROOT))}\n"))
+    (directory / "dbt_packages").mkdir()
+    (directory / "dbt_packages" / PACKAGE).symlink_to(ROOT, target_is_directory=True)
+    return directory
+
+
 class Dbt:
     """Runs the dbt CLI on a project, as a user would, against the test's ClickHouse."""
 
     def __init__(self, ch: ClickHouse, project: Path, work: Path, profile: str):
         self.ch = ch
-        self.project = project
+        self.project = own_copy(project, work / "project") if project.parent == ROOT else project
         self.profiles = write_profile(ch, work / "profiles", profile)
         self.env = {**os.environ, "DBT_TARGET_PATH": str(work / "target"), "DBT_LOG_PATH": str(work / "logs"),
                     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
         self.target = work / "target"
 
     def __call__(self, *args: str, vars: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        import json
-
         all_vars = {"dynamodb_cdc_raw_database": self.ch.raw_db, **(vars or {})}
         cmd = [str(BIN / "dbt"), *args, "--project-dir", str(self.project), "--profiles-dir", str(self.profiles),
                "--vars", json.dumps(all_vars)]
-        # From the project directory, as users run it (packages.yml `local: ../` is relative to it).
+        # From the project directory, as users run it.
         result = subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=600, cwd=self.project)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 HOST = "127.0.0.1"  # never anything outside 127.0.0.0/8
 
@@ -19,27 +18,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The server binds port 0 itself and reports the port the system gave it, so no other process (another
+# test worker, say) can take the port between choosing it and binding it.  It serves until its stdin
+# closes or it is terminated.
+_SERVE = """
+import os, sys
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address=sys.argv[1], port=0, verbose=False)
+server.start()
+port = server.get_host_and_port()[1]
+os.environ["MOTO_PORT"] = str(port)
+print(port, flush=True)
+sys.stdin.read()
+"""
+
+
 @contextlib.contextmanager
 def moto_server(*, set_env: bool = True):
     """Yield the endpoint URL of a fresh moto server; with set_env, point boto3 at it."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://{HOST}:{port}"
+    proc = subprocess.Popen([sys.executable, "-c", _SERVE, HOST], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     saved = {k: os.environ.get(k) for k in ENV}
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start on {url}") from None
-                time.sleep(0.1)
+        url = f"http://{HOST}:{_reported_port(proc, 60)}"
         if set_env:
             os.environ.update(env_for(url))
         yield url
@@ -55,6 +56,15 @@ def moto_server(*, set_env: bool = True):
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
+
+def _reported_port(proc: subprocess.Popen, timeout: float) -> int:
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else ""
+    if not line.strip().isdigit():
+        raise RuntimeError(f"moto server did not start within {timeout:.0f} s"
+                           + (f" (it exited {proc.poll()})" if proc.poll() is not None else ""))
+    return int(line)
 
 
 ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")

@@ -1,4 +1,4 @@
-"""The dbt package as a user installs it (integration_tests/, packages.yml `local: ../`), over
+"""The dbt package as a user installs it (integration_tests/, a local package: see conftest.own_copy), over
 a full refresh and incremental runs, against exports landed by the real loader from moto."""
 
 from __future__ import annotations
