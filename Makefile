@@ -8,7 +8,7 @@ VENV   := .venv
 TEST_WORKERS ?= auto
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-PYTEST  = $(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4
+PYTEST  = $(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist worksteal
 ADAPTER_FILES := $(shell find adapter -type f -not -path '*/build/*' -not -path '*.egg-info*' -not -name '*.pyc')
 
 .PHONY: help venv demo test test-unit test-integration test-http bench clean
