@@ -15,7 +15,7 @@ ADAPTER_FILES := $(shell find adapter -type f -not -path '*/build/*' -not -path 
 
 help:
 	@echo "make demo   run the end-to-end demo (moto S3 -> loader -> dbt on embedded ClickHouse)"
-	@echo "make test   run the test suite (make test-unit, make test-integration: a part of it)"
+	@echo "make test   run the test suite, a process per core (TEST_WORKERS=N; make test-unit, make test-integration: a part of it)"
 	@echo "make test-http  the integration tests over HTTP (chdb_http: ClickHouse's HTTP interface over chDB)"
 	@echo "make bench  benchmarks against baselines (BENCH_ITEMS, BENCH_CHANGES) -> bench/results.json"
 	@echo "make clean  remove .venv and build output"
