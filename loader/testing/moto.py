@@ -50,6 +50,8 @@ def moto_server(*, set_env: bool = True):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        proc.stdin.close()
+        proc.stdout.close()
         if set_env:
             for k, v in saved.items():
                 if v is None:
@@ -62,7 +64,7 @@ def _reported_port(proc: subprocess.Popen, timeout: float) -> int:
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
     line = proc.stdout.readline() if ready else ""
     if not line.strip().isdigit():
-        raise RuntimeError(f"moto server did not start within {timeout:.0f} s"
+        raise RuntimeError(f"moto server did not report its port within {timeout:.0f} s"
                            + (f" (it exited {proc.poll()})" if proc.poll() is not None else ""))
     return int(line)
 
