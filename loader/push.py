@@ -214,6 +214,7 @@ class PushState:
         from .schema import create_missing
 
         create_missing(self.client, self.db, state_ddl(self.db), run="dynamodb-cdc push")  # (no other command makes them)
+        clock.align(self.client)  # push_runs are stamped by the server's clock
 
     def record_run(self, run: dict) -> None:
         self.client.insert(f"{self.q}.push_runs", [[run[c] for c in RUN_COLUMNS]], column_names=RUN_COLUMNS)

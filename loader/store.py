@@ -117,7 +117,9 @@ class Store:
         self.embedded = type(client).__name__ == "ChdbClient"
 
     def ensure_schema(self) -> None:
+        """The raw tables (schema.ensure), and the server's clock for the ledger's stamps (clock.align)."""
         schema.ensure(self.client, self.db)
+        clock.align(self.client)
 
     # -- leases (lease.py) -------------------------------------------------------
     def lease_holders(self, scope: str) -> list[Holder]:

@@ -116,7 +116,7 @@ class Checkpoint:
     adjacent_parent_shard_id: str = ""
     records: int = 0
     millis_behind_latest: int | None = None  # Kinesis: how far the last page read was behind the shard's tip
-    # Kinesis: every record after sequence_number arrived after this time (UTC, the loader's clock):
+    # Kinesis: every record after sequence_number arrived after this time (UTC, the server's clock, clock.py):
     # the shard was read to its tip then (less a minute).  None: never seen at its tip.
     caught_up_at: datetime | None = None
 

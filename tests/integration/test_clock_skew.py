@@ -3,11 +3,12 @@ changes model must still read every landed row and apply every full export's del
 
 from __future__ import annotations
 
+import time
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
-import time
 
 from conftest import ROOT, Dbt
 from dynamodb_cdc.testing.exports import write_full_export
@@ -29,12 +30,10 @@ def dbt(clickhouse, tmp_path):
     return runner
 
 
-def load_skewed(s3, ch, monkeypatch, ids, when, skew: timedelta):
-    """load-export in this process, its host's clock `skew` off the server's."""
+def skew_clock(monkeypatch, skew: timedelta) -> None:
+    """This process stands for a host whose clock is `skew` off the server's (until the test ends:
+    monkeypatch restores the clock module, the offset it measured included)."""
     from dynamodb_cdc import clock
-    from dynamodb_cdc.connection import open_client
-    from dynamodb_cdc.load_export import LoadOptions, load_exports
-    from dynamodb_cdc.store import Store
 
     class Skewed(datetime):
         @classmethod
@@ -43,6 +42,16 @@ def load_skewed(s3, ch, monkeypatch, ids, when, skew: timedelta):
 
     monkeypatch.setattr(clock, "datetime", Skewed)
     monkeypatch.setattr(clock, "_last", datetime.min.replace(tzinfo=timezone.utc))
+    monkeypatch.setattr(clock, "_offset", timedelta(0))
+
+
+def load_skewed(s3, ch, monkeypatch, ids, when, skew: timedelta):
+    """load-export in this process, its host's clock `skew` off the server's."""
+    from dynamodb_cdc.connection import open_client
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.store import Store
+
+    skew_clock(monkeypatch, skew)
     write_full_export(s3, s3.bucket, ARN, [customer(i) for i in ids], prefix="exports/customers", export_time=when)
     client = open_client(ch.url)
     try:
@@ -70,3 +79,69 @@ def test_a_loader_clock_off_the_servers_loses_no_change(s3, clickhouse, dbt, mon
     load_skewed(s3, ch, monkeypatch, [1, 2, 4], T3, skew)  # 4 created
     run()
     assert [r[0] for r in ch.rows(current)] == [1, 2, 4]
+
+
+# Runs that alternate between hosts: the first on a host an hour ahead of the server, the next on
+# one in step with it.  ReplacingMergeTree keeps the ledger row with the highest updated_at, so
+# rows stamped by the first host's clock would outrank the later run's for an hour.
+
+
+def test_an_export_resumed_on_a_host_whose_clock_is_behind_the_first_ones_is_recorded_loaded(s3, clickhouse, monkeypatch):
+    """The first run dies after three batches of a file; the next, on another host, finishes the
+    export.  Its `loaded` rows must win: a third run finds nothing to load."""
+    from conftest import Crash, crashing_store
+    from dynamodb_cdc.load_export import LoadOptions, load_exports
+    from dynamodb_cdc.s3export import s3_client
+    from dynamodb_cdc.store import Store
+
+    ch = clickhouse
+    write_full_export(s3, s3.bucket, ARN, [customer(i) for i in range(45)], prefix="p", export_time=T1, files=2)
+    options = LoadOptions(batch_rows=10, parallel_files=1, progress=False)
+    uri = f"s3://{s3.bucket}/p"
+    with ch.client() as client:
+        skew_clock(monkeypatch, timedelta(hours=1))
+        with pytest.raises(Crash):  # as the 4th batch is inserted: three are checkpointed
+            load_exports(s3_client(), crashing_store(client, ch.raw_db, "insert_segment", 4), uri, options)
+        skew_clock(monkeypatch, timedelta(0))
+        assert load_exports(s3_client(), Store(client, ch.raw_db), uri, options).ok
+        again = load_exports(s3_client(), Store(client, ch.raw_db), uri, options)
+    assert again.ok
+    assert [(e.files_loaded, e.files_skipped, e.lines_landed) for e in again.exports] == [(0, 2, 45)]
+    assert ch.rows(f"SELECT status, count() FROM {ch.raw_db}.export_files FINAL GROUP BY status") == [("loaded", 2)]
+    assert ch.scalar(f"SELECT count() FROM {ch.raw_db}.export_lines") == 45
+
+
+def test_a_stream_consumed_on_a_host_whose_clock_is_behind_the_last_ones_keeps_its_checkpoint(moto_endpoint, clickhouse,
+                                                                                              monkeypatch):
+    """Two consumers of a Kinesis stream, one after the other on hosts an hour apart: the second
+    one's checkpoint wins, so a third run reads nothing again."""
+    from dynamodb_cdc.kinesis import KinesisSource
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import ConsumeOptions, consume
+    from dynamodb_cdc.testing.streams import change_record
+
+    ch = clickhouse
+    kinesis = boto3.client("kinesis")
+    name = f"skew-{uuid.uuid4().hex[:10]}"
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+
+    def put(n):
+        record = change_record("customers", "INSERT", {"tenant": {"S": "acme"}, "customer_id": {"N": str(n)}},
+                               new=customer(n), at_ms=int(T1.timestamp() * 1000) + n)
+        return kinesis.put_record(StreamName=name, Data=record, PartitionKey=str(n))["SequenceNumber"]
+
+    def run(skew):
+        skew_clock(monkeypatch, skew)
+        with ch.client() as client:
+            store = Store(client, ch.raw_db)
+            store.ensure_schema()
+            return consume(KinesisSource(kinesis, arn), store, ConsumeOptions())
+
+    [put(n) for n in range(3)]
+    assert run(timedelta(hours=1)).records == 3
+    last = [put(n) for n in range(3, 5)][-1]
+    assert run(timedelta(0)).records == 2
+    assert run(timedelta(0)).records == 0
+    assert ch.rows(f"SELECT sequence_number FROM {ch.raw_db}.stream_checkpoints FINAL") == [(last,)]
+    assert ch.scalar(f"SELECT count() FROM {ch.raw_db}.stream_records") == 5
