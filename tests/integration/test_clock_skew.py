@@ -26,7 +26,6 @@ def customer(cid):
 @pytest.fixture
 def dbt(clickhouse, tmp_path):
     runner = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
-    runner("deps")
     return runner
 
 

@@ -50,7 +50,6 @@ INITECH7 = customer("initech", "7", name=S("Neo"), address={"M": {"city": S("Zio
 def dbt(clickhouse, tmp_path):
     project = ROOT / "integration_tests"
     runner = Dbt(clickhouse, project, tmp_path, "dynamodb_cdc_integration_tests")
-    runner("deps")
     return runner
 
 
@@ -724,7 +723,6 @@ def test_rows_landed_while_the_views_are_created_or_rebuilt_are_in_the_model(tmp
     live = _LiveServer(tmp_path, monkeypatch)
     try:
         ch, dbt, landed = live.ch, live.dbt, live.landed
-        dbt("deps")
         ch.cli("status", check=True)  # the raw tables, empty
         statements = []
 
@@ -780,7 +778,6 @@ def test_a_row_landed_in_a_run_whose_catch_up_failed_is_typed_by_the_next_run(tm
     live = _LiveServer(tmp_path, monkeypatch)
     try:
         ch, dbt, landed = live.ch, live.dbt, live.landed
-        dbt("deps")
         ch.cli("status", check=True)
 
         def failing_catch_up(sql, fmt, **kwargs):

@@ -225,7 +225,6 @@ def test_current_view_equals_a_scan_of_the_table_after_random_writes(dynamodb, c
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
     rng = random.Random(20261122)
     dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
-    dbt("deps")
     for round_ in range(2):
         random_writes(dynamodb, rng, 60)
         clickhouse.cli("consume-streams", "--table", "props", check=True)
@@ -352,7 +351,6 @@ def test_ttl_deletes_in_the_streams_api_spelling_are_flagged_and_kept_per_declar
             record(3, "REMOVE", "s1", old="Ann"),  # a user's delete
             record(4, "REMOVE", "s2", old="Bo", ttl=True)])  # TTL, as the Streams API sends it
     dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
-    dbt("deps")
     dbt("run", "--select", "ttl_delete_changes", "ttl_delete_current", "ttl_keep_changes", "ttl_keep_current")
     s = clickhouse.schema
     assert clickhouse.rows(f"SELECT id FROM {s}.ttl_delete_current") == []
@@ -510,7 +508,6 @@ def _land_ttl_remove(clickhouse, stream_arn: str, key: dict, old_image: dict, at
 def _ttl_keep_runs(clickhouse, tmp_path):
     """The integration project's ttl_keep models, installed: returns run(*args), a `dbt run` of them (lookback 0)."""
     dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
-    dbt("deps")
 
     def run(*args: str) -> None:
         dbt("run", *args, "--select", "ttl_keep_changes", "ttl_keep_current", vars={"dynamodb_cdc_lookback_seconds": 0})

@@ -63,7 +63,6 @@ def cli_cmd(ch, *args: str) -> list[str]:
 
 def props_current(ch, tmp_path) -> list[tuple]:
     dbt = Dbt(ch, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
-    dbt("deps")
     dbt("run", "--select", "props_changes", "props_current")
     return ch.rows(f"SELECT pk, v, s FROM {ch.schema}.props_current ORDER BY pk")
 

@@ -270,7 +270,6 @@ def test_after_a_crash_between_insert_and_checkpoint_the_current_view_is_exact(k
     assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.stream_records") == 11 + 4  # one batch twice
 
     dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
-    dbt("deps")
     dbt("run", "--select", "props_changes", "props_current")
     assert clickhouse.rows(f"SELECT pk, v, s FROM {clickhouse.schema}.props_current ORDER BY pk") == [
         ("a", 6, "s7"), ("b", 8, "s10"), ("c", 5, "s6")]
@@ -466,7 +465,6 @@ def test_a_change_stamped_after_its_ingestion_fails_changes_not_after_ingestion(
         put(kinesis, name, shard, change_record("props", "INSERT", {"pk": image["pk"]}, new=image, at_ms=at))
     clickhouse.cli("consume-kinesis", "--stream", name, check=True)
     dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
-    dbt("deps")
     dbt("run", "--select", "props_changes")
     result = dbt("test", "--select", "props_changes", check=False)
     assert result.returncode == 1
@@ -543,7 +541,6 @@ def test_ttl_deletes_are_flagged_and_applied_or_kept_as_history_per_declaration(
         put(kinesis, name, shard, data)
     clickhouse.cli("consume-kinesis", "--stream", name, check=True)
     dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
-    dbt("deps")
     dbt("run", "--select", "ttl_delete_changes", "ttl_delete_current", "ttl_keep_changes", "ttl_keep_current")
 
     s = clickhouse.schema

@@ -190,7 +190,6 @@ def test_every_type_equals_type_deserializer(s3, clickhouse, tmp_path):
                       export_time=datetime(2026, 11, 1, tzinfo=timezone.utc), files=3)
     clickhouse.cli("load-export", f"s3://{s3.bucket}/{prefix}", check=True)
     dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
-    dbt("deps")
     dbt("run", "--select", "oracle_changes", "oracle_current")
 
     rows = clickhouse.rows(

@@ -682,7 +682,6 @@ def test_push_declared_on_the_example_exposure(clickhouse, moto_endpoint, tmp_pa
 
     ch = clickhouse
     dbt = Dbt(ch, ROOT / "examples", tmp_path / "dbt", "dynamodb_cdc")
-    dbt("deps")
     dbt("parse")
     manifest = dbt.target / "manifest.json"
     exposure = json.loads(manifest.read_text())["exposures"]["exposure.dynamodb_cdc_examples.user_summary_dynamodb"]

@@ -27,7 +27,6 @@ def micros(t: datetime) -> int:
 def test_attributes_appear_change_type_and_disappear(s3, clickhouse, tmp_path):
     prefix = f"drift-{uuid.uuid4().hex[:6]}"
     dbt = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
-    dbt("deps")
 
     def stage(lines_or_items, start: datetime | None = None):
         if start is None:
