@@ -159,6 +159,23 @@ class Dbt:
         return result
 
 
+def skew_clock(monkeypatch, skew) -> None:
+    """This process stands for a host whose clock is `skew` off the server's (until the test ends:
+    monkeypatch restores the clock module, the offset it measured included)."""
+    from datetime import datetime, timedelta, timezone
+
+    from dynamodb_cdc import clock
+
+    class Skewed(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) + skew
+
+    monkeypatch.setattr(clock, "datetime", Skewed)
+    monkeypatch.setattr(clock, "_last", datetime.min.replace(tzinfo=timezone.utc))
+    monkeypatch.setattr(clock, "_offset", timedelta(0))
+
+
 class Outage:
     """A real ClickHouse client whose calls fail the way a server going away makes them fail.
 

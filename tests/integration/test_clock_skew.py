@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import pytest
 
-from conftest import ROOT, Dbt
+from conftest import ROOT, Dbt, skew_clock
 from dynamodb_cdc.testing.exports import write_full_export
 
 ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/customers"
@@ -27,21 +27,6 @@ def customer(cid):
 def dbt(clickhouse, tmp_path):
     runner = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
     return runner
-
-
-def skew_clock(monkeypatch, skew: timedelta) -> None:
-    """This process stands for a host whose clock is `skew` off the server's (until the test ends:
-    monkeypatch restores the clock module, the offset it measured included)."""
-    from dynamodb_cdc import clock
-
-    class Skewed(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return datetime.now(tz) + skew
-
-    monkeypatch.setattr(clock, "datetime", Skewed)
-    monkeypatch.setattr(clock, "_last", datetime.min.replace(tzinfo=timezone.utc))
-    monkeypatch.setattr(clock, "_offset", timedelta(0))
 
 
 def load_skewed(s3, ch, monkeypatch, ids, when, skew: timedelta):

@@ -265,6 +265,28 @@ def test_incremental_and_delete_sync_over_three_runs(clickhouse, moto_endpoint):
     assert scan(table) == expected_summary(run3)
 
 
+def test_pushes_alternating_between_hosts_whose_clocks_differ_go_on_from_the_last_run(clickhouse, moto_endpoint,
+                                                                                      monkeypatch):
+    """The first push runs on a host an hour ahead of the ClickHouse server, the next two on one in
+    step with it: each incremental run goes on from the run before it, not from the first one."""
+    from datetime import timedelta
+
+    from conftest import skew_clock
+
+    ch = clickhouse
+    table = new_table("skewed", {"id": "S"})
+    options = {"relation": "summary", "table": table, "version_column": "v"}
+    set_model(ch, "summary", SUMMARY, summary_values([("a", "1.00", 1, 1), ("b", "2.00", 1, 2)]))
+    skew_clock(monkeypatch, timedelta(hours=1))
+    in_process_push(ch, **options)
+    skew_clock(monkeypatch, timedelta(0))
+    set_model(ch, "summary", SUMMARY, summary_values([("a", "1.00", 1, 1), ("b", "3.00", 2, 3)]))
+    in_process_push(ch, **options)
+    in_process_push(ch, **options)
+    assert [(x["mode"], x["watermark_from"], x["watermark"], x["rows_read"]) for x in runs(ch, table)] == [
+        ("full", "", "2", 2), ("incremental", "2", "3", 1), ("incremental", "3", "3", 1)]
+
+
 def test_sync_deletes_deletes_only_the_keys_its_own_relation_pushed(clickhouse, moto_endpoint):
     """Two relations pushed to one DynamoDB table, one after the other: --sync-deletes of one deletes
     the keys it pushed and no longer has, never the items the other relation wrote."""
