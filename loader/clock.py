@@ -9,12 +9,16 @@ host running ahead must not outrank the rows of the runs after it.
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime, timedelta, timezone
+
+log = logging.getLogger(__name__)
 
 _last = datetime.min.replace(tzinfo=timezone.utc)
 _offset = timedelta(0)  # the server's clock minus this host's, as ``align`` last measured it
 _lock = threading.Lock()
+WARN_OFFSET = timedelta(minutes=1)  # align() warns of a host clock this far or further off the server's
 
 
 def now() -> datetime:
@@ -41,4 +45,8 @@ def align(client) -> timedelta:
     offset = server - (before + (after - before) / 2)
     with _lock:
         _offset = offset
+    if abs(offset) >= WARN_OFFSET:
+        log.warning("this host's clock is %.1f s %s the ClickHouse server's: the loader stamps its ledgers by the "
+                    "server's clock, but check this host's time synchronisation (NTP)", abs(offset.total_seconds()),
+                    "behind" if offset > timedelta(0) else "ahead of")
     return offset

@@ -3,6 +3,7 @@ changes model must still read every landed row and apply every full export's del
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -70,7 +71,8 @@ def test_a_loader_clock_off_the_servers_loses_no_change(s3, clickhouse, dbt, mon
 # rows stamped by the first host's clock would outrank the later run's for an hour.
 
 
-def test_an_export_resumed_on_a_host_whose_clock_is_behind_the_first_ones_is_recorded_loaded(s3, clickhouse, monkeypatch):
+def test_an_export_resumed_on_a_host_whose_clock_is_behind_the_first_ones_is_recorded_loaded(s3, clickhouse, monkeypatch,
+                                                                                               caplog):
     """The first run dies after three batches of a file; the next, on another host, finishes the
     export.  Its `loaded` rows must win: a third run finds nothing to load."""
     from conftest import Crash, crashing_store
@@ -86,12 +88,16 @@ def test_an_export_resumed_on_a_host_whose_clock_is_behind_the_first_ones_is_rec
         skew_clock(monkeypatch, timedelta(hours=1))
         with pytest.raises(Crash):  # as the 4th batch is inserted: three are checkpointed
             load_exports(s3_client(), crashing_store(client, ch.raw_db, "insert_segment", 4), uri, options)
+        warned = re.search(r"this host's clock is ([0-9.]+) s ahead of the ClickHouse server's", caplog.text)
+        assert warned and abs(float(warned.group(1)) - 3600) < 1, caplog.text
+        caplog.clear()
         skew_clock(monkeypatch, timedelta(0))
         assert load_exports(s3_client(), Store(client, ch.raw_db), uri, options).ok
         again = load_exports(s3_client(), Store(client, ch.raw_db), uri, options)
     assert again.ok
     assert [(e.files_loaded, e.files_skipped, e.lines_landed) for e in again.exports] == [(0, 2, 45)]
     assert ch.rows(f"SELECT status, count() FROM {ch.raw_db}.export_files FINAL GROUP BY status") == [("loaded", 2)]
+    assert "host's clock" not in caplog.text  # in step: no warning
     assert ch.scalar(f"SELECT count() FROM {ch.raw_db}.export_lines") == 45
 
 
