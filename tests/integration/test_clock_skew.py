@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
 
-from conftest import ROOT, Dbt, skew_clock
+from conftest import ROOT, Crash, Dbt, crashing_store, skew_clock
 from dynamodb_cdc.testing.exports import write_full_export
 
 ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/customers"
@@ -26,8 +25,7 @@ def customer(cid):
 
 @pytest.fixture
 def dbt(clickhouse, tmp_path):
-    runner = Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
-    return runner
+    return Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
 
 
 def load_skewed(s3, ch, monkeypatch, ids, when, skew: timedelta):
@@ -68,14 +66,14 @@ def test_a_loader_clock_off_the_servers_loses_no_change(s3, clickhouse, dbt, mon
 
 # Runs that alternate between hosts: the first on a host an hour ahead of the server, the next on
 # one in step with it.  ReplacingMergeTree keeps the ledger row with the highest updated_at, so
-# rows stamped by the first host's clock would outrank the later run's for an hour.
+# rows stamped by the first host's clock would outrank the later run's for an hour.  (The same for
+# Kinesis checkpoints and pushes: test_kinesis.py, test_push.py.)
 
 
 def test_an_export_resumed_on_a_host_whose_clock_is_behind_the_first_ones_is_recorded_loaded(s3, clickhouse, monkeypatch,
                                                                                                caplog):
     """The first run dies after three batches of a file; the next, on another host, finishes the
     export.  Its `loaded` rows must win: a third run finds nothing to load."""
-    from conftest import Crash, crashing_store
     from dynamodb_cdc.load_export import LoadOptions, load_exports
     from dynamodb_cdc.s3export import s3_client
     from dynamodb_cdc.store import Store
@@ -99,39 +97,3 @@ def test_an_export_resumed_on_a_host_whose_clock_is_behind_the_first_ones_is_rec
     assert ch.rows(f"SELECT status, count() FROM {ch.raw_db}.export_files FINAL GROUP BY status") == [("loaded", 2)]
     assert "host's clock" not in caplog.text  # in step: no warning
     assert ch.scalar(f"SELECT count() FROM {ch.raw_db}.export_lines") == 45
-
-
-def test_a_stream_consumed_on_a_host_whose_clock_is_behind_the_last_ones_keeps_its_checkpoint(moto_endpoint, clickhouse,
-                                                                                              monkeypatch):
-    """Two consumers of a Kinesis stream, one after the other on hosts an hour apart: the second
-    one's checkpoint wins, so a third run reads nothing again."""
-    from dynamodb_cdc.kinesis import KinesisSource
-    from dynamodb_cdc.store import Store
-    from dynamodb_cdc.streams import ConsumeOptions, consume
-    from dynamodb_cdc.testing.streams import change_record
-
-    ch = clickhouse
-    kinesis = boto3.client("kinesis")
-    name = f"skew-{uuid.uuid4().hex[:10]}"
-    kinesis.create_stream(StreamName=name, ShardCount=1)
-    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
-
-    def put(n):
-        record = change_record("customers", "INSERT", {"tenant": {"S": "acme"}, "customer_id": {"N": str(n)}},
-                               new=customer(n), at_ms=int(T1.timestamp() * 1000) + n)
-        return kinesis.put_record(StreamName=name, Data=record, PartitionKey=str(n))["SequenceNumber"]
-
-    def run(skew):
-        skew_clock(monkeypatch, skew)
-        with ch.client() as client:
-            store = Store(client, ch.raw_db)
-            store.ensure_schema()
-            return consume(KinesisSource(kinesis, arn), store, ConsumeOptions())
-
-    [put(n) for n in range(3)]
-    assert run(timedelta(hours=1)).records == 3
-    last = [put(n) for n in range(3, 5)][-1]
-    assert run(timedelta(0)).records == 2
-    assert run(timedelta(0)).records == 0
-    assert ch.rows(f"SELECT sequence_number FROM {ch.raw_db}.stream_checkpoints FINAL") == [(last,)]
-    assert ch.scalar(f"SELECT count() FROM {ch.raw_db}.stream_records") == 5

@@ -48,9 +48,7 @@ INITECH7 = customer("initech", "7", name=S("Neo"), address={"M": {"city": S("Zio
 
 @pytest.fixture
 def dbt(clickhouse, tmp_path):
-    project = ROOT / "integration_tests"
-    runner = Dbt(clickhouse, project, tmp_path, "dynamodb_cdc_integration_tests")
-    return runner
+    return Dbt(clickhouse, ROOT / "integration_tests", tmp_path, "dynamodb_cdc_integration_tests")
 
 
 def load(s3, ch, items, when, files=2):

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import BIN, ROOT, SAMPLES, Crash, Dbt, crashing_store, hold_lease, outage_store, release_leases
+from conftest import BIN, ROOT, SAMPLES, Crash, Dbt, crashing_store, hold_lease, outage_store, release_leases, skew_clock
 from dynamodb_cdc.testing.streams import (
     TTL_IDENTITY, change_record, hash_key_in, partition_key, sample_records, wait_for_log,
 )
@@ -239,6 +239,35 @@ def test_a_crash_between_insert_and_checkpoint_loses_nothing(kinesis, clickhouse
     assert duplicated == {p["sequence_number"] for p in puts[3:6]}  # only the batch without a checkpoint, once more
     assert len(numbers) == 13
     assert checkpoints(clickhouse)["shardId-000000000000"][2] == puts[-1]["sequence_number"]
+
+
+def test_a_stream_consumed_on_a_host_whose_clock_is_behind_the_last_ones_keeps_its_checkpoint(kinesis, clickhouse,
+                                                                                              monkeypatch):
+    """Two consumers of a stream, one after the other on hosts an hour apart (the first ahead of the
+    ClickHouse server): the second one's checkpoint wins, so a third run reads nothing again."""
+    from dynamodb_cdc.kinesis import KinesisSource
+    from dynamodb_cdc.store import Store
+    from dynamodb_cdc.streams import ConsumeOptions, consume
+
+    name, arn = new_stream(kinesis, 1)
+    shard = shards_of(kinesis, name)["shardId-000000000000"]
+    changes = orders_changes(T_MS, 5)
+
+    def run(skew):
+        skew_clock(monkeypatch, skew)
+        with clickhouse.client() as client:
+            store = Store(client, clickhouse.raw_db)
+            store.ensure_schema()
+            return consume(KinesisSource(kinesis, arn), store, ConsumeOptions())
+
+    for data in changes[:3]:
+        put(kinesis, name, shard, data)
+    assert run(timedelta(hours=1)).records == 3
+    last = [put(kinesis, name, shard, data) for data in changes[3:]][-1]
+    assert run(timedelta(0)).records == 2
+    assert run(timedelta(0)).records == 0
+    assert checkpoints(clickhouse)["shardId-000000000000"][2] == last["sequence_number"]
+    assert clickhouse.scalar(f"SELECT count() FROM {clickhouse.raw_db}.stream_records") == 5
 
 
 def test_after_a_crash_between_insert_and_checkpoint_the_current_view_is_exact(kinesis, clickhouse, tmp_path):

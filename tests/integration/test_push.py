@@ -10,13 +10,14 @@ import subprocess
 import threading
 import time
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import boto3
 import pytest
 from boto3.dynamodb.types import Binary, TypeDeserializer
 
-from conftest import BIN
+from conftest import BIN, skew_clock
 
 deserialize = TypeDeserializer().deserialize
 
@@ -269,10 +270,6 @@ def test_pushes_alternating_between_hosts_whose_clocks_differ_go_on_from_the_las
                                                                                       monkeypatch):
     """The first push runs on a host an hour ahead of the ClickHouse server, the next two on one in
     step with it: each incremental run goes on from the run before it, not from the first one."""
-    from datetime import timedelta
-
-    from conftest import skew_clock
-
     ch = clickhouse
     table = new_table("skewed", {"id": "S"})
     options = {"relation": "summary", "table": table, "version_column": "v"}
